@@ -1,0 +1,1 @@
+//! box.cfg option schema: being written.

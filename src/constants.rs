@@ -1,0 +1,62 @@
+//! Every limit of the server, each with the reason for its value.
+//!
+//! Owned by nobody: plain constants read by every thread. A limit that is not here is a bug:
+//! every queue, buffer, batch and per-turn budget in Tarantula is bounded by one of these.
+
+/// The Tarantool version we speak on the wire and print in greetings. Connectors choose the
+/// protocol dialect from it (1.6.9: CALL is type 6, no ID request, no VOTE).
+pub const TARANTOOL_VERSION: &str = "1.6.9";
+
+/// Tarantula's own version, from Cargo.toml.
+pub const TARANTULA_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Size of an iproto or console greeting: two 64-byte lines.
+pub const GREETING_SIZE: usize = 128;
+
+/// Fiber ids below this are reserved, as in Tarantool (1 is the scheduler); the first user
+/// fiber is 101, so log lines read `main/101/...` like Tarantool's.
+pub const FIBER_ID_MIN: u64 = 101;
+
+/// Fibers resumed in one loop turn before the loop polls sockets again. Bounds the latency a
+/// burst of ready fibers adds to network I/O, while keeping the per-turn poll cost amortised.
+pub const FIBER_RESUMES_PER_TURN_MAX: usize = 4096;
+
+/// How deep `fiber.create` may nest immediate starts (a fiber creating a fiber from its first
+/// slice, and so on). Each level is a nested `lua_resume` on the TX thread's C stack; past this
+/// depth the new fiber is queued instead of started at once, so recursion cannot overflow it.
+pub const FIBER_START_NESTING_MAX: usize = 64;
+
+/// Live fibers at once. Each costs a Lua coroutine (about 1 KiB plus its stack); a million is
+/// far beyond any sane workload yet keeps a runaway `while true do fiber.create(f) end` from
+/// eating the machine.
+pub const FIBER_COUNT_MAX: usize = 1_000_000;
+
+/// Maximum size of one console statement (a line, or lines up to the delimiter). Scripts sent
+/// through `tarantoolctl` or net.box console can be large, but not unbounded.
+pub const CONSOLE_STATEMENT_SIZE_MAX: usize = 16 * 1024 * 1024;
+
+/// Bytes of console replies queued for one client before its fiber waits for the client to
+/// read. A client that stops reading holds at most this much server memory.
+pub const CONSOLE_OUTPUT_SIZE_MAX: usize = 4 * 1024 * 1024;
+
+/// Bytes read from a socket per read call.
+pub const SOCKET_READ_CHUNK: usize = 64 * 1024;
+
+/// Client connections (console and iproto together) served at once; accept pauses above it.
+pub const CONNECTION_COUNT_MAX: usize = 10_000;
+
+/// Capacity of the TX inbox (messages from the WAL, relay, applier, coio and stdin threads).
+/// Senders block when it is full, which is backpressure on those threads, never on TX.
+pub const TX_INBOX_CAPACITY: usize = 4096;
+
+/// Worker threads that run blocking calls (file I/O of `fio`, name resolution) for fibers.
+pub const COIO_THREADS: usize = 4;
+
+/// Jobs queued for the coio workers; a fiber submitting past it waits for a free slot.
+pub const COIO_QUEUE_CAPACITY: usize = 1024;
+
+/// mio events taken per poll call.
+pub const POLL_EVENTS_MAX: usize = 1024;
+
+/// Lines the interactive console keeps in its history.
+pub const CONSOLE_HISTORY_MAX: usize = 1000;
