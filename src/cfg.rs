@@ -450,12 +450,25 @@ fn check_type(shown: &str, types: &[LuaType], value: &CfgValue) -> Result<(), Bo
     if types.contains(&value.lua_type()) {
         return Ok(());
     }
+    Err(type_mismatch(shown, types))
+}
+
+fn type_mismatch(shown: &str, types: &[LuaType]) -> BoxError {
     let names: Vec<&str> = types.iter().map(|lua_type| lua_type.as_str()).collect();
     let reason = match names.as_slice() {
         [single] => format!("should be of type {single}"),
         _ => format!("should be one of types {}", names.join(", ")),
     };
-    Err(BoxError::cfg(shown, &reason))
+    BoxError::cfg(shown, &reason)
+}
+
+/// The error for a value no `CfgValue` can hold (a function, a userdata) given for `key`:
+/// `unexpected option` for an unknown key, else the option's type message.
+pub fn type_error(key: &str) -> BoxError {
+    match resolve_key(key) {
+        Ok(target) => type_mismatch(&target.shown, accepted_types(&target)),
+        Err(err) => err,
+    }
 }
 
 /// 1.6's `normalize_uri`: a number given where a URI string is expected becomes its Lua
@@ -1301,6 +1314,22 @@ mod tests {
 
     fn list(items: &[CfgValue]) -> CfgValue {
         CfgValue::Array(items.to_vec())
+    }
+
+    #[test]
+    fn type_error_for_values_lua_cannot_pass_as_cfg() {
+        assert_eq!(
+            type_error("listen").message,
+            "Incorrect value for option 'listen': should be one of types string, number"
+        );
+        assert_eq!(
+            type_error("force_recovery").message,
+            "Incorrect value for option 'force_recovery': should be of type boolean"
+        );
+        assert_eq!(
+            type_error("nosuch").message,
+            "Incorrect value for option 'nosuch': unexpected option"
+        );
     }
 
     #[test]

@@ -1,1 +1,90 @@
-//! todo
+//! coio: a small pool of worker threads that run blocking calls for fibers.
+//!
+//! Owned by the TX thread (the pool handle); the workers own nothing but the job they run.
+//! A fiber that needs a blocking call (file I/O in `fio`, name resolution) submits a job and
+//! waits; the worker runs it and sends the output back through the TX inbox, where the loop
+//! turns it into Lua values and resumes the fiber. So TX itself never blocks on the disk.
+
+use std::thread::JoinHandle;
+
+use crossbeam::channel::{self, Sender, TrySendError};
+
+use crate::constants::{COIO_QUEUE_CAPACITY, COIO_THREADS};
+use crate::fiber::FiberId;
+use crate::tx::{TxMsg, TxSender};
+
+/// What a finished job hands back: a conversion into Lua values, run on the TX thread.
+pub type CoioOutput =
+    Box<dyn FnOnce(&mlua::Lua) -> mlua::Result<mlua::MultiValue> + Send + 'static>;
+
+/// A job: the blocking call, run on a worker.
+pub type CoioJob = Box<dyn FnOnce() -> CoioOutput + Send + 'static>;
+
+/// A job and the fiber that waits for it.
+struct Task {
+    fiber: FiberId,
+    job: CoioJob,
+}
+
+/// The pool handle kept by TX.
+pub struct CoioPool {
+    jobs: Option<Sender<Task>>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl CoioPool {
+    /// Start the workers; each sends its results to `inbox`.
+    pub fn start(inbox: TxSender) -> std::io::Result<CoioPool> {
+        let (jobs, queue) = channel::bounded::<Task>(COIO_QUEUE_CAPACITY);
+        let mut workers = Vec::with_capacity(COIO_THREADS);
+        for n in 0..COIO_THREADS {
+            let queue = queue.clone();
+            let inbox = inbox.clone();
+            let worker = std::thread::Builder::new()
+                .name(format!("coio/{n}"))
+                .spawn(move || coio_worker(queue, inbox))?;
+            workers.push(worker);
+        }
+        Ok(CoioPool {
+            jobs: Some(jobs),
+            workers,
+        })
+    }
+
+    /// Queue a job for `fiber`. Gives the job back when the queue is full (the fiber then
+    /// yields and tries again) or the pool is stopped.
+    pub fn submit(&self, fiber: FiberId, job: CoioJob) -> Result<(), CoioJob> {
+        let Some(jobs) = &self.jobs else {
+            return Err(job);
+        };
+        match jobs.try_send(Task { fiber, job }) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(task) | TrySendError::Disconnected(task)) => Err(task.job),
+        }
+    }
+
+    /// Stop accepting jobs and wait for the workers to finish what they hold.
+    pub fn stop(&mut self) {
+        self.jobs = None;
+        for worker in self.workers.drain(..) {
+            let _ = worker.join();
+        }
+    }
+}
+
+fn coio_worker(queue: channel::Receiver<Task>, inbox: TxSender) {
+    crate::log::set_cord("coio");
+    for task in queue {
+        let output = (task.job)();
+        // TX gone means shutdown: nobody waits for the answer any more.
+        if inbox
+            .send(TxMsg::CoioDone {
+                fiber: task.fiber,
+                output,
+            })
+            .is_err()
+        {
+            break;
+        }
+    }
+}

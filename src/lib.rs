@@ -29,3 +29,4 @@ pub mod log;
 pub mod lua;
 pub mod net;
 pub mod server;
+pub mod tx;

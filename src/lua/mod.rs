@@ -1,7 +1,61 @@
 //! The Lua state of the TX thread: LuaJIT with the built-in modules and the coroutine ↔ fiber
 //! bridge. Owned by the TX thread; nothing here is `Send`.
+//!
+//! Rust registers `internal.*` tables (small functions that never raise for expected
+//! failures: they return `nil, err` and let Lua raise) and the data modules (yaml, json,
+//! msgpack, digest, uuid, clock, errno); the embedded prelude (`prelude/*.lua`, loaded in
+//! order) builds the public modules on top: fiber, log, console, fio, box.
 
+pub mod box_api;
+pub mod console;
+pub mod fiber;
+pub mod fio;
 pub mod json;
+pub mod misc;
 pub mod msgpack;
 pub mod serializer;
+pub mod util;
 pub mod yaml;
+
+use std::rc::Rc;
+
+use mlua::{Lua, LuaOptions, StdLib, Table};
+
+use crate::tx::Tx;
+
+/// The prelude, in load order: each file may use what the earlier ones set up.
+const PRELUDE: &[(&str, &str)] = &[
+    ("init.lua", include_str!("prelude/init.lua")),
+    ("errors.lua", include_str!("prelude/errors.lua")),
+    ("fiber.lua", include_str!("prelude/fiber.lua")),
+    ("log.lua", include_str!("prelude/log.lua")),
+    ("misc.lua", include_str!("prelude/misc.lua")),
+    ("fio.lua", include_str!("prelude/fio.lua")),
+    ("console.lua", include_str!("prelude/console.lua")),
+    ("box.lua", include_str!("prelude/box.lua")),
+    ("main.lua", include_str!("prelude/main.lua")),
+];
+
+/// Create the TX Lua state with every built-in module loaded.
+pub fn new_state(tx: &Rc<Tx>) -> mlua::Result<Lua> {
+    // SAFETY: `unsafe_new_with` only means the state may load C modules and use the FFI.
+    // Tarantool gives scripts both (`require('ffi')`, `jit`), and the serializers rely on the
+    // FFI for 64-bit integers and `box.NULL`; the state never leaves the TX thread.
+    let lua = unsafe { Lua::unsafe_new_with(StdLib::ALL, LuaOptions::default()) };
+    let loaded: Table = lua.globals().get::<Table>("package")?.get("loaded")?;
+    loaded.set("internal.fiber", fiber::open(&lua, tx)?)?;
+    loaded.set("internal.console", console::open(&lua, tx)?)?;
+    loaded.set("internal.util", util::open(&lua, tx)?)?;
+    loaded.set("internal.box", box_api::open(&lua, tx)?)?;
+    loaded.set("internal.fio", fio::open_module(&lua, tx)?)?;
+    loaded.set("yaml", yaml::open(&lua)?)?;
+    loaded.set("json", json::open(&lua)?)?;
+    loaded.set("msgpack", msgpack::open(&lua)?)?;
+    misc::open_all(&lua, &loaded)?;
+    for (name, source) in PRELUDE {
+        lua.load(*source)
+            .set_name(format!("@builtin/{name}"))
+            .exec()?;
+    }
+    Ok(lua)
+}

@@ -1,0 +1,210 @@
+//! `internal.box`: `box.cfg` from Lua: convert the table, validate it with [`crate::cfg`],
+//! apply each changed option to its subsystem, then commit.
+//!
+//! Owned by the TX thread. Validation is all-or-nothing (`Cfg::prepare`); applying happens
+//! in schema order, and options that need the process set up (work_dir, the log, the pid
+//! file) are applied on the first call before anything else.
+
+use std::rc::Rc;
+
+use mlua::{Lua, MultiValue, Table, Value};
+
+use crate::cfg::{CfgChanges, CfgValue};
+use crate::constants::{TARANTOOL_VERSION, TARANTULA_VERSION};
+use crate::error::BoxError;
+use crate::tx::Tx;
+
+use super::util::failure;
+
+/// The `internal.box` table.
+pub fn open(lua: &Lua, tx: &Rc<Tx>) -> mlua::Result<Table> {
+    let module = lua.create_table()?;
+    let t = tx.clone();
+    module.set(
+        "cfg",
+        lua.create_function(move |lua, options: Table| box_cfg(lua, &t, &options))?,
+    )?;
+    let t = tx.clone();
+    module.set(
+        "cfg_get",
+        lua.create_function(move |lua, name: String| {
+            let value = t.cfg.borrow().get_by_any_name(&name);
+            value.map(|value| cfg_to_lua(lua, &value)).transpose()
+        })?,
+    )?;
+    Ok(module)
+}
+
+/// `box.cfg{...}`: returns the table of effective values, or `nil, err`.
+fn box_cfg(lua: &Lua, tx: &Tx, options: &Table) -> mlua::Result<MultiValue> {
+    let request = match request_from_lua(options) {
+        Ok(request) => request,
+        Err(err) => return failure(lua, &err),
+    };
+    let prepared = tx.cfg.borrow().prepare(&request);
+    let changes = match prepared {
+        Ok(changes) => changes,
+        Err(err) => return failure(lua, &err),
+    };
+    if let Err(err) = apply(tx, &changes) {
+        return failure(lua, &err);
+    }
+    log_changes(&changes);
+    tx.cfg.borrow_mut().commit(changes);
+    tx.box_configured.set(true);
+    Ok(MultiValue::from_iter([Value::Table(effective_table(
+        lua, tx,
+    )?)]))
+}
+
+/// The Lua table as `(key, value)` pairs; a value no option can take (a function, a
+/// userdata) is reported with the option's expected types.
+fn request_from_lua(options: &Table) -> Result<Vec<(String, CfgValue)>, BoxError> {
+    let mut request = Vec::new();
+    for pair in options.pairs::<Value, Value>() {
+        let Ok((key, value)) = pair else { continue };
+        let key = match key {
+            Value::String(key) => key.to_string_lossy(),
+            other => {
+                let shown = other.to_string().unwrap_or_default();
+                return Err(BoxError::cfg(&shown, "unexpected option"));
+            }
+        };
+        match cfg_from_lua(&value) {
+            Some(value) => request.push((key, value)),
+            None if is_null(&value) => {}
+            None => return Err(crate::cfg::type_error(&key)),
+        }
+    }
+    Ok(request)
+}
+
+/// `box.NULL` (a NULL cdata) means "not given", like nil.
+fn is_null(value: &Value) -> bool {
+    matches!(value, Value::Nil | Value::LightUserData(_))
+        || (matches!(value, Value::Other(_)) && value.to_pointer().is_null())
+}
+
+fn cfg_from_lua(value: &Value) -> Option<CfgValue> {
+    match value {
+        Value::Boolean(flag) => Some(CfgValue::Bool(*flag)),
+        Value::Integer(number) => Some(CfgValue::Number(*number as f64)),
+        Value::Number(number) => Some(CfgValue::Number(*number)),
+        Value::String(text) => Some(CfgValue::Str(text.to_string_lossy())),
+        Value::Table(table) => {
+            let items = table
+                .sequence_values::<Value>()
+                .filter_map(|item| item.ok())
+                .map(|item| cfg_from_lua(&item))
+                .collect::<Option<Vec<CfgValue>>>()?;
+            Some(CfgValue::Array(items))
+        }
+        _ => None,
+    }
+}
+
+fn cfg_to_lua(lua: &Lua, value: &CfgValue) -> mlua::Result<Value> {
+    Ok(match value {
+        CfgValue::Bool(flag) => Value::Boolean(*flag),
+        CfgValue::Number(number) => Value::Number(*number),
+        CfgValue::Str(text) => Value::String(lua.create_string(text)?),
+        CfgValue::Array(items) => {
+            let table = lua.create_table()?;
+            for (n, item) in items.iter().enumerate() {
+                table.raw_set(n + 1, cfg_to_lua(lua, item)?)?;
+            }
+            Value::Table(table)
+        }
+    })
+}
+
+/// Every effective option, by its 1.6 name.
+fn effective_table(lua: &Lua, tx: &Tx) -> mlua::Result<Table> {
+    let table = lua.create_table()?;
+    for (name, value) in tx.cfg.borrow().iter() {
+        table.set(name, cfg_to_lua(lua, value)?)?;
+    }
+    Ok(table)
+}
+
+/// Apply what changes; the first call sets the process up first.
+fn apply(tx: &Tx, changes: &CfgChanges) -> Result<(), BoxError> {
+    if changes.first_call {
+        apply_first(tx, changes)?;
+    }
+    for change in &changes.changes {
+        match (change.name, &change.value) {
+            ("log_level", Some(CfgValue::Number(level))) => crate::log::set_level(*level as i64),
+            ("log_level", None) => crate::log::set_level(5),
+            ("coredump", Some(CfgValue::Bool(true))) => enable_coredump(),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The first `box.cfg{}`: change to work_dir, open the log, write the pid file.
+fn apply_first(tx: &Tx, changes: &CfgChanges) -> Result<(), BoxError> {
+    let value_of = |name: &str| -> Option<String> {
+        match changes.get(name) {
+            Some(change) => change
+                .value
+                .as_ref()
+                .and_then(|v| v.as_str().map(str::to_string)),
+            None => tx.cfg.borrow().get_str(name).map(str::to_string),
+        }
+    };
+    if let Some(dir) = value_of("work_dir") {
+        std::env::set_current_dir(&dir)
+            .map_err(|err| BoxError::system(&format!("can't chdir to '{dir}'"), &err))?;
+    }
+    let logger = value_of("logger");
+    crate::log::configure(logger.as_deref())
+        .map_err(|err| BoxError::cfg("logger", &crate::error::strerror(&err)))?;
+    if let Some(change) = changes.get("log_level")
+        && let Some(CfgValue::Number(level)) = &change.value
+    {
+        crate::log::set_level(*level as i64);
+    }
+    crate::crit!("Tarantula {TARANTULA_VERSION} (Tarantool {TARANTOOL_VERSION} protocol)");
+    crate::crit!("log level {}", crate::log::level());
+    if let Some(path) = value_of("pid_file") {
+        write_pid_file(&path)?;
+    }
+    Ok(())
+}
+
+fn write_pid_file(path: &str) -> Result<(), BoxError> {
+    let absolute = std::env::current_dir()
+        .map(|dir| dir.join(path))
+        .unwrap_or_else(|_| path.into());
+    std::fs::write(&absolute, format!("{}\n", std::process::id()))
+        .map_err(|err| BoxError::system(&format!("can't write pid file '{path}'"), &err))?;
+    crate::server::remove_at_exit(absolute);
+    Ok(())
+}
+
+fn enable_coredump() {
+    let limit = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: setrlimit reads a valid rlimit struct; failure only leaves the limit as is.
+    if unsafe { libc::setrlimit(libc::RLIMIT_CORE, &limit) } != 0 {
+        log::warn!(
+            "can't enable core dumps: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+/// `set '<option>' configuration option to <value>`, as Tarantool logs each change.
+fn log_changes(changes: &CfgChanges) {
+    for change in &changes.changes {
+        let text = change
+            .value
+            .as_ref()
+            .map_or_else(|| String::from("nil"), CfgValue::to_json);
+        log::info!("set '{}' configuration option to {text}", change.name);
+    }
+}

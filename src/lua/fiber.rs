@@ -1,0 +1,353 @@
+//! The coroutine ↔ fiber bridge: Lua fiber bodies and the internals of the `fiber` module.
+//!
+//! Owned by the TX thread. Every Lua fiber is a coroutine running the prelude's trampoline
+//! (`builtin/fiber.lua`), which calls the user function under `pcall` and reports errors, so a
+//! fiber body never raises into Rust. A blocking call is a Lua wrapper that registers its wait
+//! here (`internal.fiber.wait`) and yields the coroutine; the loop resumes it when the wait
+//! ends, passing `true` (woken) or `false` (timed out), or the values of a finished coio job.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use mlua::thread::ThreadStatus;
+use mlua::{Function, Lua, MultiValue, Table, Thread, Value};
+
+use crate::coio::CoioOutput;
+use crate::constants::{FIBER_RESUMES_PER_TURN_MAX, FIBER_START_NESTING_MAX};
+use crate::fiber::sched::SchedError;
+use crate::fiber::{FiberId, FiberStatus, WakeReason};
+use crate::tx::Tx;
+
+/// What a fiber is resumed with next.
+pub enum Resume {
+    /// Its first run: the trampoline gets the function and its arguments.
+    Start(MultiValue),
+    /// A coio job finished: its output becomes the values of the yield.
+    Coio(CoioOutput),
+}
+
+/// A Lua fiber's body.
+struct Body {
+    thread: Thread,
+    resume: Option<Resume>,
+}
+
+/// Lua bodies of the live fibers.
+#[derive(Default)]
+pub struct LuaFibers {
+    bodies: HashMap<FiberId, Body>,
+    /// The prelude's trampoline: every fiber coroutine runs it.
+    trampoline: Option<Function>,
+}
+
+impl LuaFibers {
+    /// Arrange for `fiber` to receive a coio job's output when it resumes.
+    pub fn set_coio_output(&mut self, fiber: FiberId, output: CoioOutput) {
+        if let Some(body) = self.bodies.get_mut(&fiber) {
+            body.resume = Some(Resume::Coio(output));
+        }
+    }
+}
+
+/// Create a fiber running `function(args...)`; it is not started yet.
+pub fn spawn(lua: &Lua, tx: &Tx, name: &str, args: MultiValue) -> mlua::Result<FiberId> {
+    let trampoline = tx
+        .fibers
+        .borrow()
+        .trampoline
+        .clone()
+        .ok_or_else(|| mlua::Error::runtime("fiber trampoline is not installed"))?;
+    let thread = lua.create_thread(trampoline)?;
+    let id = tx.sched.borrow_mut().spawn(name).map_err(|err| match err {
+        SchedError::TooManyFibers => mlua::Error::runtime("too many fibers"),
+        SchedError::NoCurrentFiber => mlua::Error::runtime("no current fiber"),
+    })?;
+    let body = Body {
+        thread,
+        resume: Some(Resume::Start(args)),
+    };
+    tx.fibers.borrow_mut().bodies.insert(id, body);
+    Ok(id)
+}
+
+/// Start a new fiber now, nested in the caller's slice (as `fiber.create` does), unless
+/// starts are already nested too deep; then it is queued for this loop turn.
+pub fn start(lua: &Lua, tx: &Tx, id: FiberId) {
+    if tx.sched.borrow().nesting() < FIBER_START_NESTING_MAX {
+        run_fiber(lua, tx, id);
+    } else {
+        tx.sched.borrow_mut().schedule(id);
+    }
+}
+
+/// Queue a new fiber to start in this loop turn.
+pub fn schedule(tx: &Tx, id: FiberId) {
+    tx.sched.borrow_mut().schedule(id);
+}
+
+/// Resume fibers from the ready queue, at most [`FIBER_RESUMES_PER_TURN_MAX`] of them.
+/// Returns how many ran.
+pub fn run_ready(lua: &Lua, tx: &Tx) -> usize {
+    let mut ran = 0;
+    while ran < FIBER_RESUMES_PER_TURN_MAX {
+        let Some(id) = tx.sched.borrow_mut().pop_ready() else {
+            break;
+        };
+        run_fiber(lua, tx, id);
+        ran += 1;
+    }
+    ran
+}
+
+/// Resume one fiber until it yields or ends.
+pub fn run_fiber(lua: &Lua, tx: &Tx, id: FiberId) {
+    let Some((thread, resume)) = take_body(tx, id) else {
+        return;
+    };
+    let args = match resume_args(lua, tx, id, resume) {
+        Ok(args) => args,
+        Err(err) => MultiValue::from_iter([Value::Nil, error_string(lua, &err)]),
+    };
+    let name = tx.sched.borrow().get(id).map(|meta| meta.name.clone());
+    tx.sched.borrow_mut().begin_run(id);
+    crate::log::set_fiber(Some((id, name.as_deref().unwrap_or("lua"))));
+    let result = thread.resume::<MultiValue>(args);
+    let finished = thread.status() != ThreadStatus::Resumable;
+    tx.sched.borrow_mut().end_run(id, finished);
+    restore_log_context(tx);
+    if finished {
+        tx.fibers.borrow_mut().bodies.remove(&id);
+    }
+    if let Err(err) = result {
+        // The trampoline catches everything a fiber raises; an error here is ours.
+        log::error!("fiber {id} failed: {err}");
+    }
+}
+
+fn take_body(tx: &Tx, id: FiberId) -> Option<(Thread, Option<Resume>)> {
+    let mut fibers = tx.fibers.borrow_mut();
+    let body = fibers.bodies.get_mut(&id)?;
+    Some((body.thread.clone(), body.resume.take()))
+}
+
+fn resume_args(
+    lua: &Lua,
+    tx: &Tx,
+    id: FiberId,
+    resume: Option<Resume>,
+) -> mlua::Result<MultiValue> {
+    match resume {
+        Some(Resume::Start(args)) => Ok(args),
+        Some(Resume::Coio(output)) => output(lua),
+        None => {
+            let woken = tx
+                .sched
+                .borrow()
+                .get(id)
+                .is_none_or(|meta| meta.wake_reason == WakeReason::Woken);
+            Ok(MultiValue::from_iter([Value::Boolean(woken)]))
+        }
+    }
+}
+
+fn restore_log_context(tx: &Tx) {
+    let sched = tx.sched.borrow();
+    match sched.current().and_then(|id| sched.get(id)) {
+        Some(meta) => crate::log::set_fiber(Some((meta.id, &meta.name))),
+        None => crate::log::set_fiber(None),
+    }
+}
+
+fn error_string(lua: &Lua, err: &mlua::Error) -> Value {
+    lua.create_string(err.to_string())
+        .map(Value::String)
+        .unwrap_or(Value::Nil)
+}
+
+/// The id of the fiber running now, or an error for Lua.
+fn current(tx: &Tx) -> mlua::Result<FiberId> {
+    tx.sched
+        .borrow()
+        .current()
+        .ok_or_else(|| mlua::Error::runtime("not in a fiber"))
+}
+
+/// A timeout argument: nil or absent means forever; negative counts as zero.
+fn deadline(timeout: Option<f64>) -> Option<Instant> {
+    let seconds = timeout?;
+    let seconds = if seconds.is_finite() {
+        seconds.max(0.0)
+    } else {
+        1e9
+    };
+    let wait = Duration::try_from_secs_f64(seconds).unwrap_or(Duration::from_secs(1_000_000_000));
+    Some(Instant::now() + wait)
+}
+
+/// The `internal.fiber` table used by `builtin/fiber.lua`.
+pub fn open(lua: &Lua, tx: &Rc<Tx>) -> mlua::Result<Table> {
+    let module = lua.create_table()?;
+    let t = tx.clone();
+    module.set(
+        "set_trampoline",
+        lua.create_function(move |_, function: Function| {
+            t.fibers.borrow_mut().trampoline = Some(function);
+            Ok(())
+        })?,
+    )?;
+    let t = tx.clone();
+    module.set(
+        "create",
+        lua.create_function(move |lua, (name, args): (String, MultiValue)| {
+            let id = spawn(lua, &t, &name, args)?;
+            start(lua, &t, id);
+            Ok(id)
+        })?,
+    )?;
+    let t = tx.clone();
+    module.set(
+        "create_queued",
+        lua.create_function(move |lua, (name, args): (String, MultiValue)| {
+            let id = spawn(lua, &t, &name, args)?;
+            schedule(&t, id);
+            Ok(id)
+        })?,
+    )?;
+    let t = tx.clone();
+    module.set(
+        "self",
+        lua.create_function(move |_, ()| Ok(t.sched.borrow().current()))?,
+    )?;
+    let t = tx.clone();
+    module.set(
+        "wait",
+        lua.create_function(move |_, timeout: Option<f64>| {
+            let at = deadline(timeout);
+            t.sched
+                .borrow_mut()
+                .suspend_current(at, true)
+                .map_err(|_| mlua::Error::runtime("not in a fiber"))?;
+            Ok(())
+        })?,
+    )?;
+    let t = tx.clone();
+    module.set(
+        "yield",
+        lua.create_function(move |_, ()| {
+            t.sched
+                .borrow_mut()
+                .yield_current()
+                .map_err(|_| mlua::Error::runtime("not in a fiber"))?;
+            Ok(())
+        })?,
+    )?;
+    let t = tx.clone();
+    module.set(
+        "wakeup",
+        lua.create_function(move |_, id: FiberId| {
+            Ok(t.sched.borrow_mut().wakeup(id, WakeReason::Woken))
+        })?,
+    )?;
+    let t = tx.clone();
+    module.set(
+        "cancel",
+        lua.create_function(move |_, id: FiberId| Ok(t.sched.borrow_mut().cancel(id)))?,
+    )?;
+    let t = tx.clone();
+    module.set(
+        "is_cancelled",
+        lua.create_function(move |_, ()| {
+            let id = current(&t)?;
+            Ok(t.sched.borrow().get(id).is_some_and(|meta| meta.cancelled))
+        })?,
+    )?;
+    open_introspection(lua, tx, &module)?;
+    Ok(module)
+}
+
+/// Status, names, `fiber.info()`, clocks.
+fn open_introspection(lua: &Lua, tx: &Rc<Tx>, module: &Table) -> mlua::Result<()> {
+    let t = tx.clone();
+    module.set(
+        "status",
+        lua.create_function(move |_, id: FiberId| {
+            let status = t.sched.borrow().get(id).map(|meta| meta.status);
+            Ok(status.unwrap_or(FiberStatus::Dead).as_str())
+        })?,
+    )?;
+    let t = tx.clone();
+    module.set(
+        "name",
+        lua.create_function(move |_, (id, name): (FiberId, Option<String>)| {
+            let mut sched = t.sched.borrow_mut();
+            let Some(meta) = sched.get_mut(id) else {
+                return Ok(None);
+            };
+            if let Some(name) = name {
+                meta.name = name;
+                if sched.current() == Some(id) {
+                    crate::log::set_fiber(Some((
+                        id,
+                        &sched.get(id).map(|m| m.name.clone()).unwrap_or_default(),
+                    )));
+                }
+                return Ok(Some(
+                    sched.get(id).map(|m| m.name.clone()).unwrap_or_default(),
+                ));
+            }
+            Ok(Some(meta.name.clone()))
+        })?,
+    )?;
+    let t = tx.clone();
+    module.set(
+        "info",
+        lua.create_function(move |lua, ()| fiber_info(lua, &t))?,
+    )?;
+    let t = tx.clone();
+    module.set(
+        "exists",
+        lua.create_function(move |_, id: FiberId| Ok(t.sched.borrow().get(id).is_some()))?,
+    )?;
+    let t = tx.clone();
+    module.set(
+        "time",
+        lua.create_function(move |_, ()| Ok(t.clock.get().realtime))?,
+    )?;
+    let t = tx.clone();
+    module.set(
+        "clock",
+        lua.create_function(move |_, ()| {
+            Ok(t.clock
+                .get()
+                .monotonic
+                .duration_since(t.started)
+                .as_secs_f64())
+        })?,
+    )?;
+    let t = tx.clone();
+    module.set(
+        "count",
+        lua.create_function(move |_, ()| Ok(t.sched.borrow().live_count()))?,
+    )?;
+    Ok(())
+}
+
+/// `fiber.info()`: `{[id] = {fid, name, csw, memory = {total, used}}}`.
+fn fiber_info(lua: &Lua, tx: &Tx) -> mlua::Result<Table> {
+    let info = lua.create_table()?;
+    let sched = tx.sched.borrow();
+    for meta in sched.iter() {
+        let entry = lua.create_table()?;
+        entry.set("fid", meta.id)?;
+        entry.set("name", meta.name.as_str())?;
+        entry.set("csw", meta.csw)?;
+        let memory = lua.create_table()?;
+        // A coroutine's memory belongs to the Lua heap; it has no separate stack to count.
+        memory.set("total", 0)?;
+        memory.set("used", 0)?;
+        entry.set("memory", memory)?;
+        info.set(meta.id, entry)?;
+    }
+    Ok(info)
+}

@@ -1,0 +1,124 @@
+//! The TX thread's shared state and its inbox.
+//!
+//! Owned by the TX thread. [`Tx`] is what the event loop and the Lua callbacks both reach:
+//! each subsystem sits in its own `RefCell`, borrowed briefly and never across a call back
+//! into Lua (a Lua callback may re-enter any of them). The inbox is the one way other threads
+//! reach TX: a bounded channel push plus one poke of the loop's single `mio::Waker`.
+
+use std::cell::{Cell, RefCell};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use crossbeam::channel::{self, Receiver, Sender};
+
+use crate::cfg::Cfg;
+use crate::coio::{CoioOutput, CoioPool};
+use crate::constants::TX_INBOX_CAPACITY;
+use crate::fiber::FiberId;
+use crate::fiber::sched::Sched;
+use crate::lua::fiber::LuaFibers;
+use crate::net::Net;
+use crate::net::stdin::Stdin;
+
+/// A message for the TX thread.
+pub enum TxMsg {
+    /// A coio job finished; resume `fiber` with the output.
+    CoioDone { fiber: FiberId, output: CoioOutput },
+    /// The interactive console's line editor produced an event.
+    Stdin(StdinEvent),
+}
+
+/// What the stdin thread read.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StdinEvent {
+    /// A line, without its end-of-line character.
+    Line(String),
+    /// Ctrl-C at the prompt: the statement being typed is dropped.
+    Interrupted,
+    /// Ctrl-D or end of input.
+    Eof,
+}
+
+/// The sending half of the inbox, with the waker that makes the loop look at it.
+#[derive(Clone)]
+pub struct TxSender {
+    sender: Sender<TxMsg>,
+    waker: Arc<mio::Waker>,
+}
+
+/// The inbox is gone: TX has stopped.
+#[derive(Debug)]
+pub struct TxGone;
+
+impl TxSender {
+    /// Push a message and wake the loop. Blocks while the inbox is full, which is
+    /// backpressure on the sending thread; TX itself never sends to its own inbox.
+    pub fn send(&self, msg: TxMsg) -> Result<(), TxGone> {
+        self.sender.send(msg).map_err(|_| TxGone)?;
+        // A failed wake means the poll is gone too; the message is then moot.
+        self.waker.wake().map_err(|_| TxGone)
+    }
+}
+
+/// Create the inbox for a loop whose waker is `waker`.
+pub fn inbox(waker: Arc<mio::Waker>) -> (TxSender, Receiver<TxMsg>) {
+    let (sender, receiver) = channel::bounded(TX_INBOX_CAPACITY);
+    (TxSender { sender, waker }, receiver)
+}
+
+/// The loop's clock, read once per turn: `fiber.time()` is the time the turn began, as
+/// Tarantool's `ev_now`, so many calls in one turn cost nothing and agree.
+#[derive(Clone, Copy)]
+pub struct LoopClock {
+    pub monotonic: Instant,
+    /// Seconds since the Unix epoch.
+    pub realtime: f64,
+}
+
+impl LoopClock {
+    pub fn now() -> LoopClock {
+        let realtime = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        LoopClock {
+            monotonic: Instant::now(),
+            realtime,
+        }
+    }
+}
+
+/// The TX thread's state, shared by the loop and the Lua callbacks through an `Rc`.
+pub struct Tx {
+    pub sched: RefCell<Sched>,
+    pub fibers: RefCell<LuaFibers>,
+    pub net: RefCell<Net>,
+    pub stdin: RefCell<Stdin>,
+    pub coio: RefCell<CoioPool>,
+    pub cfg: RefCell<Cfg>,
+    /// Clone it to give another thread a way back.
+    pub sender: TxSender,
+    pub clock: Cell<LoopClock>,
+    /// When the process started, for `box.info.uptime`.
+    pub started: Instant,
+    /// Set by `os.exit()` or a signal: the loop stops at the end of the turn with this code.
+    pub exit_code: Cell<Option<i32>>,
+    /// Set once `box.cfg{}` has run: a configured server serves until told to stop.
+    pub box_configured: Cell<bool>,
+}
+
+impl Tx {
+    /// Refresh the loop clock at the start of a turn.
+    pub fn tick(&self) -> LoopClock {
+        let clock = LoopClock::now();
+        self.clock.set(clock);
+        clock
+    }
+
+    /// Ask the loop to stop with `code` at the end of this turn.
+    pub fn request_exit(&self, code: i32) {
+        if self.exit_code.get().is_none() {
+            self.exit_code.set(Some(code));
+        }
+    }
+}
