@@ -26,6 +26,11 @@ pub const FIBER_RESUMES_PER_TURN_MAX: usize = 4096;
 /// depth the new fiber is queued instead of started at once, so recursion cannot overflow it.
 pub const FIBER_START_NESTING_MAX: usize = 64;
 
+/// Finished fiber coroutines kept for reuse. Creating a coroutine (and collecting it later)
+/// is most of what `fiber.create` costs; reusing one costs a resume. Idle coroutines hold
+/// about 1 KiB each, so the pool stays small.
+pub const FIBER_POOL_MAX: usize = 1024;
+
 /// Live fibers at once. Each costs a Lua coroutine (about 1 KiB plus its stack); a million is
 /// far beyond any sane workload yet keeps a runaway `while true do fiber.create(f) end` from
 /// eating the machine.

@@ -12,6 +12,7 @@ use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
@@ -103,7 +104,7 @@ thread_local! {
     /// The thread's cord name (`main`, `wal`, `relay/<peer>`, ...).
     static CORD: RefCell<String> = RefCell::new(String::from("main"));
     /// The running fiber's id and name, on the TX thread.
-    static FIBER: RefCell<Option<(u64, String)>> = const { RefCell::new(None) };
+    static FIBER: RefCell<Option<(u64, Rc<str>)>> = const { RefCell::new(None) };
 }
 
 /// Name the calling thread in its log lines.
@@ -112,8 +113,8 @@ pub fn set_cord(name: &str) {
 }
 
 /// Tell the log which fiber runs now on this thread (`None` for the loop itself).
-pub fn set_fiber(fiber: Option<(u64, &str)>) {
-    FIBER.with(|slot| *slot.borrow_mut() = fiber.map(|(id, name)| (id, name.to_string())));
+pub fn set_fiber(fiber: Option<(u64, Rc<str>)>) {
+    FIBER.with(|slot| *slot.borrow_mut() = fiber);
 }
 
 /// The current `log_level`.
@@ -386,7 +387,7 @@ mod tests {
     #[test]
     fn line_format_matches_tarantool() {
         set_cord("main");
-        set_fiber(Some((103, "interactive")));
+        set_fiber(Some((103, Rc::from("interactive"))));
         let line = format_line(Level::Info, Some("src/x.rs"), Some(5), "hello");
         // 2026-11-27 00:58:10.581 [6274] main/103/interactive I> hello
         let rest = &line[24..];

@@ -5,18 +5,20 @@
 //! before they yield. Invariant (see [`Sched::check_invariants`]): a fiber id is in the ready
 //! queue exactly once while its status is `Ready`, and never otherwise.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+use std::rc::Rc;
 use std::time::Instant;
 
 use super::timer::{Deadline, TimerHeap};
-use super::{FiberId, FiberStatus, WakeReason};
+use super::{FiberId, FiberStatus, IdMap, WakeReason};
 use crate::constants::{FIBER_COUNT_MAX, FIBER_ID_MIN};
 
 /// What the scheduler knows of one fiber.
 #[derive(Debug)]
 pub struct FiberMeta {
     pub id: FiberId,
-    pub name: String,
+    /// Shared with the log context, which needs it on every switch.
+    pub name: Rc<str>,
     pub status: FiberStatus,
     /// Set by `fiber:cancel()`; the fiber raises "fiber is cancelled" at its next wait.
     pub cancelled: bool,
@@ -42,10 +44,12 @@ pub enum SchedError {
 
 /// The fiber table and run queue.
 pub struct Sched {
-    fibers: HashMap<FiberId, FiberMeta>,
+    fibers: IdMap<FiberMeta>,
     ready: VecDeque<FiberId>,
     timers: TimerHeap,
     next_id: FiberId,
+    /// The last name given to `spawn`, shared: most fibers are named "lua".
+    last_name: Rc<str>,
     /// Fibers being run, innermost last: a fiber started by `fiber.create` runs nested inside
     /// its creator's slice, as in Tarantool where the creator waits until the child yields.
     running: Vec<FiberId>,
@@ -60,10 +64,11 @@ impl Default for Sched {
 impl Sched {
     pub fn new() -> Sched {
         Sched {
-            fibers: HashMap::new(),
+            fibers: IdMap::default(),
             ready: VecDeque::new(),
             timers: TimerHeap::default(),
             next_id: FIBER_ID_MIN,
+            last_name: Rc::from("lua"),
             running: Vec::new(),
         }
     }
@@ -78,7 +83,7 @@ impl Sched {
         self.next_id += 1;
         let meta = FiberMeta {
             id,
-            name: name.to_string(),
+            name: self.shared_name(name),
             status: FiberStatus::Suspended,
             cancelled: false,
             wake_reason: WakeReason::Woken,
@@ -88,6 +93,13 @@ impl Sched {
         };
         self.fibers.insert(id, meta);
         Ok(id)
+    }
+
+    fn shared_name(&mut self, name: &str) -> Rc<str> {
+        if &*self.last_name != name {
+            self.last_name = Rc::from(name);
+        }
+        self.last_name.clone()
     }
 
     /// Queue a new or suspended fiber to run.
@@ -129,17 +141,18 @@ impl Sched {
         self.fibers.len()
     }
 
-    /// Mark `id` running, innermost. The caller resumes its body next.
-    pub fn begin_run(&mut self, id: FiberId) {
-        if let Some(meta) = self.fibers.get_mut(&id) {
-            debug_assert!(
-                meta.status != FiberStatus::Running,
-                "fiber {id} resumed twice"
-            );
-            meta.status = FiberStatus::Running;
-            meta.csw += 1;
-        }
+    /// Mark `id` running, innermost. The caller resumes its body next, with the returned
+    /// name (for the log) and why its last wait ended.
+    pub fn begin_run(&mut self, id: FiberId) -> Option<(Rc<str>, WakeReason)> {
         self.running.push(id);
+        let meta = self.fibers.get_mut(&id)?;
+        debug_assert!(
+            meta.status != FiberStatus::Running,
+            "fiber {id} resumed twice"
+        );
+        meta.status = FiberStatus::Running;
+        meta.csw += 1;
+        Some((meta.name.clone(), meta.wake_reason))
     }
 
     /// The body of `id` returned control. `finished` means it ended (returned or raised): the

@@ -6,7 +6,6 @@
 //! here (`internal.fiber.wait`) and yields the coroutine; the loop resumes it when the wait
 //! ends, passing `true` (woken) or `false` (timed out), or the values of a finished coio job.
 
-use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -14,9 +13,9 @@ use mlua::thread::ThreadStatus;
 use mlua::{Function, Lua, MultiValue, Table, Thread, Value};
 
 use crate::coio::CoioOutput;
-use crate::constants::{FIBER_RESUMES_PER_TURN_MAX, FIBER_START_NESTING_MAX};
+use crate::constants::{FIBER_POOL_MAX, FIBER_RESUMES_PER_TURN_MAX, FIBER_START_NESTING_MAX};
 use crate::fiber::sched::SchedError;
-use crate::fiber::{FiberId, FiberStatus, WakeReason};
+use crate::fiber::{FiberId, FiberStatus, IdMap, WakeReason};
 use crate::tx::Tx;
 
 /// What a fiber is resumed with next.
@@ -36,10 +35,16 @@ struct Body {
 /// Lua bodies of the live fibers.
 #[derive(Default)]
 pub struct LuaFibers {
-    bodies: HashMap<FiberId, Body>,
+    bodies: IdMap<Body>,
     /// The prelude's trampoline: every fiber coroutine runs it.
     trampoline: Option<Function>,
+    /// Coroutines whose fiber ended, parked in the trampoline's loop for the next fiber.
+    pool: Vec<Thread>,
 }
+
+/// What the trampoline yields when its fiber's function has finished and the coroutine
+/// can serve the next fiber (a pointer no Lua value can equal by accident).
+const FIBER_DONE: mlua::LightUserData = mlua::LightUserData(0xD0E as *mut std::ffi::c_void);
 
 impl LuaFibers {
     /// Arrange for `fiber` to receive a coio job's output when it resumes.
@@ -52,13 +57,19 @@ impl LuaFibers {
 
 /// Create a fiber running `function(args...)`; it is not started yet.
 pub fn spawn(lua: &Lua, tx: &Tx, name: &str, args: MultiValue) -> mlua::Result<FiberId> {
-    let trampoline = tx
-        .fibers
-        .borrow()
-        .trampoline
-        .clone()
-        .ok_or_else(|| mlua::Error::runtime("fiber trampoline is not installed"))?;
-    let thread = lua.create_thread(trampoline)?;
+    let pooled = tx.fibers.borrow_mut().pool.pop();
+    let thread = match pooled {
+        Some(thread) => thread,
+        None => {
+            let trampoline = tx
+                .fibers
+                .borrow()
+                .trampoline
+                .clone()
+                .ok_or_else(|| mlua::Error::runtime("fiber trampoline is not installed"))?;
+            lua.create_thread(trampoline)?
+        }
+    };
     let id = tx.sched.borrow_mut().spawn(name).map_err(|err| match err {
         SchedError::TooManyFibers => mlua::Error::runtime("too many fibers"),
         SchedError::NoCurrentFiber => mlua::Error::runtime("no current fiber"),
@@ -105,19 +116,30 @@ pub fn run_fiber(lua: &Lua, tx: &Tx, id: FiberId) {
     let Some((thread, resume)) = take_body(tx, id) else {
         return;
     };
-    let args = match resume_args(lua, tx, id, resume) {
-        Ok(args) => args,
-        Err(err) => MultiValue::from_iter([Value::Nil, error_string(lua, &err)]),
+    let started = tx.sched.borrow_mut().begin_run(id);
+    let Some((name, reason)) = started else {
+        tx.sched.borrow_mut().end_run(id, true);
+        return;
     };
-    let name = tx.sched.borrow().get(id).map(|meta| meta.name.clone());
-    tx.sched.borrow_mut().begin_run(id);
-    crate::log::set_fiber(Some((id, name.as_deref().unwrap_or("lua"))));
-    let result = thread.resume::<MultiValue>(args);
-    let finished = thread.status() != ThreadStatus::Resumable;
+    crate::log::set_fiber(Some((id, name)));
+    let result = match resume {
+        None => thread.resume::<Value>(reason == WakeReason::Woken),
+        Some(Resume::Start(args)) => thread.resume::<Value>(args),
+        Some(Resume::Coio(output)) => match output(lua) {
+            Ok(values) => thread.resume::<Value>(values),
+            Err(err) => thread.resume::<Value>((Value::Nil, err.to_string())),
+        },
+    };
+    let reusable = matches!(result, Ok(Value::LightUserData(done)) if done == FIBER_DONE);
+    let finished = reusable || thread.status() != ThreadStatus::Resumable;
     tx.sched.borrow_mut().end_run(id, finished);
     restore_log_context(tx);
     if finished {
-        tx.fibers.borrow_mut().bodies.remove(&id);
+        let mut fibers = tx.fibers.borrow_mut();
+        fibers.bodies.remove(&id);
+        if reusable && fibers.pool.len() < FIBER_POOL_MAX {
+            fibers.pool.push(thread);
+        }
     }
     if let Err(err) = result {
         // The trampoline catches everything a fiber raises; an error here is ours.
@@ -131,38 +153,12 @@ fn take_body(tx: &Tx, id: FiberId) -> Option<(Thread, Option<Resume>)> {
     Some((body.thread.clone(), body.resume.take()))
 }
 
-fn resume_args(
-    lua: &Lua,
-    tx: &Tx,
-    id: FiberId,
-    resume: Option<Resume>,
-) -> mlua::Result<MultiValue> {
-    match resume {
-        Some(Resume::Start(args)) => Ok(args),
-        Some(Resume::Coio(output)) => output(lua),
-        None => {
-            let woken = tx
-                .sched
-                .borrow()
-                .get(id)
-                .is_none_or(|meta| meta.wake_reason == WakeReason::Woken);
-            Ok(MultiValue::from_iter([Value::Boolean(woken)]))
-        }
-    }
-}
-
 fn restore_log_context(tx: &Tx) {
     let sched = tx.sched.borrow();
     match sched.current().and_then(|id| sched.get(id)) {
-        Some(meta) => crate::log::set_fiber(Some((meta.id, &meta.name))),
+        Some(meta) => crate::log::set_fiber(Some((meta.id, meta.name.clone()))),
         None => crate::log::set_fiber(None),
     }
-}
-
-fn error_string(lua: &Lua, err: &mlua::Error) -> Value {
-    lua.create_string(err.to_string())
-        .map(Value::String)
-        .unwrap_or(Value::Nil)
 }
 
 /// The id of the fiber running now, or an error for Lua.
@@ -188,6 +184,7 @@ fn deadline(timeout: Option<f64>) -> Option<Instant> {
 /// The `internal.fiber` table used by `builtin/fiber.lua`.
 pub fn open(lua: &Lua, tx: &Rc<Tx>) -> mlua::Result<Table> {
     let module = lua.create_table()?;
+    module.set("DONE", FIBER_DONE)?;
     let t = tx.clone();
     module.set(
         "set_trampoline",
@@ -199,8 +196,8 @@ pub fn open(lua: &Lua, tx: &Rc<Tx>) -> mlua::Result<Table> {
     let t = tx.clone();
     module.set(
         "create",
-        lua.create_function(move |lua, (name, args): (String, MultiValue)| {
-            let id = spawn(lua, &t, &name, args)?;
+        lua.create_function(move |lua, args: MultiValue| {
+            let id = spawn(lua, &t, "lua", args)?;
             start(lua, &t, id);
             Ok(id)
         })?,
@@ -208,8 +205,8 @@ pub fn open(lua: &Lua, tx: &Rc<Tx>) -> mlua::Result<Table> {
     let t = tx.clone();
     module.set(
         "create_queued",
-        lua.create_function(move |lua, (name, args): (String, MultiValue)| {
-            let id = spawn(lua, &t, &name, args)?;
+        lua.create_function(move |lua, args: MultiValue| {
+            let id = spawn(lua, &t, "lua", args)?;
             schedule(&t, id);
             Ok(id)
         })?,
@@ -281,22 +278,17 @@ fn open_introspection(lua: &Lua, tx: &Rc<Tx>, module: &Table) -> mlua::Result<()
         "name",
         lua.create_function(move |_, (id, name): (FiberId, Option<String>)| {
             let mut sched = t.sched.borrow_mut();
+            let current = sched.current();
             let Some(meta) = sched.get_mut(id) else {
                 return Ok(None);
             };
             if let Some(name) = name {
-                meta.name = name;
-                if sched.current() == Some(id) {
-                    crate::log::set_fiber(Some((
-                        id,
-                        &sched.get(id).map(|m| m.name.clone()).unwrap_or_default(),
-                    )));
+                meta.name = std::rc::Rc::from(name.as_str());
+                if current == Some(id) {
+                    crate::log::set_fiber(Some((id, meta.name.clone())));
                 }
-                return Ok(Some(
-                    sched.get(id).map(|m| m.name.clone()).unwrap_or_default(),
-                ));
             }
-            Ok(Some(meta.name.clone()))
+            Ok(Some(meta.name.to_string()))
         })?,
     )?;
     let t = tx.clone();
@@ -340,7 +332,7 @@ fn fiber_info(lua: &Lua, tx: &Tx) -> mlua::Result<Table> {
     for meta in sched.iter() {
         let entry = lua.create_table()?;
         entry.set("fid", meta.id)?;
-        entry.set("name", meta.name.as_str())?;
+        entry.set("name", &*meta.name)?;
         entry.set("csw", meta.csw)?;
         let memory = lua.create_table()?;
         // A coroutine's memory belongs to the Lua heap; it has no separate stack to count.

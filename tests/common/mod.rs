@@ -75,7 +75,7 @@ pub struct Server {
 
 /// The script prelude that opens the console and reports its port on stdout.
 const CONSOLE_SCRIPT: &str = "local c = require('console').listen('127.0.0.1:0')\n\
-     io.stdout:write('CONSOLE_PORT ', c.name.port, '\\n')\nio.stdout:flush()\n";
+     io.stdout:write('CONSOLE_PORT ', c:name().port, '\\n')\nio.stdout:flush()\n";
 
 impl Server {
     /// Start `tarantula init.lua` where init.lua opens the console then runs `extra`.

@@ -214,12 +214,17 @@ function console.listen(uri)
     elseif string.find(host, ':', 1, true) then
         family = 'AF_INET6'
     end
-    return {
-        fd = token,
-        name = { host = host, port = tonumber(port), family = family,
-            type = 'SOCK_STREAM', protocol = family == 'AF_UNIX' and 0 or 'tcp' },
-        close = function() internal.close(token) end,
-    }
+    local address = { host = host, port = tonumber(port), family = family,
+        type = 'SOCK_STREAM', protocol = family == 'AF_UNIX' and 0 or 'tcp' }
+    -- Shaped like Tarantool's socket object: s:name(), s:close(), printed as {fd, name}.
+    return setmetatable({}, {
+        __index = {
+            name = function() return address end,
+            close = function() internal.close(token) return true end,
+            fd = function() return token end,
+        },
+        __serialize = function() return { fd = token, name = address } end,
+    })
 end
 
 -- }}}

@@ -16,8 +16,6 @@ local fiber = {}
 
 -- {[id] = table}: fiber.self().storage, dropped when the fiber ends.
 local storages = {}
--- {[id] = fiber object}, weak so dead fibers' objects can go.
-local objects = setmetatable({}, { __mode = 'v' })
 
 local function cancelled_error()
     local code = util.errcodes.PROC_LUA
@@ -38,8 +36,8 @@ local function wait(timeout, what)
     return woken
 end
 
--- The body every fiber coroutine runs: call the function, report what it raised.
-local function trampoline(fn, ...)
+-- Call a fiber's function and report what it raised.
+local function run(fn, ...)
     local ok, err = pcall(fn, ...)
     local id = internal.self()
     if id then
@@ -54,6 +52,17 @@ local function trampoline(fn, ...)
         end
         util.say(2, nil, nil, text)
     end
+end
+
+local DONE = internal.DONE
+local raw_yield = coroutine.yield
+
+-- The body every fiber coroutine runs. When a fiber's function ends, the coroutine yields
+-- DONE and the scheduler keeps it for the next fiber, which resumes it with its function
+-- and arguments (a tail call, so the loop does not grow the stack).
+local function trampoline(fn, ...)
+    run(fn, ...)
+    return trampoline(raw_yield(DONE))
 end
 internal.set_trampoline(trampoline)
 
@@ -71,18 +80,16 @@ local fiber_mt = {
         return methods[key]
     end,
     __tostring = function(self) return 'fiber: ' .. self._id end,
+    -- Objects are made fresh on demand (caching them costs more than fiber.create itself),
+    -- so two objects of one fiber compare equal by id.
+    __eq = function(a, b) return a._id == b._id end,
     __serialize = function(self)
         return { id = self._id, name = internal.name(self._id), status = internal.status(self._id) }
     end,
 }
 
 local function object(id)
-    local obj = objects[id]
-    if obj == nil then
-        obj = setmetatable({ _id = id }, fiber_mt)
-        objects[id] = obj
-    end
-    return obj
+    return setmetatable({ _id = id }, fiber_mt)
 end
 
 local function check_object(self, method)
@@ -133,7 +140,7 @@ function fiber.create(fn, ...)
             and getmetatable(fn).__call) then
         error('Usage: fiber.create(function, ...)', 2)
     end
-    return object(internal.create('lua', fn, ...))
+    return object(internal.create(fn, ...))
 end
 
 -- A fiber started in the next loop turn rather than at once (Tarantool's fiber.new).
@@ -141,7 +148,7 @@ function fiber.new(fn, ...)
     if type(fn) ~= 'function' then
         error('Usage: fiber.new(function, ...)', 2)
     end
-    return object(internal.create_queued('lua', fn, ...))
+    return object(internal.create_queued(fn, ...))
 end
 
 function fiber.self()
