@@ -26,34 +26,51 @@ struct Task {
     job: CoioJob,
 }
 
-/// The pool handle kept by TX.
+/// The pool handle kept by TX. Workers start with the first job, so a process that never
+/// needs them (or daemonizes with `background`, which only one thread survives) has none.
 pub struct CoioPool {
+    inbox: TxSender,
     jobs: Option<Sender<Task>>,
     workers: Vec<JoinHandle<()>>,
+    stopped: bool,
 }
 
 impl CoioPool {
-    /// Start the workers; each sends its results to `inbox`.
-    pub fn start(inbox: TxSender) -> std::io::Result<CoioPool> {
+    /// A pool whose workers will send their results to `inbox`.
+    pub fn new(inbox: TxSender) -> CoioPool {
+        CoioPool {
+            inbox,
+            jobs: None,
+            workers: Vec::new(),
+            stopped: false,
+        }
+    }
+
+    /// Whether worker threads exist.
+    pub fn started(&self) -> bool {
+        !self.workers.is_empty()
+    }
+
+    fn start(&mut self) -> std::io::Result<()> {
         let (jobs, queue) = channel::bounded::<Task>(COIO_QUEUE_CAPACITY);
-        let mut workers = Vec::with_capacity(COIO_THREADS);
         for n in 0..COIO_THREADS {
             let queue = queue.clone();
-            let inbox = inbox.clone();
+            let inbox = self.inbox.clone();
             let worker = std::thread::Builder::new()
                 .name(format!("coio/{n}"))
                 .spawn(move || coio_worker(queue, inbox))?;
-            workers.push(worker);
+            self.workers.push(worker);
         }
-        Ok(CoioPool {
-            jobs: Some(jobs),
-            workers,
-        })
+        self.jobs = Some(jobs);
+        Ok(())
     }
 
     /// Queue a job for `fiber`. Gives the job back when the queue is full (the fiber then
-    /// yields and tries again) or the pool is stopped.
-    pub fn submit(&self, fiber: FiberId, job: CoioJob) -> Result<(), CoioJob> {
+    /// yields and tries again) or the pool cannot run.
+    pub fn submit(&mut self, fiber: FiberId, job: CoioJob) -> Result<(), CoioJob> {
+        if self.jobs.is_none() && !self.stopped && self.start().is_err() {
+            return Err(job);
+        }
         let Some(jobs) = &self.jobs else {
             return Err(job);
         };
@@ -65,6 +82,7 @@ impl CoioPool {
 
     /// Stop accepting jobs and wait for the workers to finish what they hold.
     pub fn stop(&mut self) {
+        self.stopped = true;
         self.jobs = None;
         for worker in self.workers.drain(..) {
             let _ = worker.join();

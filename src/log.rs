@@ -85,11 +85,22 @@ static FORMATTED: AtomicBool = AtomicBool::new(false);
 /// the line editor's printer so they never garble what the user is typing.
 static PROMPT_ACTIVE: AtomicBool = AtomicBool::new(false);
 
+/// Set by `log_format = 'json'`: one JSON object per line instead of the plain prefix.
+static JSON: AtomicBool = AtomicBool::new(false);
+
 /// Where log lines go.
 enum Sink {
     Stderr,
-    File { path: String, file: File },
-    Pipe { child: Child, stdin: ChildStdin },
+    File {
+        path: String,
+        file: File,
+    },
+    Pipe {
+        child: Child,
+        stdin: ChildStdin,
+    },
+    /// The system log, opened with `openlog`; lines go out through `syslog(3)`.
+    Syslog,
 }
 
 /// The sink and the optional console printer, behind one lock so lines never interleave.
@@ -186,15 +197,98 @@ fn open_sink(logger: Option<&str>) -> io::Result<Sink> {
             .ok_or_else(|| io::Error::other("no stdin"))?;
         return Ok(Sink::Pipe { child, stdin });
     }
-    if spec.starts_with("syslog:") {
-        return Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "syslog logging is not supported",
-        ));
+    if let Some(options) = spec.strip_prefix("syslog:") {
+        open_syslog(options)?;
+        return Ok(Sink::Syslog);
     }
     let path = spec.strip_prefix("file:").unwrap_or(spec).to_string();
     let file = open_log_file(&path)?;
     Ok(Sink::File { path, file })
+}
+
+/// `syslog:identity=NAME,facility=NAME`: open the system log (identity defaults to
+/// "tarantula", facility to local7, as Tarantool's).
+fn open_syslog(options: &str) -> io::Result<()> {
+    let mut identity = String::from("tarantula");
+    let mut facility = libc::LOG_LOCAL7;
+    for item in options.split(',').filter(|item| !item.is_empty()) {
+        match item.split_once('=') {
+            Some(("identity", name)) => identity = name.to_string(),
+            Some(("facility", name)) => {
+                facility = syslog_facility(name).ok_or_else(|| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("bad facility '{name}'"),
+                    )
+                })?
+            }
+            _ => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("bad option '{item}'"),
+                ));
+            }
+        }
+    }
+    let identity = std::ffi::CString::new(identity)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "bad identity"))?;
+    // openlog keeps the pointer for the life of the process: leak the string on purpose.
+    let identity: &'static std::ffi::CStr = Box::leak(identity.into_boxed_c_str());
+    // SAFETY: `identity` is a NUL-terminated string that lives forever.
+    unsafe {
+        libc::openlog(
+            identity.as_ptr(),
+            libc::LOG_PID | libc::LOG_NDELAY,
+            facility,
+        )
+    };
+    Ok(())
+}
+
+fn syslog_facility(name: &str) -> Option<libc::c_int> {
+    Some(match name {
+        "kern" => libc::LOG_KERN,
+        "user" => libc::LOG_USER,
+        "mail" => libc::LOG_MAIL,
+        "daemon" => libc::LOG_DAEMON,
+        "auth" => libc::LOG_AUTH,
+        "syslog" => libc::LOG_SYSLOG,
+        "lpr" => libc::LOG_LPR,
+        "news" => libc::LOG_NEWS,
+        "uucp" => libc::LOG_UUCP,
+        "cron" => libc::LOG_CRON,
+        "authpriv" => libc::LOG_AUTHPRIV,
+        "ftp" => libc::LOG_FTP,
+        "local0" => libc::LOG_LOCAL0,
+        "local1" => libc::LOG_LOCAL1,
+        "local2" => libc::LOG_LOCAL2,
+        "local3" => libc::LOG_LOCAL3,
+        "local4" => libc::LOG_LOCAL4,
+        "local5" => libc::LOG_LOCAL5,
+        "local6" => libc::LOG_LOCAL6,
+        "local7" => libc::LOG_LOCAL7,
+        _ => return None,
+    })
+}
+
+fn syslog_write(level: Level, text: &str) {
+    let priority = match level {
+        Level::SysError | Level::Error => libc::LOG_ERR,
+        Level::Crit => libc::LOG_CRIT,
+        Level::Warn => libc::LOG_WARNING,
+        Level::Info => libc::LOG_INFO,
+        Level::Verbose | Level::Debug => libc::LOG_DEBUG,
+    };
+    let Ok(message) = std::ffi::CString::new(text.trim_end().replace('\0', " ")) else {
+        return;
+    };
+    // SAFETY: the format is a literal "%s" and its one argument a NUL-terminated string.
+    unsafe { libc::syslog(priority, c"%s".as_ptr(), message.as_ptr()) };
+}
+
+/// Switch between plain lines and JSON lines (`log_format`).
+pub fn set_json(json: bool) {
+    JSON.store(json, Ordering::Relaxed);
 }
 
 fn open_log_file(path: &str) -> io::Result<File> {
@@ -238,7 +332,7 @@ pub fn shutdown() {
             Sink::File { file, .. } => {
                 let _ = file.sync_data();
             }
-            Sink::Stderr => {}
+            Sink::Stderr | Sink::Syslog => {}
         }
     }
 }
@@ -286,6 +380,10 @@ fn write_record(record: &log::Record) {
         return;
     }
     let result = match &mut out.sink {
+        Sink::Syslog => {
+            syslog_write(level, &text);
+            Ok(())
+        }
         Sink::Stderr => io::stderr().write_all(text.as_bytes()),
         Sink::File { file, .. } => file.write_all(text.as_bytes()),
         Sink::Pipe { stdin, .. } => stdin.write_all(text.as_bytes()),
@@ -319,6 +417,61 @@ pub fn format_line(level: Level, file: Option<&str>, line: Option<u32>, message:
     text.push_str(message);
     text.push('\n');
     text
+}
+
+/// One JSON line, with the fields Tarantool's `log_format = 'json'` writes.
+pub fn format_json(level: Level, file: Option<&str>, line: Option<u32>, message: &str) -> String {
+    let level_name = match level {
+        Level::SysError => "SYSERROR",
+        Level::Error => "ERROR",
+        Level::Crit => "CRIT",
+        Level::Warn => "WARN",
+        Level::Info => "INFO",
+        Level::Verbose => "VERBOSE",
+        Level::Debug => "DEBUG",
+    };
+    let mut text = format!(
+        "{{\"time\": \"{}\", \"level\": \"{level_name}\", \"message\": {}, \"pid\": {}",
+        timestamp().replacen(' ', "T", 1),
+        json_string(message),
+        std::process::id()
+    );
+    CORD.with(|cord| text.push_str(&format!(", \"cord_name\": {}", json_string(&cord.borrow()))));
+    FIBER.with(|fiber| {
+        if let Some((id, name)) = fiber.borrow().as_ref() {
+            text.push_str(&format!(
+                ", \"fiber_id\": {id}, \"fiber_name\": {}",
+                json_string(name)
+            ));
+        }
+    });
+    if let (Some(file), Some(line)) = (file, line) {
+        text.push_str(&format!(
+            ", \"file\": {}, \"line\": {line}",
+            json_string(file)
+        ));
+    }
+    text.push_str("}\n");
+    text
+}
+
+/// A JSON string literal.
+fn json_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// Local time as `YYYY-MM-DD HH:MM:SS.mmm`.
@@ -382,6 +535,18 @@ mod tests {
             let (log_level, target) = level.to_log();
             assert_eq!(Level::from_log(log_level, target), level);
         }
+    }
+
+    #[test]
+    fn json_lines_escape_their_message() {
+        let line = format_json(Level::Warn, Some("a.lua"), Some(3), "say \"hi\"\n");
+        assert!(line.contains("\"level\": \"WARN\""), "{line}");
+        assert!(
+            line.contains("\"message\": \"say \\\"hi\\\"\\n\""),
+            "{line}"
+        );
+        assert!(line.contains("\"file\": \"a.lua\", \"line\": 3}"), "{line}");
+        assert!(line.starts_with("{\"time\": \"2"), "{line}");
     }
 
     #[test]

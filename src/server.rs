@@ -197,7 +197,7 @@ fn start(argv: &[String], options: Options) -> Result<i32, String> {
         .registry()
         .try_clone()
         .map_err(|e| format!("can't clone the poll registry: {e}"))?;
-    let coio = CoioPool::start(sender.clone()).map_err(|e| format!("can't start coio: {e}"))?;
+    let coio = CoioPool::new(sender.clone());
     let tx = Rc::new(Tx {
         sched: RefCell::new(Sched::new()),
         fibers: RefCell::new(LuaFibers::default()),

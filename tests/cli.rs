@@ -153,3 +153,45 @@ fn sigterm_shuts_down_cleanly_and_removes_the_pid_file() {
     assert_eq!(status.code(), Some(0));
     assert!(!pid_file.exists(), "pid file left behind");
 }
+
+#[test]
+fn background_detaches_and_the_daemon_serves_until_sigterm() {
+    let dir = TempDir::new("cli");
+    dir.write(
+        "d.lua",
+        "box.cfg{background = true, logger = 'd.log', pid_file = 'd.pid'}\n\
+         require('log').info('daemon running')\n",
+    );
+    let out = run(&["d.lua"], "", &dir);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let pid_file = dir.path().join("d.pid");
+    let pid: i32 = wait_for("the daemon's pid file", || {
+        std::fs::read_to_string(&pid_file).ok()?.trim().parse().ok()
+    });
+    wait_for("the daemon's log line", || {
+        std::fs::read_to_string(dir.path().join("d.log"))
+            .ok()
+            .filter(|log| log.contains("daemon running"))
+    });
+    // SAFETY: signal 0 only checks that the daemon process exists; SIGTERM stops it.
+    assert_eq!(unsafe { libc::kill(pid, 0) }, 0, "daemon not alive");
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    wait_for("the daemon to remove its pid file", || {
+        (!pid_file.exists()).then_some(())
+    });
+}
+
+#[test]
+fn background_needs_a_logger_and_username_a_real_user() {
+    let dir = TempDir::new("cli");
+    let out = run(&["-e", "box.cfg{background = true}"], "", &dir);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("Incorrect value for option 'background'"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(&["-e", "box.cfg{username = 'no-such-user-here'}"], "", &dir);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("user 'no-such-user-here' not found"));
+}

@@ -137,6 +137,7 @@ fn apply(tx: &Tx, changes: &CfgChanges) -> Result<(), BoxError> {
             ("log_level", Some(CfgValue::Number(level))) => crate::log::set_level(*level as i64),
             ("log_level", None) => crate::log::set_level(5),
             ("coredump", Some(CfgValue::Bool(true))) => enable_coredump(),
+            ("custom_proc_title", Some(CfgValue::Str(title))) => set_process_title(title),
             _ => {}
         }
     }
@@ -159,8 +160,26 @@ fn apply_first(tx: &Tx, changes: &CfgChanges) -> Result<(), BoxError> {
             .map_err(|err| BoxError::system(&format!("can't chdir to '{dir}'"), &err))?;
     }
     let logger = value_of("logger");
+    let background = changes
+        .get("background")
+        .and_then(|change| change.value.as_ref())
+        .and_then(CfgValue::as_bool)
+        .unwrap_or(false);
+    if background && logger.is_none() {
+        return Err(BoxError::cfg(
+            "background",
+            "the daemon mode requires a logger (a log file, pipe or syslog)",
+        ));
+    }
+    if let Some(name) = value_of("username") {
+        switch_user(&name)?;
+    }
+    crate::log::set_json(value_of("log_format").as_deref() == Some("json"));
     crate::log::configure(logger.as_deref())
         .map_err(|err| BoxError::cfg("logger", &crate::error::strerror(&err)))?;
+    if background {
+        daemonize(tx)?;
+    }
     if let Some(change) = changes.get("log_level")
         && let Some(CfgValue::Number(level)) = &change.value
     {
@@ -182,6 +201,85 @@ fn write_pid_file(path: &str) -> Result<(), BoxError> {
         .map_err(|err| BoxError::system(&format!("can't write pid file '{path}'"), &err))?;
     crate::server::remove_at_exit(absolute);
     Ok(())
+}
+
+/// `background = true`: fork, let the parent exit, and go on in a new session with the
+/// standard streams on /dev/null. Only the TX thread survives a fork, so it is refused once
+/// other threads run (the interactive console's line editor, busy coio workers).
+fn daemonize(tx: &Tx) -> Result<(), BoxError> {
+    if tx.coio.borrow().started() || tx.stdin.borrow().started() {
+        return Err(BoxError::cfg(
+            "background",
+            "the daemon mode must be set by the first box.cfg{} of a script, before fio or the console run",
+        ));
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    // SAFETY: fork in a process whose only thread is this one (checked above, and signal
+    // handling is a self-pipe with no thread of its own); the parent exits at once without
+    // running Rust destructors, the child continues as the server.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(BoxError::system("fork", &std::io::Error::last_os_error()));
+    }
+    if pid > 0 {
+        // SAFETY: _exit ends the parent without flushing buffers the child inherited.
+        unsafe { libc::_exit(0) };
+    }
+    // SAFETY: setsid and the dup2 calls take plain integers; /dev/null is opened read-write.
+    unsafe {
+        libc::setsid();
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+        if null >= 0 {
+            for fd in 0..3 {
+                libc::dup2(null, fd);
+            }
+            if null > 2 {
+                libc::close(null);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `username`: switch the process to that system user (needs the privilege to).
+fn switch_user(name: &str) -> Result<(), BoxError> {
+    let Ok(c_name) = std::ffi::CString::new(name) else {
+        return Err(BoxError::cfg("username", "the name contains a zero byte"));
+    };
+    // SAFETY: getpwnam returns a pointer into static storage or null; we read two integers
+    // from it at once, on the only thread that calls it.
+    let (uid, gid) = unsafe {
+        let entry = libc::getpwnam(c_name.as_ptr());
+        if entry.is_null() {
+            return Err(BoxError::cfg(
+                "username",
+                &format!("user '{name}' not found"),
+            ));
+        }
+        ((*entry).pw_uid, (*entry).pw_gid)
+    };
+    // SAFETY: setgid/setuid take plain ids; group first, while we may still change it.
+    let failed = unsafe { libc::setgid(gid) != 0 || libc::setuid(uid) != 0 };
+    if failed {
+        let err = std::io::Error::last_os_error();
+        return Err(BoxError::cfg(
+            "username",
+            &format!(
+                "can't switch to user '{name}': {}",
+                crate::error::strerror(&err)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `custom_proc_title`: the process name `ps` and `top` show (the kernel keeps 15 bytes).
+fn set_process_title(title: &str) {
+    let mut bytes: Vec<u8> = title.bytes().filter(|&b| b != 0).take(15).collect();
+    bytes.push(0);
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+    unsafe { libc::prctl(libc::PR_SET_NAME, bytes.as_ptr() as libc::c_ulong, 0, 0, 0) };
 }
 
 fn enable_coredump() {

@@ -439,6 +439,7 @@ fn reply_to_lua(lua: &Lua, reply: FioReply) -> mlua::Result<MultiValue> {
         }
         FioReply::Stat(info) => Value::Table(stat_table(lua, &info)?),
         FioReply::Failed(message, errno) => {
+            super::misc::set_errno(errno);
             return Ok(MultiValue::from_iter([
                 Value::Nil,
                 Value::String(lua.create_string(message)?),
@@ -675,7 +676,7 @@ fn submit(lua: &Lua, tx: &Tx, op: FioOp) -> mlua::Result<MultiValue> {
         let output: CoioOutput = Box::new(move |lua: &Lua| reply_to_lua(lua, reply));
         output
     });
-    if tx.coio.borrow().submit(fiber, job).is_err() {
+    if tx.coio.borrow_mut().submit(fiber, job).is_err() {
         return Ok(MultiValue::from_iter([Value::String(
             lua.create_string("busy")?,
         )]));

@@ -306,6 +306,16 @@ const ERRNO_NAMES: &[(&str, i32)] = &[
     ("EINPROGRESS", libc::EINPROGRESS),
 ];
 
+thread_local! {
+    /// The errno of the last failed call a script made (through fio), for `errno()`.
+    static LAST_ERRNO: std::cell::Cell<i32> = const { std::cell::Cell::new(0) };
+}
+
+/// Record the errno of a failed call for `errno()`.
+pub fn set_errno(code: i32) {
+    LAST_ERRNO.with(|last| last.set(code));
+}
+
 /// The C library's message for an errno value.
 pub fn strerror(code: i32) -> String {
     crate::error::strerror(&std::io::Error::from_raw_os_error(code))
@@ -318,8 +328,24 @@ fn open_errno(lua: &Lua) -> mlua::Result<Table> {
     }
     module.set(
         "strerror",
-        lua.create_function(|_, code: Option<i32>| Ok(strerror(code.unwrap_or(0))))?,
+        lua.create_function(|_, code: Option<i32>| {
+            let code = code.unwrap_or_else(|| LAST_ERRNO.with(|last| last.get()));
+            Ok(strerror(code))
+        })?,
     )?;
+    // errno() is the last failed call's errno, errno(n) sets it, as in Tarantool.
+    let meta = lua.create_table()?;
+    meta.set(
+        "__call",
+        lua.create_function(|_, (_, code): (Value, Option<i32>)| {
+            let last = LAST_ERRNO.with(|last| last.get());
+            if let Some(code) = code {
+                set_errno(code);
+            }
+            Ok(last)
+        })?,
+    )?;
+    module.set_metatable(Some(meta))?;
     Ok(module)
 }
 

@@ -69,6 +69,11 @@ impl Stdin {
         Ok(StdinRead::Wait)
     }
 
+    /// Whether the stdin thread exists.
+    pub fn started(&self) -> bool {
+        self.requests.is_some()
+    }
+
     /// An event came from the thread; returns the fiber to wake.
     pub fn on_event(&mut self, event: StdinEvent) -> Option<FiberId> {
         self.pending = false;
