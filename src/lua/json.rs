@@ -29,14 +29,20 @@ pub fn encode_value(context: &Context<'_>, value: Value) -> mlua::Result<Vec<u8>
     Ok(encoder.out)
 }
 
+/// Writes one value as JSON text into `out`.
 struct Encoder<'c, 'lua> {
+    /// The options and helpers of this call.
     context: &'c Context<'lua>,
+    /// The text so far.
     out: Vec<u8>,
+    /// `encode_max_depth`, capped.
     depth_max: usize,
+    /// Significant digits of doubles.
     precision: usize,
 }
 
 impl Encoder<'_, '_> {
+    /// Appends `value`, which sits `depth` containers deep.
     fn value(&mut self, value: Value, depth: usize) -> mlua::Result<()> {
         match self.context.field(value)? {
             Field::Nil => self.out.extend_from_slice(b"null"),
@@ -63,6 +69,7 @@ impl Encoder<'_, '_> {
         }
     }
 
+    /// A quoted string with lua-cjson's escapes.
     fn string(&mut self, text: &[u8]) {
         self.out.reserve(text.len() + 2);
         self.out.push(b'"');
@@ -84,6 +91,7 @@ impl Encoder<'_, '_> {
         Err(error("Too high nest level"))
     }
 
+    /// `[...]`: `table[1..=len]`, holes as `null`.
     fn array(&mut self, table: &Table, len: usize, depth: usize) -> mlua::Result<()> {
         if depth >= self.depth_max {
             return self.too_deep();
@@ -100,6 +108,7 @@ impl Encoder<'_, '_> {
         Ok(())
     }
 
+    /// `{...}`: every pair; keys must be integers or strings.
     fn object(&mut self, table: &Table, depth: usize) -> mlua::Result<()> {
         if depth >= self.depth_max {
             return self.too_deep();
@@ -166,18 +175,31 @@ fn escape(byte: u8) -> Option<&'static str> {
 /// A lexical token of lua-cjson's scanner.
 #[derive(Debug, PartialEq)]
 enum Token {
+    /// `{`
     ObjectBegin,
+    /// `}`
     ObjectEnd,
+    /// `[`
     ArrayBegin,
+    /// `]`
     ArrayEnd,
+    /// A string, unescaped.
     Str(Vec<u8>),
+    /// An integer `strtoll` could not hold (past `i64::MAX`).
     UInt(u64),
+    /// An integer.
     Int(i64),
+    /// A number with a point or an exponent, or `inf`/`nan`.
     Number(f64),
+    /// `true` or `false`.
     Bool(bool),
+    /// `null`
     Null,
+    /// `:`
     Colon,
+    /// `,`
     Comma,
+    /// The end of the text.
     End,
     /// A scanning error with lua-cjson's description.
     Error(&'static str),
@@ -207,7 +229,9 @@ impl Token {
 
 /// A token and the zero-based column where it starts (or where scanning failed).
 struct Located {
+    /// The token.
     token: Token,
+    /// Zero-based column, for error messages.
     column: usize,
 }
 
@@ -240,31 +264,41 @@ pub fn decode_text(context: &Context<'_>, text: &[u8]) -> mlua::Result<Value> {
     Ok(value)
 }
 
+/// lua-cjson's recursive-descent parser over one text.
 struct Parser<'c, 'lua, 'text> {
+    /// The options and helpers of this call.
     context: &'c Context<'lua>,
+    /// The text, up to its first NUL.
     text: &'text [u8],
+    /// The next byte to scan.
     at: usize,
     /// 1-based line of `at`, for error messages.
     line: usize,
     /// Where the current line starts.
     line_start: usize,
+    /// Containers open at `at`.
     depth: usize,
+    /// `decode_max_depth`, capped.
     depth_max: usize,
 }
 
 impl Parser<'_, '_, '_> {
+    /// The byte at `at`, or NUL past the end.
     fn byte(&self, at: usize) -> u8 {
         self.text.get(at).copied().unwrap_or(0)
     }
 
+    /// Whether the text at `at` starts with `word`.
     fn starts_with(&self, word: &[u8]) -> bool {
         self.text[self.at..].starts_with(word)
     }
 
+    /// Zero-based column of `at`.
     fn column(&self) -> usize {
         self.at - self.line_start
     }
 
+    /// Skips whitespace (counting lines) and scans one token.
     fn next_token(&mut self) -> Located {
         loop {
             match self.byte(self.at) {
@@ -429,6 +463,7 @@ impl Parser<'_, '_, '_> {
         }
     }
 
+    /// A scanning error at `at`.
     fn error_here(&self, description: &'static str) -> Located {
         Located {
             token: Token::Error(description),
@@ -480,6 +515,7 @@ impl Parser<'_, '_, '_> {
         ))
     }
 
+    /// The value that `located` starts.
     fn value(&mut self, located: Located) -> mlua::Result<Value> {
         let context = self.context;
         match located.token {
@@ -509,6 +545,7 @@ impl Parser<'_, '_, '_> {
         )))
     }
 
+    /// An object, after its `{`.
     fn object(&mut self) -> mlua::Result<Value> {
         self.descend()?;
         let table = self.context.lua.create_table()?;
@@ -541,6 +578,7 @@ impl Parser<'_, '_, '_> {
         Ok(Value::Table(table))
     }
 
+    /// An array, after its `[`.
     fn array(&mut self) -> mlua::Result<Value> {
         self.descend()?;
         let table = self.context.lua.create_table()?;

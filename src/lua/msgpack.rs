@@ -57,17 +57,23 @@ pub fn encode_with(context: &Context<'_>, value: Value, out: &mut Vec<u8>) -> ml
     encoder.value(value, 0)
 }
 
+/// An `rmp` write error as a Lua error (writing to a vector does not fail in practice).
 fn write_error(err: impl std::fmt::Display) -> mlua::Error {
     error(format!("msgpack.encode: {err}"))
 }
 
+/// Writes Lua values as MessagePack into `out`.
 struct Encoder<'c, 'lua, 'out> {
+    /// The options and helpers of this call.
     context: &'c Context<'lua>,
+    /// The bytes so far.
     out: &'out mut Vec<u8>,
+    /// `encode_max_depth`, capped.
     depth_max: usize,
 }
 
 impl Encoder<'_, '_, '_> {
+    /// Appends `value`, which sits `depth` containers deep.
     fn value(&mut self, value: Value, depth: usize) -> mlua::Result<()> {
         let out = &mut *self.out;
         match self.context.field(value)? {
@@ -103,6 +109,7 @@ impl Encoder<'_, '_, '_> {
         Err(error(format!("Too high nest level - {}", depth + 1)))
     }
 
+    /// An array header and `table[1..=len]`, holes as nil.
     fn array(&mut self, table: &Table, len: usize, depth: usize) -> mlua::Result<()> {
         if depth >= self.depth_max {
             return self.too_deep(depth);
@@ -116,6 +123,7 @@ impl Encoder<'_, '_, '_> {
         Ok(())
     }
 
+    /// A map header for `size` pairs, then the pairs.
     fn map(&mut self, table: &Table, size: usize, depth: usize) -> mlua::Result<()> {
         if depth >= self.depth_max {
             return self.too_deep(depth);
@@ -157,6 +165,7 @@ pub enum DecodeError {
 }
 
 impl DecodeError {
+    /// The text after "msgpack.decode: ".
     fn message(&self) -> String {
         match self {
             DecodeError::Invalid => "invalid MsgPack".to_string(),
@@ -179,7 +188,9 @@ pub fn decode_value(lua: &Lua, bytes: &[u8]) -> mlua::Result<(Value, usize)> {
 /// A decoding failure: bad data, or an error of the Lua state (out of memory...).
 #[derive(Debug)]
 pub enum Failure {
+    /// Bad bytes.
     Data(DecodeError),
+    /// The Lua state failed (memory, a metamethod...).
     Lua(mlua::Error),
 }
 
@@ -197,21 +208,32 @@ impl From<DecodeError> for Failure {
 
 /// One decoded item: a complete value, or the header of a non-empty container.
 enum Item {
+    /// A scalar, a string or an empty container.
     Value(Value),
+    /// A non-empty array of this many items.
     Array(u32),
+    /// A non-empty map of this many pairs.
     Map(u32),
 }
 
 /// A container being filled.
 enum Frame {
+    /// An array waiting for items.
     Array {
+        /// The table being filled.
         table: Table,
+        /// Items stored so far.
         filled: u32,
+        /// Items announced by the header.
         len: u32,
     },
+    /// A map waiting for pairs.
     Map {
+        /// The table being filled.
         table: Table,
+        /// Pairs still to come.
         left: u32,
+        /// The key of the pair in progress.
         key: Option<Value>,
     },
 }
@@ -248,6 +270,7 @@ pub fn decode_with(context: &Context<'_>, bytes: &[u8]) -> Result<(Value, usize)
     }
 }
 
+/// Opens a container, refusing to go past `NESTING_MAX` levels.
 fn push_frame(stack: &mut Vec<Frame>, frame: Frame) -> Result<(), Failure> {
     if stack.len() >= NESTING_MAX {
         return Err(DecodeError::TooDeep.into());
@@ -291,6 +314,7 @@ fn new_array(context: &Context<'_>, len: u32, remaining: usize) -> mlua::Result<
     })
 }
 
+/// A table for `size` pairs, reserving no more than the remaining bytes could fill.
 fn new_map(context: &Context<'_>, size: u32, remaining: usize) -> mlua::Result<Frame> {
     let table = context
         .lua
@@ -303,6 +327,7 @@ fn new_map(context: &Context<'_>, size: u32, remaining: usize) -> mlua::Result<F
     })
 }
 
+/// The value of an empty array or map, with its hint metatable.
 fn empty_table(context: &Context<'_>, is_map: bool) -> mlua::Result<Value> {
     let table = context.lua.create_table()?;
     if is_map {

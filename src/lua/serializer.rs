@@ -106,7 +106,9 @@ const OPTION_NAMES: [&str; 13] = [
 
 /// Where one option lives in `SerializerCfg`.
 enum OptionSlot<'a> {
+    /// A boolean option.
     Flag(&'a mut bool),
+    /// An integer option.
     Number(&'a mut i64),
 }
 
@@ -119,6 +121,7 @@ impl SerializerCfg {
         }
     }
 
+    /// The field behind the option `name`, if there is one.
     fn slot(&mut self, name: &str) -> Option<OptionSlot<'_>> {
         use OptionSlot::{Flag, Number};
         Some(match name {
@@ -204,6 +207,7 @@ impl SerializerCfg {
     }
 }
 
+/// A configured depth within `0..=NESTING_MAX`.
 fn clamp_depth(depth: i64) -> usize {
     depth.clamp(0, NESTING_MAX as i64) as usize
 }
@@ -313,15 +317,25 @@ return {
 
 /// The per-Lua-state objects of `HELPERS_LUA`, kept in the state's app data.
 struct Helpers {
+    /// `ffi.cast('void *', 0)`: the NULL of every module.
     null: Value,
+    /// `{__serialize = 'seq'}`.
     array_mt: Table,
+    /// `{__serialize = 'map'}`.
     map_mt: Table,
+    /// cdata → (kind, payload...).
     classify: Function,
+    /// `v.__serialize`, or nil when indexing `v` fails.
     get_serialize: Function,
+    /// Lua's `pcall`.
     pcall: Function,
+    /// Lua's `tostring`.
     tostring: Function,
+    /// (high, low) → `int64_t` cdata.
     make_int64: Function,
+    /// (high, low) → `uint64_t` cdata.
     make_uint64: Function,
+    /// Wraps a Rust function so that its failures raise plain strings.
     raising: Function,
 }
 
@@ -463,7 +477,9 @@ pub fn lua_type_name(value: &Value) -> &'static str {
 /// What a Lua value serializes as: Tarantool's `luaL_field`.
 #[derive(Debug)]
 pub enum Field {
+    /// nil, NULL pointers and (with `encode_invalid_as_nil`) what cannot be encoded.
     Nil,
+    /// A boolean.
     Bool(bool),
     /// A non-negative integer.
     UInt(u64),
@@ -471,49 +487,70 @@ pub enum Field {
     Int(i64),
     /// A `float` cdata: msgpack writes it as float32.
     Float(f32),
+    /// A double (whole doubles in the 64-bit ranges are integers instead).
     Double(f64),
+    /// A string: any bytes.
     Str(mlua::LuaString),
     /// `table[1..=len]` (holes are nil). `compact` asks YAML for the flow style.
     Array {
+        /// The table (or the result of its `__serialize`).
         table: Table,
+        /// The array length: the largest key, or `#t` for a hint.
         len: usize,
+        /// YAML flow style (`__serialize = 'seq'`).
         compact: bool,
     },
     /// Every pair of `table`; `size` is their count.
     Map {
+        /// The table (or the result of its `__serialize`).
         table: Table,
+        /// The number of pairs.
         size: usize,
+        /// YAML flow style (`__serialize = 'map'`).
         compact: bool,
     },
 }
 
 /// The kinds `classify` of `HELPERS_LUA` reports for a cdata value.
 mod cdata_kind {
+    /// A NULL `void *`.
     pub const NULL: i64 = 1;
+    /// `bool`.
     pub const BOOL: i64 = 2;
+    /// An integer of at most 32 bits, as a number.
     pub const SMALL_INT: i64 = 3;
+    /// `float`.
     pub const FLOAT: i64 = 4;
+    /// `double`.
     pub const DOUBLE: i64 = 5;
+    /// `int64_t`, as high and low 32-bit halves.
     pub const INT64: i64 = 6;
+    /// `uint64_t`, as high and low 32-bit halves.
     pub const UINT64: i64 = 7;
 }
 
 /// One step of classification: a final field, or a replacement value to classify again
 /// (the result of `__serialize` or of `tostring`).
 enum Step {
+    /// The value classified.
     Done(Field),
+    /// Classify this value instead.
     Replace(Value),
 }
 
 /// Everything one encode or decode call needs: the Lua state, the options of the call and
 /// the per-state helpers.
 pub struct Context<'lua> {
+    /// The Lua state.
     pub lua: &'lua Lua,
+    /// The options of this call.
     pub cfg: SerializerCfg,
+    /// The per-state Lua helpers.
     helpers: Rc<Helpers>,
 }
 
 impl<'lua> Context<'lua> {
+    /// A context for one call with options `cfg`.
     pub fn new(lua: &'lua Lua, cfg: SerializerCfg) -> mlua::Result<Self> {
         Ok(Context {
             lua,
@@ -586,6 +623,7 @@ impl<'lua> Context<'lua> {
         ))
     }
 
+    /// One classification step (`luaL_tofield`).
     fn step(&self, value: Value) -> mlua::Result<Step> {
         Ok(Step::Done(match value {
             Value::Nil => Field::Nil,
@@ -625,6 +663,7 @@ impl<'lua> Context<'lua> {
         }
     }
 
+    /// A table: its `__serialize` first, then its keys.
     fn table_step(&self, table: Table) -> mlua::Result<Step> {
         if self.cfg.encode_load_metatables
             && let Some(metatable) = table.metatable()
@@ -746,6 +785,7 @@ impl<'lua> Context<'lua> {
         Err(error(self.tostring(result)?))
     }
 
+    /// `tostring(value)` as Rust text.
     fn tostring(&self, value: Value) -> mlua::Result<String> {
         let text: mlua::LuaString = self.helpers.tostring.call(value)?;
         Ok(String::from_utf8_lossy(&text.as_bytes()).into_owned())
@@ -883,6 +923,7 @@ pub fn write_g(out: &mut Vec<u8>, value: f64, precision: usize) {
     }
 }
 
+/// The exponent of Rust's `{:e}` output.
 fn parse_exponent(text: &[u8]) -> i32 {
     let (negative, digits) = match text.split_first() {
         Some((b'-', rest)) => (true, rest),
@@ -904,6 +945,7 @@ fn trim_zeros(digits: &[u8]) -> &[u8] {
     &digits[..end]
 }
 
+/// `d.ddde±XX`.
 fn write_exponent_form(out: &mut Vec<u8>, digits: &[u8], exponent: i32) {
     out.push(digits.first().copied().unwrap_or(b'0'));
     let fraction = trim_zeros(digits.get(1..).unwrap_or_default());
@@ -920,6 +962,7 @@ fn write_exponent_form(out: &mut Vec<u8>, digits: &[u8], exponent: i32) {
     let _ = write!(out, "{magnitude}");
 }
 
+/// `ddd.ddd` or `0.000ddd`.
 fn write_fixed_form(out: &mut Vec<u8>, digits: &[u8], exponent: i32) {
     if exponent >= 0 {
         let integer_len = (exponent as usize + 1).min(digits.len());
@@ -968,6 +1011,7 @@ fn byte_at(text: &[u8], at: usize) -> u8 {
     text.get(at).copied().unwrap_or(0)
 }
 
+/// The position after the spaces at `at`.
 fn skip_spaces(text: &[u8], mut at: usize) -> usize {
     while matches!(byte_at(text, at), b'\t'..=b'\r' | b' ') {
         at += 1;
@@ -1079,6 +1123,7 @@ pub fn number_to_string(number: f64) -> Vec<u8> {
 /// C's number parsers as lyaml and lua-cjson use them (`strtoll`, `strtoull`, `strtod`): each returns the
 /// value and how many bytes it consumed (0 when nothing converts).
 pub mod c_number {
+    /// C's `isspace`.
     fn is_space(byte: u8) -> bool {
         matches!(byte, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
     }

@@ -45,11 +45,14 @@ const LINE_WIDTH: i32 = 80;
 enum ScalarStyle {
     /// Let libyaml choose (plain when it can).
     Any,
+    /// Quoted, so that it reads back as a string.
     SingleQuoted,
+    /// `|` block, for text with empty lines.
     Literal,
 }
 
 impl ScalarStyle {
+    /// The libyaml value.
     fn raw(self) -> unsafe_yaml::yaml_scalar_style_t {
         match self {
             ScalarStyle::Any => unsafe_yaml::YAML_ANY_SCALAR_STYLE,
@@ -68,7 +71,9 @@ impl ScalarStyle {
 /// point into its buffers) does not change. `output` comes from `Box::into_raw` and is freed
 /// in `Drop`; libyaml writes to it only during `emit` calls, while we hold `&mut self`.
 struct Emitter {
+    /// The emitter state.
     raw: Box<MaybeUninit<unsafe_yaml::yaml_emitter_t>>,
+    /// Where libyaml's output goes (freed in `Drop`).
     output: *mut Vec<u8>,
 }
 
@@ -108,6 +113,7 @@ impl Emitter {
         Ok(emitter)
     }
 
+    /// The emitter for libyaml calls.
     fn pointer(&mut self) -> *mut unsafe_yaml::yaml_emitter_t {
         self.raw.as_mut_ptr()
     }
@@ -151,6 +157,7 @@ impl Emitter {
         Ok(true)
     }
 
+    /// Starts the (UTF-8) stream.
     fn stream_start(&mut self) -> mlua::Result<()> {
         // SAFETY: `event` is writable memory for one event.
         let done = self.emit_with(|event| unsafe {
@@ -160,6 +167,7 @@ impl Emitter {
         self.expect(done)
     }
 
+    /// Ends the stream.
     fn stream_end(&mut self) -> mlua::Result<()> {
         // SAFETY: as in `stream_start`.
         let done = self.emit_with(|event| unsafe {
@@ -217,6 +225,7 @@ impl Emitter {
         })
     }
 
+    /// `[` or a block sequence, with an optional anchor.
     fn sequence_start(&mut self, anchor: Option<&CStr>, flow: bool) -> mlua::Result<()> {
         let anchor = anchor.map_or(std::ptr::null(), |anchor| anchor.as_ptr().cast::<u8>());
         let style = if flow {
@@ -238,6 +247,7 @@ impl Emitter {
         self.expect(done)
     }
 
+    /// Ends the sequence.
     fn sequence_end(&mut self) -> mlua::Result<()> {
         // SAFETY: as in `stream_start`.
         let done = self.emit_with(|event| unsafe {
@@ -246,6 +256,7 @@ impl Emitter {
         self.expect(done)
     }
 
+    /// `{` or a block mapping, with an optional anchor.
     fn mapping_start(&mut self, anchor: Option<&CStr>, flow: bool) -> mlua::Result<()> {
         let anchor = anchor.map_or(std::ptr::null(), |anchor| anchor.as_ptr().cast::<u8>());
         let style = if flow {
@@ -267,6 +278,7 @@ impl Emitter {
         self.expect(done)
     }
 
+    /// Ends the mapping.
     fn mapping_end(&mut self) -> mlua::Result<()> {
         // SAFETY: as in `stream_start`.
         let done = self.emit_with(|event| unsafe {
@@ -275,6 +287,7 @@ impl Emitter {
         self.expect(done)
     }
 
+    /// `*anchor`.
     fn alias(&mut self, anchor: &CStr) -> mlua::Result<()> {
         let anchor = anchor.as_ptr().cast::<u8>();
         // SAFETY: `anchor` is NUL-terminated; libyaml copies it.
@@ -284,6 +297,7 @@ impl Emitter {
         self.expect(done)
     }
 
+    /// A failed event initialization as an error.
     fn expect(&self, done: bool) -> mlua::Result<()> {
         if done {
             return Ok(());
@@ -324,13 +338,16 @@ impl Drop for Emitter {
 /// of its string reader. The borrow of `input` keeps the bytes alive and unchanged while
 /// libyaml reads them.
 struct Parser<'input> {
+    /// The parser state.
     raw: Box<MaybeUninit<unsafe_yaml::yaml_parser_t>>,
+    /// The bytes the parser reads.
     input: PhantomData<&'input [u8]>,
 }
 
 /// Where and why libyaml could not parse the input.
 #[derive(Debug)]
 struct ParseProblem {
+    /// libyaml's description, if it gave one.
     problem: Option<String>,
     /// Zero-based line and column of the problem.
     mark: (u64, u64),
@@ -342,6 +359,7 @@ struct ParseProblem {
 ///
 /// Invariant: `raw` was filled by a successful `yaml_parser_parse` and is deleted once.
 struct ParsedEvent {
+    /// The event filled in by libyaml.
     raw: unsafe_yaml::yaml_event_t,
 }
 
@@ -359,6 +377,7 @@ fn static_text(text: *const std::ffi::c_char) -> Option<String> {
 }
 
 impl<'input> Parser<'input> {
+    /// A parser reading `input`.
     fn new(input: &'input [u8]) -> mlua::Result<Parser<'input>> {
         let mut raw = Box::new(MaybeUninit::<unsafe_yaml::yaml_parser_t>::uninit());
         // SAFETY: `raw` is valid, writable memory for a parser.
@@ -426,6 +445,7 @@ unsafe fn c_bytes<'a>(text: *const u8) -> Option<&'a [u8]> {
 }
 
 impl ParsedEvent {
+    /// The event type.
     fn kind(&self) -> unsafe_yaml::yaml_event_type_t {
         self.raw.type_
     }
@@ -485,23 +505,34 @@ impl Drop for ParsedEvent {
 /// What the queue mirror needs to know about an event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum QueuedEvent {
+    /// STREAM-START
     StreamStart,
+    /// STREAM-END
     StreamEnd,
+    /// DOCUMENT-START
     DocumentStart,
+    /// DOCUMENT-END
     DocumentEnd,
+    /// SEQUENCE-START with the style asked for.
     SequenceStart {
+        /// Flow style asked for.
         flow: bool,
     },
+    /// SEQUENCE-END
     SequenceEnd,
+    /// MAPPING-START with the style asked for.
     MappingStart {
+        /// Flow style asked for.
         flow: bool,
     },
+    /// MAPPING-END
     MappingEnd,
     /// A scalar or an alias.
     Node,
 }
 
 impl QueuedEvent {
+    /// +1 for starts, -1 for ends, as `yaml_emitter_need_more_events` counts.
     fn level_change(self) -> i32 {
         match self {
             QueuedEvent::StreamStart
@@ -537,6 +568,7 @@ struct FlowTracker {
 }
 
 impl FlowTracker {
+    /// Whether lyaml's `yaml_is_flow_mode` would say yes now.
     fn in_flow(&self) -> bool {
         self.flow_level > 0
             || self.queue.iter().any(|event| {
@@ -548,6 +580,7 @@ impl FlowTracker {
             })
     }
 
+    /// An event handed to libyaml: queue it and process what libyaml would.
     fn push(&mut self, event: QueuedEvent) {
         self.queue.push_back(event);
         while !self.needs_more() {
@@ -708,7 +741,9 @@ fn has_empty_line(text: &[u8]) -> bool {
 /// What to do with a string: a requested style, or `!!binary`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum StringForm {
+    /// A text scalar in this style.
     Text(ScalarStyle),
+    /// `!!binary` base64.
     Binary,
 }
 
@@ -734,26 +769,37 @@ fn string_form(text: &[u8], in_flow: bool) -> StringForm {
 
 /// How often a table occurs in the value being dumped (lyaml's anchor table).
 enum Anchor {
+    /// Seen once: no anchor.
     Once,
+    /// Seen again: gets an anchor at its first dump.
     Repeated,
+    /// Dumped under this anchor: later dumps are aliases.
     Named(CString),
 }
 
 /// What to emit for a table with respect to anchors.
 enum AnchorUse {
+    /// No anchor.
     None,
+    /// Dump the table under this new anchor.
     Define(CString),
+    /// Emit an alias instead of the table.
     Alias(CString),
 }
 
 /// Walks Lua values and emits them, one document per value.
 struct Dumper<'c, 'lua> {
+    /// The options and helpers of this call.
     context: &'c Context<'lua>,
+    /// libyaml.
     emitter: Emitter,
+    /// The mirror of libyaml's queue.
     flow: FlowTracker,
     /// Per document: every table reachable from the value, keyed by identity.
     anchors: HashMap<*const c_void, Anchor>,
+    /// The next anchor number (per document).
     anchor_next: u32,
+    /// `encode_max_depth`, capped.
     depth_max: usize,
     /// Scratch space for the text of numbers, booleans and nulls.
     number_text: Vec<u8>,
@@ -841,6 +887,7 @@ impl Dumper<'_, '_> {
         }
     }
 
+    /// Emits `value`, which sits `depth` containers deep.
     fn dump(&mut self, value: Value, depth: usize) -> mlua::Result<()> {
         let precision = self.context.cfg.number_precision();
         // Number text goes through one buffer reused for the whole dump.
@@ -870,6 +917,7 @@ impl Dumper<'_, '_> {
         result
     }
 
+    /// A plain scalar (numbers, booleans, null).
     fn plain(&mut self, text: &[u8]) -> mlua::Result<()> {
         if !self.emitter.scalar(None, text, ScalarStyle::Any)? {
             return Err(error("yaml.encode: cannot create an event"));
@@ -878,6 +926,7 @@ impl Dumper<'_, '_> {
         Ok(())
     }
 
+    /// A string, in the style Tarantool picks.
     fn string(&mut self, text: &[u8]) -> mlua::Result<()> {
         let emitted = match string_form(text, self.flow.in_flow()) {
             StringForm::Text(style) => self.emitter.scalar(None, text, style)?,
@@ -917,6 +966,7 @@ impl Dumper<'_, '_> {
         }
     }
 
+    /// A sequence of `table[1..=len]`, holes as null.
     fn array(&mut self, table: &Table, len: usize, flow: bool, depth: usize) -> mlua::Result<()> {
         if depth >= self.depth_max {
             return self.too_deep();
@@ -933,6 +983,7 @@ impl Dumper<'_, '_> {
         self.event(QueuedEvent::SequenceEnd)
     }
 
+    /// A mapping of every pair.
     fn map(&mut self, table: &Table, flow: bool, depth: usize) -> mlua::Result<()> {
         if depth >= self.depth_max {
             return self.too_deep();
@@ -957,11 +1008,15 @@ impl Dumper<'_, '_> {
 
 /// Builds Lua values from parser events (lyaml's loader).
 struct Loader<'c, 'lua, 'input> {
+    /// The options and helpers of this call.
     context: &'c Context<'lua>,
+    /// libyaml.
     parser: Parser<'input>,
     /// Anchor name → value, for the current document.
     anchors: Table,
+    /// Documents started so far (for messages).
     document_count: usize,
+    /// `decode_max_depth`, capped.
     depth_max: usize,
 }
 
@@ -978,6 +1033,7 @@ pub fn decode_documents(context: &Context<'_>, input: &[u8]) -> mlua::Result<Mul
 }
 
 impl Loader<'_, '_, '_> {
+    /// The next event, parse errors in lyaml's words.
     fn next(&mut self) -> mlua::Result<ParsedEvent> {
         self.parser
             .next()
@@ -1007,6 +1063,7 @@ impl Loader<'_, '_, '_> {
         message
     }
 
+    /// Every document of the stream.
     fn load(&mut self) -> mlua::Result<MultiValue> {
         let mut documents = MultiValue::new();
         if self.next()?.kind() != unsafe_yaml::YAML_STREAM_START_EVENT {
@@ -1065,6 +1122,7 @@ impl Loader<'_, '_, '_> {
         }
     }
 
+    /// An error past `decode_max_depth`.
     fn check_depth(&self, depth: usize) -> mlua::Result<()> {
         if depth < self.depth_max {
             return Ok(());
@@ -1076,6 +1134,7 @@ impl Loader<'_, '_, '_> {
         )))
     }
 
+    /// Registers `value` under its anchor, if any.
     fn remember(&self, anchor: Option<Vec<u8>>, value: &Value) -> mlua::Result<()> {
         if let Some(anchor) = anchor {
             self.anchors
@@ -1084,6 +1143,7 @@ impl Loader<'_, '_, '_> {
         Ok(())
     }
 
+    /// A mapping, after its start event.
     fn load_map(&mut self, anchor: Option<Vec<u8>>, depth: usize) -> mlua::Result<Value> {
         self.check_depth(depth)?;
         let table = self.context.lua.create_table_with_capacity(0, 5)?;
@@ -1099,6 +1159,7 @@ impl Loader<'_, '_, '_> {
         Ok(value)
     }
 
+    /// A sequence, after its start event.
     fn load_sequence(&mut self, anchor: Option<Vec<u8>>, depth: usize) -> mlua::Result<Value> {
         self.check_depth(depth)?;
         let table = self.context.lua.create_table_with_capacity(5, 0)?;
@@ -1113,6 +1174,7 @@ impl Loader<'_, '_, '_> {
         Ok(value)
     }
 
+    /// The value an alias names.
     fn load_alias(&mut self, event: &ParsedEvent) -> mlua::Result<Value> {
         let anchor = event.anchor().unwrap_or_default();
         let value: Value = self
@@ -1142,6 +1204,7 @@ impl Loader<'_, '_, '_> {
         Ok(value)
     }
 
+    /// A scalar with a standard tag (`!!str`, `!!int`...).
     fn tagged_scalar(&self, text: &[u8], tag: Option<&[u8]>) -> mlua::Result<Option<Value>> {
         let Some(suffix) = tag.and_then(|tag| tag.strip_prefix(STANDARD_TAG_PREFIX)) else {
             return Ok(None);
@@ -1159,6 +1222,7 @@ impl Loader<'_, '_, '_> {
         }))
     }
 
+    /// A plain scalar: null, booleans, integers, floats; `None` for strings.
     fn plain_scalar(&self, text: &[u8]) -> mlua::Result<Option<Value>> {
         let context = self.context;
         Ok(Some(match text {
@@ -1513,6 +1577,36 @@ mod tests {
             error_of(traceback),
             "---\n- error: \"builtin/box/load_cfg.lua:599: Please call box.cfg{} first\\nstack traceback:\\n\\tbuiltin/box/load_cfg.lua:599:\n    in function '__index'\\n\\t[string \\\"return box.space\\\"]:1: in main chunk\\n\\t[C]:\n    in function 'pcall'\\n\\tbuiltin/box/console.lua:402: in function 'eval'\\n\\tbuiltin/box/console.lua:708:\n    in function 'repl'\\n\\tbuiltin/box/console.lua:757: in function <builtin/box/console.lua:745>\"\n...\n"
         );
+        assert_eq!(
+            error_of("[string \"for\"]:1: '<name>' expected near '<eof>'"),
+            "---\n- error: '[string \"for\"]:1: ''<name>'' expected near ''<eof>'''\n...\n"
+        );
+        assert_eq!(
+            error_of("[string \"'s1' 's2'\"]:1: unexpected symbol near ''s1''"),
+            "---\n- error: '[string \"''s1'' ''s2''\"]:1: unexpected symbol near ''''s1'''''\n...\n"
+        );
+        assert_eq!(
+            error_of("[string \"for...\"]:2: unexpected symbol near '='"),
+            "---\n- error: '[string \"for...\"]:2: unexpected symbol near ''='''\n...\n"
+        );
+        assert_eq!(
+            error_of("No index #0 is defined in space 'X'"),
+            "---\n- error: 'No index #0 is defined in space ''X'''\n...\n"
+        );
+        assert_eq!(
+            error_of(
+                "Incorrect value for option 'replication': expected host:service or /unix.socket"
+            ),
+            "---\n- error: 'Incorrect value for option ''replication'': expected host:service or /unix.socket'\n...\n"
+        );
+        assert_eq!(
+            error_of("Illegal parameters, Usage: box.once(key, func, ...)"),
+            "---\n- error: 'Illegal parameters, Usage: box.once(key, func, ...)'\n...\n"
+        );
+        assert_eq!(
+            error_of("Space '999' does not exist"),
+            "---\n- error: Space '999' does not exist\n...\n"
+        );
         let table_error = lua.load("return {code = 1}").eval::<Value>().unwrap();
         assert_eq!(
             console_error_reply(&lua, table_error).unwrap(),
@@ -1686,6 +1780,77 @@ mod tests {
         assert_eq!(
             encode(&lua, "{setmetatable({}, {__serialize = 'map'}), 'x'}"),
             "---\n- {}\n- x\n...\n"
+        );
+    }
+
+    #[test]
+    fn observed_objects_and_info() {
+        let lua = lua_with_yaml();
+        assert_eq!(
+            console(
+                &lua,
+                "{message = 'Tuple field 1 type does not match one required by operation: expected unsigned'}"
+            ),
+            "---\n- message: 'Tuple field 1 type does not match one required by operation: expected\n    unsigned'\n...\n"
+        );
+        assert_eq!(
+            console(&lua, "{items_used_ratio = '6.94%'}"),
+            "---\n- items_used_ratio: 6.94%\n...\n"
+        );
+        assert_eq!(
+            console(&lua, "{file = './src/box/memtx_hash.c'}"),
+            "---\n- file: ./src/box/memtx_hash.c\n...\n"
+        );
+        assert_eq!(
+            console(&lua, "{listen = '3301'}"),
+            "---\n- listen: '3301'\n...\n"
+        );
+        assert_eq!(
+            console(&lua, "{feedback_host = 'https://feedback.tarantool.io'}"),
+            "---\n- feedback_host: https://feedback.tarantool.io\n...\n"
+        );
+        assert_eq!(
+            console(&lua, "{version = '2.6.0-0-g47aa4e01e'}"),
+            "---\n- version: 2.6.0-0-g47aa4e01e\n...\n"
+        );
+        assert_eq!(
+            console(&lua, "{slab_alloc_factor = 1.05}"),
+            "---\n- slab_alloc_factor: 1.05\n...\n"
+        );
+        assert_eq!(
+            console(&lua, "{checkpoint_wal_threshold = 1e18}"),
+            "---\n- checkpoint_wal_threshold: 1000000000000000000\n...\n"
+        );
+        assert!(
+            console(&lua, "{before_replace = print}")
+                .starts_with("---\n- before_replace: 'function: ")
+        );
+        let index = console(
+            &lua,
+            "{unique = true, parts = {{type = 'unsigned', is_nullable = false, fieldno = 1}}, \
+              id = 0, space_id = 512, type = 'HASH', name = 'primary'}",
+        );
+        for line in [
+            "- ",
+            "unique: true\n",
+            "parts:\n  - ",
+            "type: unsigned\n",
+            "is_nullable: false\n",
+            "fieldno: 1\n",
+            "id: 0\n",
+            "space_id: 512\n",
+            "type: HASH\n",
+            "name: primary\n",
+        ] {
+            assert!(index.contains(line), "{line:?} in {index}");
+        }
+        assert_eq!(
+            console(&lua, "{replication = {[1] = {id = 1}}}"),
+            "---\n- replication:\n  - id: 1\n...\n"
+        );
+        assert_eq!(
+            console(&lua, "box.NULL, 'not created'"),
+            "---\n- null\n- not created\n...\n"
         );
     }
 
