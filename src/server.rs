@@ -281,8 +281,7 @@ fn spawn_init(lua: &mlua::Lua, tx: &Tx, plan: &InitPlan) -> mlua::Result<()> {
         None => String::from("interactive"),
     };
     let args = MultiValue::from_iter([Value::Function(run), Value::Table(table)]);
-    let id = crate::lua::fiber::spawn(lua, tx, &name, args)?;
-    crate::lua::fiber::schedule(tx, id);
+    crate::lua::fiber::spawn_queued(lua, tx, &name, args)?;
     Ok(())
 }
 

@@ -58,8 +58,8 @@ pub fn spawn_client(lua: &Lua, tx: &Tx, client: &Accepted) {
             .unwrap_or(Value::Nil),
     ]);
     let name = format!("console/{}", client.peer);
-    match super::fiber::spawn(lua, tx, &name, args) {
-        Ok(id) => super::fiber::schedule(tx, id),
+    match super::fiber::spawn_queued(lua, tx, &name, args) {
+        Ok(_) => {}
         Err(err) => {
             log::error!("can't serve console client {}: {err}", client.peer);
             tx.net.borrow_mut().close(client.token);
@@ -75,6 +75,10 @@ pub fn open(lua: &Lua, tx: &Rc<Tx>) -> mlua::Result<Table> {
         lua.create_function(|lua, handler: Function| {
             lua.set_named_registry_value(HANDLER_KEY, handler)
         })?,
+    )?;
+    module.set(
+        "format",
+        lua.create_function(|lua, args: MultiValue| Ok(format_reply(lua, args)))?,
     )?;
     let t = tx.clone();
     module.set(
@@ -116,6 +120,23 @@ pub fn open(lua: &Lua, tx: &Rc<Tx>) -> mlua::Result<Table> {
         })?,
     )?;
     Ok(module)
+}
+
+/// The YAML document for a statement's outcome: `format(true, values...)` or
+/// `format(false, err)`, as Tarantool's console formatter writes it.
+fn format_reply(lua: &Lua, args: MultiValue) -> String {
+    let mut args = args.into_iter();
+    let ok = matches!(args.next(), Some(Value::Boolean(true)));
+    let reply = if ok {
+        let values: Vec<Value> = args.collect();
+        super::yaml::console_reply(lua, &values)
+    } else {
+        super::yaml::console_error_reply(lua, args.next().unwrap_or(Value::Nil))
+    };
+    reply.unwrap_or_else(|err| {
+        let message = super::serializer::error_message(&err).replace('\'', "''");
+        format!("---\n- error: 'console: {message}'\n...\n")
+    })
 }
 
 fn stdin_read(lua: &Lua, tx: &Tx, prompt: &str) -> mlua::Result<MultiValue> {

@@ -10,7 +10,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use mlua::thread::ThreadStatus;
-use mlua::{Function, Lua, MultiValue, Table, Thread, Value};
+use mlua::{Function, Lua, MultiValue, RegistryKey, Table, Thread, Value};
 
 use crate::coio::CoioOutput;
 use crate::constants::{FIBER_POOL_MAX, FIBER_RESUMES_PER_TURN_MAX, FIBER_START_NESTING_MAX};
@@ -20,15 +20,18 @@ use crate::tx::Tx;
 
 /// What a fiber is resumed with next.
 pub enum Resume {
-    /// Its first run: the trampoline gets the function and its arguments.
-    Start(MultiValue),
+    /// Its first run, when it was queued rather than started at once: the function and its
+    /// arguments, packed in a Lua table.
+    Start(RegistryKey),
     /// A coio job finished: its output becomes the values of the yield.
     Coio(CoioOutput),
 }
 
-/// A Lua fiber's body.
+/// A Lua fiber's body. Lua values kept by Rust for long live in the registry: mlua's
+/// handles (`Thread`, `Function`) occupy slots of one auxiliary Lua stack, which holds only
+/// about 65,000 of them, far fewer than the fibers a server may have.
 struct Body {
-    thread: Thread,
+    thread: RegistryKey,
     resume: Option<Resume>,
 }
 
@@ -39,7 +42,7 @@ pub struct LuaFibers {
     /// The prelude's trampoline: every fiber coroutine runs it.
     trampoline: Option<Function>,
     /// Coroutines whose fiber ended, parked in the trampoline's loop for the next fiber.
-    pool: Vec<Thread>,
+    pool: Vec<RegistryKey>,
 }
 
 /// What the trampoline yields when its fiber's function has finished and the coroutine
@@ -55,46 +58,69 @@ impl LuaFibers {
     }
 }
 
-/// Create a fiber running `function(args...)`; it is not started yet.
-pub fn spawn(lua: &Lua, tx: &Tx, name: &str, args: MultiValue) -> mlua::Result<FiberId> {
-    let pooled = tx.fibers.borrow_mut().pool.pop();
-    let thread = match pooled {
-        Some(thread) => thread,
-        None => {
-            let trampoline = tx
-                .fibers
-                .borrow()
-                .trampoline
-                .clone()
-                .ok_or_else(|| mlua::Error::runtime("fiber trampoline is not installed"))?;
-            lua.create_thread(trampoline)?
-        }
-    };
+/// A coroutine for a new fiber: a pooled one, or a new one running the trampoline.
+fn take_thread(lua: &Lua, tx: &Tx) -> mlua::Result<RegistryKey> {
+    if let Some(key) = tx.fibers.borrow_mut().pool.pop() {
+        return Ok(key);
+    }
+    let trampoline = tx
+        .fibers
+        .borrow()
+        .trampoline
+        .clone()
+        .ok_or_else(|| mlua::Error::runtime("fiber trampoline is not installed"))?;
+    lua.create_registry_value(lua.create_thread(trampoline)?)
+}
+
+/// Register a fiber with a coroutine, without starting it.
+fn spawn(lua: &Lua, tx: &Tx, name: &str, resume: Option<Resume>) -> mlua::Result<FiberId> {
+    let thread = take_thread(lua, tx)?;
     let id = tx.sched.borrow_mut().spawn(name).map_err(|err| match err {
         SchedError::TooManyFibers => mlua::Error::runtime("too many fibers"),
         SchedError::NoCurrentFiber => mlua::Error::runtime("no current fiber"),
     })?;
-    let body = Body {
-        thread,
-        resume: Some(Resume::Start(args)),
-    };
-    tx.fibers.borrow_mut().bodies.insert(id, body);
+    tx.fibers
+        .borrow_mut()
+        .bodies
+        .insert(id, Body { thread, resume });
     Ok(id)
 }
 
-/// Start a new fiber now, nested in the caller's slice (as `fiber.create` does), unless
-/// starts are already nested too deep; then it is queued for this loop turn.
-pub fn start(lua: &Lua, tx: &Tx, id: FiberId) {
-    if tx.sched.borrow().nesting() < FIBER_START_NESTING_MAX {
-        run_fiber(lua, tx, id);
-    } else {
-        tx.sched.borrow_mut().schedule(id);
+/// `args` (a function and its arguments) packed as `{n = count, ...}`.
+fn pack(lua: &Lua, args: MultiValue) -> mlua::Result<RegistryKey> {
+    let table = lua.create_table_with_capacity(args.len(), 1)?;
+    let count = args.len();
+    for (n, value) in args.into_iter().enumerate() {
+        table.raw_set(n + 1, value)?;
     }
+    table.raw_set("n", count)?;
+    lua.create_registry_value(table)
 }
 
-/// Queue a new fiber to start in this loop turn.
-pub fn schedule(tx: &Tx, id: FiberId) {
+fn unpack(lua: &Lua, key: &RegistryKey) -> mlua::Result<MultiValue> {
+    let table: Table = lua.registry_value(key)?;
+    let count: usize = table.raw_get("n")?;
+    (1..=count).map(|n| table.raw_get::<Value>(n)).collect()
+}
+
+/// Create a fiber running `function(args...)` and start it now, nested in the caller's
+/// slice (as `fiber.create` does), unless starts are already nested too deep; then it is
+/// queued for this loop turn.
+pub fn spawn_now(lua: &Lua, tx: &Tx, name: &str, args: MultiValue) -> mlua::Result<FiberId> {
+    if tx.sched.borrow().nesting() >= FIBER_START_NESTING_MAX {
+        return spawn_queued(lua, tx, name, args);
+    }
+    let id = spawn(lua, tx, name, None)?;
+    run_fiber_with(lua, tx, id, Some(args));
+    Ok(id)
+}
+
+/// Create a fiber running `function(args...)`, queued to start in this loop turn.
+pub fn spawn_queued(lua: &Lua, tx: &Tx, name: &str, args: MultiValue) -> mlua::Result<FiberId> {
+    let packed = pack(lua, args)?;
+    let id = spawn(lua, tx, name, Some(Resume::Start(packed)))?;
     tx.sched.borrow_mut().schedule(id);
+    Ok(id)
 }
 
 /// Resume fibers from the ready queue, at most [`FIBER_RESUMES_PER_TURN_MAX`] of them.
@@ -105,15 +131,38 @@ pub fn run_ready(lua: &Lua, tx: &Tx) -> usize {
         let Some(id) = tx.sched.borrow_mut().pop_ready() else {
             break;
         };
-        run_fiber(lua, tx, id);
+        run_fiber_with(lua, tx, id, None);
         ran += 1;
     }
     ran
 }
 
-/// Resume one fiber until it yields or ends.
-pub fn run_fiber(lua: &Lua, tx: &Tx, id: FiberId) {
-    let Some((thread, resume)) = take_body(tx, id) else {
+/// The values a fiber resumes with: its start arguments, a coio job's output, or whether
+/// its wait was woken (true) or timed out (false).
+fn resume_values(
+    lua: &Lua,
+    reason: WakeReason,
+    start: Option<MultiValue>,
+    resume: Option<Resume>,
+) -> MultiValue {
+    let values = match (start, resume) {
+        (Some(args), _) => Ok(args),
+        (None, Some(Resume::Start(packed))) => unpack(lua, &packed),
+        (None, Some(Resume::Coio(output))) => output(lua),
+        (None, None) => Ok(MultiValue::from_iter([Value::Boolean(
+            reason == WakeReason::Woken,
+        )])),
+    };
+    values.unwrap_or_else(|err| {
+        let message = lua.create_string(err.to_string()).map(Value::String);
+        MultiValue::from_iter([Value::Nil, message.unwrap_or(Value::Nil)])
+    })
+}
+
+/// Resume one fiber until it yields or ends; `start` carries the arguments of a fiber
+/// started at once.
+fn run_fiber_with(lua: &Lua, tx: &Tx, id: FiberId, start: Option<MultiValue>) {
+    let Some((thread, resume)) = take_body(lua, tx, id) else {
         return;
     };
     let started = tx.sched.borrow_mut().begin_run(id);
@@ -122,23 +171,19 @@ pub fn run_fiber(lua: &Lua, tx: &Tx, id: FiberId) {
         return;
     };
     crate::log::set_fiber(Some((id, name)));
-    let result = match resume {
-        None => thread.resume::<Value>(reason == WakeReason::Woken),
-        Some(Resume::Start(args)) => thread.resume::<Value>(args),
-        Some(Resume::Coio(output)) => match output(lua) {
-            Ok(values) => thread.resume::<Value>(values),
-            Err(err) => thread.resume::<Value>((Value::Nil, err.to_string())),
-        },
-    };
+    let values = resume_values(lua, reason, start, resume);
+    let result = thread.resume::<Value>(values);
     let reusable = matches!(result, Ok(Value::LightUserData(done)) if done == FIBER_DONE);
     let finished = reusable || thread.status() != ThreadStatus::Resumable;
     tx.sched.borrow_mut().end_run(id, finished);
     restore_log_context(tx);
     if finished {
         let mut fibers = tx.fibers.borrow_mut();
-        fibers.bodies.remove(&id);
-        if reusable && fibers.pool.len() < FIBER_POOL_MAX {
-            fibers.pool.push(thread);
+        if let Some(body) = fibers.bodies.remove(&id)
+            && reusable
+            && fibers.pool.len() < FIBER_POOL_MAX
+        {
+            fibers.pool.push(body.thread);
         }
     }
     if let Err(err) = result {
@@ -147,10 +192,11 @@ pub fn run_fiber(lua: &Lua, tx: &Tx, id: FiberId) {
     }
 }
 
-fn take_body(tx: &Tx, id: FiberId) -> Option<(Thread, Option<Resume>)> {
+fn take_body(lua: &Lua, tx: &Tx, id: FiberId) -> Option<(Thread, Option<Resume>)> {
     let mut fibers = tx.fibers.borrow_mut();
     let body = fibers.bodies.get_mut(&id)?;
-    Some((body.thread.clone(), body.resume.take()))
+    let thread = lua.registry_value::<Thread>(&body.thread).ok()?;
+    Some((thread, body.resume.take()))
 }
 
 fn restore_log_context(tx: &Tx) {
@@ -196,20 +242,12 @@ pub fn open(lua: &Lua, tx: &Rc<Tx>) -> mlua::Result<Table> {
     let t = tx.clone();
     module.set(
         "create",
-        lua.create_function(move |lua, args: MultiValue| {
-            let id = spawn(lua, &t, "lua", args)?;
-            start(lua, &t, id);
-            Ok(id)
-        })?,
+        lua.create_function(move |lua, args: MultiValue| spawn_now(lua, &t, "lua", args))?,
     )?;
     let t = tx.clone();
     module.set(
         "create_queued",
-        lua.create_function(move |lua, args: MultiValue| {
-            let id = spawn(lua, &t, "lua", args)?;
-            schedule(&t, id);
-            Ok(id)
-        })?,
+        lua.create_function(move |lua, args: MultiValue| spawn_queued(lua, &t, "lua", args))?,
     )?;
     let t = tx.clone();
     module.set(

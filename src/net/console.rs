@@ -134,7 +134,8 @@ impl ConsoleConn {
             wake.push(fiber);
         }
         let has_line = self.conn.input().contains(&b'\n');
-        if (has_line || self.conn.eof || self.conn.failed)
+        let full = self.conn.input().len() >= CONSOLE_STATEMENT_SIZE_MAX;
+        if (has_line || full || self.conn.eof || self.conn.failed)
             && let Some(fiber) = self.reader.take()
         {
             wake.push(fiber);

@@ -204,10 +204,18 @@ impl Console {
         self.reply()
     }
 
-    /// Whether the server closed the connection (reads EOF within the deadline).
+    /// Whether the server closed the connection (EOF, or a reset when it closed with our
+    /// bytes unread, within the deadline).
     pub fn closed(&mut self) -> bool {
         let mut byte = [0u8; 1];
-        matches!(self.stream.read(&mut byte), Ok(0))
+        match self.stream.read(&mut byte) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(err) => matches!(
+                err.kind(),
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted
+            ),
+        }
     }
 }
 

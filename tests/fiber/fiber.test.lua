@@ -10,11 +10,12 @@ fiber.sleep(0.1)
 order
 -- fiber.create runs the new fiber at once, up to its first yield
 trace = {}
+\set delimiter ;
 f = fiber.create(function() table.insert(trace, 'child') fiber.yield() table.insert(trace, 'child again') end)
 table.insert(trace, 'parent')
 fiber.yield()
-trace
-f:status()
+return trace, f:status();
+\set delimiter
 -- a channel hands values over in order, and get() times out when empty
 ch = fiber.channel(1)
 producer = fiber.create(function() for i = 1, 3 do ch:put(i) end ch:put('last') end)
@@ -27,7 +28,8 @@ ch:is_closed(), ch:get(), ch:put('z')
 rendezvous = fiber.channel()
 taken = nil
 reader = fiber.create(function() taken = rendezvous:get() end)
-rendezvous:put('hello', 1), taken
+rendezvous:put('hello', 1)
+taken
 rendezvous:put('nobody', 0.01)
 -- a fiber killed while it waits dies at once, without an error in the log
 sleeper = fiber.create(function() fiber.sleep(1000) end)
@@ -73,14 +75,20 @@ fiber.find(1) == nil
 fiber.status()
 type(fiber.time()), type(fiber.time64()), fiber.time() > 1.7e9
 -- 10,000 fibers alive at once
-alive, done = 0, 0
+alive, done, gate = 0, 0, fiber.cond()
 \set delimiter ;
 for i = 1, 10000 do
-    fiber.create(function() alive = alive + 1 fiber.sleep(0.05) alive = alive - 1 done = done + 1 end)
+    fiber.create(function() alive = alive + 1 gate:wait() alive = alive - 1 done = done + 1 end)
 end;
 \set delimiter
-alive
-fiber.sleep(0.5)
+alive, done
+gate:broadcast()
+\set delimiter ;
+for i = 1, 100 do
+    if done == 10000 then break end
+    fiber.sleep(0.01)
+end;
+\set delimiter
 alive, done
 -- coroutines inside a fiber can wait for the scheduler
 co = coroutine.wrap(function() fiber.sleep(0.01) coroutine.yield('a') fiber.sleep(0.01) return 'b' end)

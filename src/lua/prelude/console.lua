@@ -7,7 +7,6 @@
 local internal = require('internal.console')
 local sched = require('internal.sched')
 local util = require('internal.util')
-local yaml = require('yaml')
 local log = require('log')
 
 local console = {}
@@ -36,33 +35,7 @@ end
 -- {{{ evaluation and formatting
 
 -- One YAML document for a statement's outcome, as Tarantool formats it.
-local function format(ok, ...)
-    if ok then
-        local count = select('#', ...)
-        if count == 0 then
-            return '---\n...\n'
-        end
-        local values = {}
-        for i = 1, count do
-            local value = select(i, ...)
-            if value == nil then
-                value = yaml.NULL
-            end
-            values[i] = value
-        end
-        local encoded, text = pcall(yaml.encode, values)
-        if encoded then
-            return text
-        end
-        return yaml.encode({ { error = 'console: an exception occurred when formatting the output: '
-            .. tostring(text) } })
-    end
-    local err = ...
-    if err == nil then
-        err = yaml.NULL
-    end
-    return yaml.encode({ { error = err } })
-end
+local format = internal.format
 
 local function eval(statement)
     local fn, err = loadstring('return ' .. statement)

@@ -116,7 +116,11 @@ function methods.name(self, name)
     if not internal.exists(id) then
         error('the fiber is dead', 2)
     end
-    return internal.name(id, name)
+    if name ~= nil then
+        internal.name(id, name)
+        return
+    end
+    return internal.name(id)
 end
 
 function methods.status(self)
@@ -138,7 +142,7 @@ end
 function fiber.create(fn, ...)
     if type(fn) ~= 'function' and not (type(fn) == 'table' and getmetatable(fn)
             and getmetatable(fn).__call) then
-        error('Usage: fiber.create(function, ...)', 2)
+        error('fiber.create(function, ...): bad arguments', 2)
     end
     return object(internal.create(fn, ...))
 end
@@ -146,7 +150,7 @@ end
 -- A fiber started in the next loop turn rather than at once (Tarantool's fiber.new).
 function fiber.new(fn, ...)
     if type(fn) ~= 'function' then
-        error('Usage: fiber.new(function, ...)', 2)
+        error('fiber.new(function, ...): bad arguments', 2)
     end
     return object(internal.create_queued(fn, ...))
 end
@@ -182,7 +186,7 @@ end
 function fiber.sleep(delay)
     delay = tonumber(delay)
     if delay == nil then
-        error('Usage: fiber.sleep(delay)', 2)
+        error('fiber.sleep(delay): bad arguments', 2)
     end
     wait(delay, 'fiber.sleep')
     testcancel()
@@ -287,8 +291,11 @@ local channel_mt = {
 
 function fiber.channel(size)
     size = size == nil and 0 or tonumber(size)
-    if size == nil or size < 0 or size ~= math.floor(size) then
+    if size == nil or size ~= math.floor(size) then
         error('fiber.channel(size): bad arguments', 2)
+    end
+    if size < 0 then
+        error('fiber.channel(size): negative size', 2)
     end
     return setmetatable({
         _size = size, _buffer = {}, _head = 1, _count = 0, _closed = false,
@@ -380,9 +387,11 @@ function channel_methods.get(self, timeout)
     end
 end
 
+-- Closing drops what the channel holds, as Tarantool does: readers get nil from then on.
 function channel_methods.close(self)
     check_channel(self, 'close()')
     self._closed = true
+    self._buffer, self._head, self._count = {}, 1, 0
     local waiters = {}
     for _, list in ipairs({ self._readers, self._writers }) do
         for i = 1, #list do
