@@ -31,6 +31,12 @@ pub const FIBER_START_NESTING_MAX: usize = 64;
 /// about 1 KiB each, so the pool stays small.
 pub const FIBER_POOL_MAX: usize = 1024;
 
+/// Fiber coroutines held through mlua handles; the rest go through the Lua registry. A
+/// handle resumes without a registry lookup, but handles share one auxiliary Lua stack with
+/// every other Lua value Rust holds, and LuaJIT caps a stack a C caller grows at 8,000
+/// slots (LUAI_MAXCSTACK), so fibers take half.
+pub const FIBER_THREAD_HANDLES_MAX: usize = 4096;
+
 /// Live fibers at once. Each costs a Lua coroutine (about 1 KiB plus its stack); a million is
 /// far beyond any sane workload yet keeps a runaway `while true do fiber.create(f) end` from
 /// eating the machine.

@@ -13,7 +13,9 @@ use mlua::thread::ThreadStatus;
 use mlua::{Function, Lua, MultiValue, RegistryKey, Table, Thread, Value};
 
 use crate::coio::CoioOutput;
-use crate::constants::{FIBER_POOL_MAX, FIBER_RESUMES_PER_TURN_MAX, FIBER_START_NESTING_MAX};
+use crate::constants::{
+    FIBER_POOL_MAX, FIBER_RESUMES_PER_TURN_MAX, FIBER_START_NESTING_MAX, FIBER_THREAD_HANDLES_MAX,
+};
 use crate::fiber::sched::SchedError;
 use crate::fiber::{FiberId, FiberStatus, IdMap, WakeReason};
 use crate::tx::Tx;
@@ -27,11 +29,18 @@ pub enum Resume {
     Coio(CoioOutput),
 }
 
-/// A Lua fiber's body. Lua values kept by Rust for long live in the registry: mlua's
-/// handles (`Thread`, `Function`) occupy slots of one auxiliary Lua stack, which holds only
-/// about 65,000 of them, far fewer than the fibers a server may have.
+/// How Rust holds a fiber's coroutine. mlua's handles occupy slots of one auxiliary Lua
+/// stack, which holds only 8,000 of them in LuaJIT, far fewer than the fibers a server may
+/// have: up to [`FIBER_THREAD_HANDLES_MAX`] coroutines are held as handles (the fast path),
+/// the rest as registry references.
+enum Coroutine {
+    Handle(Thread),
+    Registry(RegistryKey),
+}
+
+/// A Lua fiber's body.
 struct Body {
-    thread: RegistryKey,
+    thread: Coroutine,
     resume: Option<Resume>,
 }
 
@@ -42,7 +51,9 @@ pub struct LuaFibers {
     /// The prelude's trampoline: every fiber coroutine runs it.
     trampoline: Option<Function>,
     /// Coroutines whose fiber ended, parked in the trampoline's loop for the next fiber.
-    pool: Vec<RegistryKey>,
+    pool: Vec<Coroutine>,
+    /// Coroutines held as handles, in bodies and in the pool.
+    handles: usize,
 }
 
 /// What the trampoline yields when its fiber's function has finished and the coroutine
@@ -59,17 +70,21 @@ impl LuaFibers {
 }
 
 /// A coroutine for a new fiber: a pooled one, or a new one running the trampoline.
-fn take_thread(lua: &Lua, tx: &Tx) -> mlua::Result<RegistryKey> {
-    if let Some(key) = tx.fibers.borrow_mut().pool.pop() {
-        return Ok(key);
+fn take_thread(lua: &Lua, tx: &Tx) -> mlua::Result<Coroutine> {
+    let mut fibers = tx.fibers.borrow_mut();
+    if let Some(coroutine) = fibers.pool.pop() {
+        return Ok(coroutine);
     }
-    let trampoline = tx
-        .fibers
-        .borrow()
+    let trampoline = fibers
         .trampoline
         .clone()
         .ok_or_else(|| mlua::Error::runtime("fiber trampoline is not installed"))?;
-    lua.create_registry_value(lua.create_thread(trampoline)?)
+    let thread = lua.create_thread(trampoline)?;
+    if fibers.handles < FIBER_THREAD_HANDLES_MAX {
+        fibers.handles += 1;
+        return Ok(Coroutine::Handle(thread));
+    }
+    Ok(Coroutine::Registry(lua.create_registry_value(thread)?))
 }
 
 /// Register a fiber with a coroutine, without starting it.
@@ -179,11 +194,12 @@ fn run_fiber_with(lua: &Lua, tx: &Tx, id: FiberId, start: Option<MultiValue>) {
     restore_log_context(tx);
     if finished {
         let mut fibers = tx.fibers.borrow_mut();
-        if let Some(body) = fibers.bodies.remove(&id)
-            && reusable
-            && fibers.pool.len() < FIBER_POOL_MAX
-        {
-            fibers.pool.push(body.thread);
+        if let Some(body) = fibers.bodies.remove(&id) {
+            if reusable && fibers.pool.len() < FIBER_POOL_MAX {
+                fibers.pool.push(body.thread);
+            } else if matches!(body.thread, Coroutine::Handle(_)) {
+                fibers.handles -= 1;
+            }
         }
     }
     if let Err(err) = result {
@@ -195,7 +211,10 @@ fn run_fiber_with(lua: &Lua, tx: &Tx, id: FiberId, start: Option<MultiValue>) {
 fn take_body(lua: &Lua, tx: &Tx, id: FiberId) -> Option<(Thread, Option<Resume>)> {
     let mut fibers = tx.fibers.borrow_mut();
     let body = fibers.bodies.get_mut(&id)?;
-    let thread = lua.registry_value::<Thread>(&body.thread).ok()?;
+    let thread = match &body.thread {
+        Coroutine::Handle(thread) => thread.clone(),
+        Coroutine::Registry(key) => lua.registry_value::<Thread>(key).ok()?,
+    };
     Some((thread, body.resume.take()))
 }
 
