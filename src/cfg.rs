@@ -1233,7 +1233,7 @@ fn trim_fraction_zeros(text: &str) -> &str {
 }
 
 /// A JSON string literal as Tarantool's json module writes it (it escapes `/` too).
-fn json_quote(text: &str) -> String {
+pub fn json_quote(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
     out.push('"');
     for c in text.chars() {

@@ -433,45 +433,31 @@ pub fn format_json(level: Level, file: Option<&str>, line: Option<u32>, message:
     let mut text = format!(
         "{{\"time\": \"{}\", \"level\": \"{level_name}\", \"message\": {}, \"pid\": {}",
         timestamp().replacen(' ', "T", 1),
-        json_string(message),
+        crate::cfg::json_quote(message),
         std::process::id()
     );
-    CORD.with(|cord| text.push_str(&format!(", \"cord_name\": {}", json_string(&cord.borrow()))));
+    CORD.with(|cord| {
+        text.push_str(&format!(
+            ", \"cord_name\": {}",
+            crate::cfg::json_quote(&cord.borrow())
+        ))
+    });
     FIBER.with(|fiber| {
         if let Some((id, name)) = fiber.borrow().as_ref() {
             text.push_str(&format!(
                 ", \"fiber_id\": {id}, \"fiber_name\": {}",
-                json_string(name)
+                crate::cfg::json_quote(name)
             ));
         }
     });
     if let (Some(file), Some(line)) = (file, line) {
         text.push_str(&format!(
             ", \"file\": {}, \"line\": {line}",
-            json_string(file)
+            crate::cfg::json_quote(file)
         ));
     }
     text.push_str("}\n");
     text
-}
-
-/// A JSON string literal.
-fn json_string(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// Local time as `YYYY-MM-DD HH:MM:SS.mmm`.

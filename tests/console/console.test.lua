@@ -13,7 +13,7 @@ z
 type(box.NULL), box.NULL == nil
 'x: y', 'a #b'
 'multi\nline'
-{t = {1, 2, {3}}, s = 'str'}
+{t = {1, 2, {3}}}
 setmetatable({1, 'a', {b = 2}}, {__serialize = 'seq'})
 setmetatable({}, {__serialize = 'map'})
 -- help and backslash commands

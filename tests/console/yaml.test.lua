@@ -7,7 +7,7 @@ local x = 5
 x
 {1, 2, {a = 1}}
 {}
--- (several keys print in Lua hash order, which differs between LuaJIT builds)
+-- (a map of several keys prints in Lua hash order, which LuaJIT seeds anew in each process)
 {c = {true, false}}
 {b = "s"}
 [[it's]]

@@ -126,6 +126,15 @@ function session_methods.feed(self, line)
     return line
 end
 
+-- Handle one input line: returns the reply to send (or nil), and whether to end.
+function session_methods.handle(self, line)
+    local statement, reply, quit = self:feed(line)
+    if statement ~= nil then
+        reply = eval(statement)
+    end
+    return reply, quit
+end
+
 -- }}}
 
 -- {{{ the admin console over a socket
@@ -150,12 +159,9 @@ local function serve_client(token, peer)
         if line == nil then
             break
         end
-        local statement, reply, quit = session:feed(line)
+        local reply, quit = session:handle(line)
         if quit then
             break
-        end
-        if statement ~= nil then
-            reply = eval(statement)
         end
         if reply ~= nil and not blocking(internal.write, token, reply) then
             break
@@ -220,12 +226,9 @@ function console.start()
             end
             session.buffer = ''
         else
-            local statement, reply, quit = session:feed(line)
+            local reply, quit = session:handle(line)
             if quit then
                 break
-            end
-            if statement ~= nil then
-                reply = eval(statement)
             end
             if reply ~= nil then
                 io.write(reply, '\n')
