@@ -128,7 +128,32 @@ fn lives_while_fibers_live_then_exits() {
 }
 
 #[test]
-fn sigterm_shuts_down_cleanly_and_removes_the_pid_file() {
+fn the_console_works_on_a_pipe_with_dash_i() {
+    let dir = TempDir::new("cli");
+    let out = run(
+        &["-i"],
+        "1 + 1\nfor\nx = = 1\nerror('boom')\nos.exit(3)\n",
+        &dir,
+    );
+    assert_eq!(out.status.code(), Some(3));
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with("Tarantula "), "{stdout}");
+    assert!(stdout.contains("tarantool> ---\n- 2\n...\n\n"), "{stdout}");
+    assert!(
+        stdout.contains("         > ---\n- error: '[string \"for...\"]:2:"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("- error: boom\n"), "{stdout}");
+}
+
+#[test]
+fn sigterm_and_sigint_shut_down_cleanly_and_remove_the_pid_file() {
+    for signal in [libc::SIGTERM, libc::SIGINT] {
+        shut_down_by(signal);
+    }
+}
+
+fn shut_down_by(signal: i32) {
     let dir = TempDir::new("cli");
     dir.write(
         "s.lua",
@@ -148,8 +173,8 @@ fn sigterm_shuts_down_cleanly_and_removes_the_pid_file() {
     let pid = std::fs::read_to_string(&pid_file).unwrap();
     assert_eq!(pid.trim(), child.id().to_string());
     // SAFETY: kill sends a signal to our own child process.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let status = wait_for("exit after SIGTERM", || child.try_wait().unwrap());
+    unsafe { libc::kill(child.id() as i32, signal) };
+    let status = wait_for("exit after the signal", || child.try_wait().unwrap());
     assert_eq!(status.code(), Some(0));
     assert!(!pid_file.exists(), "pid file left behind");
 }
