@@ -20,6 +20,7 @@
 //! input) it registers with the scheduler and yields its coroutine back to the loop, which
 //! resumes it when the event arrives.
 
+pub mod r#box;
 pub mod cfg;
 pub mod coio;
 pub mod constants;
