@@ -71,3 +71,6 @@ pub const POLL_EVENTS_MAX: usize = 1024;
 
 /// Lines the interactive console keeps in its history.
 pub const CONSOLE_HISTORY_MAX: usize = 1000;
+
+/// Server ids are 1..VCLOCK_MAX-1 (id 0 is reserved): the vclock has this many components.
+pub const VCLOCK_MAX: usize = 32;

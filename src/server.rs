@@ -210,6 +210,10 @@ fn start(argv: &[String], options: Options) -> Result<i32, String> {
         started: std::time::Instant::now(),
         exit_code: Cell::new(None),
         box_configured: Cell::new(false),
+        db: RefCell::new(None),
+        txns: RefCell::new(Default::default()),
+        journal: RefCell::new(Box::new(crate::r#box::txn::NullJournal)),
+        trigger_spaces: RefCell::new(Default::default()),
     });
     let lua = crate::lua::new_state(&tx).map_err(|e| format!("can't load the Lua runtime: {e}"))?;
     set_arg(&lua, argv, &plan.options).map_err(|e| e.to_string())?;

@@ -11,10 +11,15 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam::channel::{self, Receiver, Sender};
 
+use std::collections::HashSet;
+
+use crate::r#box::db::Db;
+use crate::r#box::txn::{Journal, Txn};
 use crate::cfg::Cfg;
 use crate::coio::{CoioOutput, CoioPool};
 use crate::constants::TX_INBOX_CAPACITY;
 use crate::fiber::FiberId;
+use crate::fiber::IdMap;
 use crate::fiber::sched::Sched;
 use crate::lua::fiber::LuaFibers;
 use crate::net::Net;
@@ -105,6 +110,14 @@ pub struct Tx {
     pub exit_code: Cell<Option<i32>>,
     /// Set once `box.cfg{}` has run: a configured server serves until told to stop.
     pub box_configured: Cell<bool>,
+    /// The database, from the first `box.cfg{}` on.
+    pub db: RefCell<Option<Db>>,
+    /// Transactions opened by `box.begin()`, by fiber.
+    pub txns: RefCell<IdMap<Txn>>,
+    /// Where committed rows go.
+    pub journal: RefCell<Box<dyn Journal>>,
+    /// Spaces with `on_replace` triggers (only those pay for calling into Lua).
+    pub trigger_spaces: RefCell<HashSet<u32>>,
 }
 
 impl Tx {

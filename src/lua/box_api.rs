@@ -190,7 +190,43 @@ fn apply_first(tx: &Tx, changes: &CfgChanges) -> Result<(), BoxError> {
     if let Some(path) = value_of("pid_file") {
         write_pid_file(&path)?;
     }
+    let instance_uuid =
+        value_of("instance_uuid").unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let cluster_uuid =
+        value_of("replicaset_uuid").unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let db = bootstrap(&instance_uuid, &cluster_uuid)?;
+    *tx.db.borrow_mut() = Some(db);
+    log::info!("ready to accept requests");
     Ok(())
+}
+
+/// A new instance: the bootstrap rows, then its own cluster UUID and `_cluster` entry (the
+/// steps of Tarantool 1.6's first `box.cfg{}` with no data and no replication source).
+fn bootstrap(instance_uuid: &str, cluster_uuid: &str) -> Result<crate::r#box::db::Db, BoxError> {
+    use crate::r#box::db::{Db, Request, RequestKind};
+    use crate::r#box::mp::{Mp, s, u};
+    use crate::r#box::schema::{CLUSTER_ID, SCHEMA_ID};
+    use crate::r#box::txn::Txn;
+    log::info!("instance uuid {instance_uuid}");
+    log::info!("initializing an empty data directory");
+    let mut db = Db::new(instance_uuid);
+    db.bootstrap(&uuid::Uuid::nil().to_string().replace('0', "1"))?;
+    let cluster = Mp::Array(vec![s("cluster"), s(cluster_uuid)]).to_vec();
+    let old_entry = Mp::Array(vec![u(1)]).to_vec();
+    let entry = Mp::Array(vec![u(1), s(instance_uuid)]).to_vec();
+    let mut replace = Request::new(RequestKind::Replace, SCHEMA_ID);
+    replace.tuple = &cluster;
+    let mut delete = Request::new(RequestKind::Delete, CLUSTER_ID);
+    delete.key = &old_entry;
+    let mut insert = Request::new(RequestKind::Insert, CLUSTER_ID);
+    insert.tuple = &entry;
+    for request in [replace, delete, insert] {
+        db.execute(&mut Txn::autocommit(), &request)?;
+    }
+    log::info!("assigned id {} to replica {instance_uuid}", db.server_id);
+    log::info!("cluster uuid {cluster_uuid}");
+    db.changed_spaces.clear();
+    Ok(db)
 }
 
 fn write_pid_file(path: &str) -> Result<(), BoxError> {

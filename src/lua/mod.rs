@@ -7,6 +7,7 @@
 //! order) builds the public modules on top: fiber, log, console, fio, box.
 
 pub mod box_api;
+pub mod box_data;
 pub mod console;
 pub mod fiber;
 pub mod fio;
@@ -14,6 +15,7 @@ pub mod json;
 pub mod misc;
 pub mod msgpack;
 pub mod serializer;
+pub mod tuple;
 pub mod util;
 pub mod yaml;
 
@@ -33,6 +35,7 @@ const PRELUDE: &[(&str, &str)] = &[
     ("fio.lua", include_str!("prelude/fio.lua")),
     ("console.lua", include_str!("prelude/console.lua")),
     ("box.lua", include_str!("prelude/box.lua")),
+    ("box_schema.lua", include_str!("prelude/box_schema.lua")),
     ("main.lua", include_str!("prelude/main.lua")),
 ];
 
@@ -48,6 +51,7 @@ pub fn new_state(tx: &Rc<Tx>) -> mlua::Result<Lua> {
     loaded.set("internal.util", util::open(&lua, tx)?)?;
     loaded.set("internal.box", box_api::open(&lua, tx)?)?;
     loaded.set("internal.fio", fio::open_module(&lua, tx)?)?;
+    loaded.set("internal.data", box_data::open(&lua, tx)?)?;
     loaded.set("yaml", yaml::open(&lua)?)?;
     loaded.set("json", json::open(&lua)?)?;
     loaded.set("msgpack", msgpack::open(&lua)?)?;

@@ -47,7 +47,10 @@ local function configure(options)
     if values == nil then
         error(err, 3)
     end
-    configured = true
+    if not configured then
+        configured = true
+        require('internal.box_schema').install()
+    end
     rawset(box, 'cfg', effective(values))
 end
 

@@ -1,0 +1,538 @@
+//! The database of the TX thread: the spaces, the schema version, and the one function that
+//! executes every data request, from Lua now and from iproto, recovery and replication later.
+//!
+//! Owned by the TX thread. A request names its space and index by id and carries its key,
+//! tuple and update operations as MessagePack, exactly as on the wire, so every path into
+//! the data is this one.
+
+use std::collections::HashMap;
+
+use super::alter;
+use super::index::IteratorType;
+use super::key_def;
+use super::schema;
+use super::space::{DupMode, Space, SpaceDef};
+use super::tuple::Tuple;
+use super::txn::{JournalRow, RowKind, Stmt, Txn};
+use super::update;
+use crate::error::{BoxError, ErrCode};
+
+/// The kinds of data requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestKind {
+    Select,
+    Insert,
+    Replace,
+    Update,
+    Delete,
+    Upsert,
+}
+
+/// A data request, its parts as MessagePack (an empty slice for a part it lacks).
+#[derive(Clone, Debug)]
+pub struct Request<'a> {
+    pub kind: RequestKind,
+    pub space_id: u32,
+    pub index_id: u32,
+    /// KEY: an array (select, update, delete).
+    pub key: &'a [u8],
+    /// TUPLE: the tuple (insert, replace, upsert) or the update operations (update).
+    pub tuple: &'a [u8],
+    /// OPS: the upsert operations.
+    pub ops: &'a [u8],
+    /// The iterator type number (select).
+    pub iterator: u64,
+    pub offset: u32,
+    pub limit: u32,
+    /// 1 when field numbers in update operations count from 1 (Lua), 0 on the wire.
+    pub index_base: u32,
+}
+
+impl<'a> Request<'a> {
+    /// A request of `kind` on a space, every other part empty.
+    pub fn new(kind: RequestKind, space_id: u32) -> Request<'a> {
+        Request {
+            kind,
+            space_id,
+            index_id: 0,
+            key: &[],
+            tuple: &[],
+            ops: &[],
+            iterator: 0,
+            offset: 0,
+            limit: u32::MAX,
+            index_base: 0,
+        }
+    }
+}
+
+/// Limits the configuration sets on tuples.
+#[derive(Clone, Copy, Debug)]
+pub struct TupleLimits {
+    /// Bytes all tuples may hold (`slab_alloc_arena`).
+    pub memory: usize,
+    /// Bytes one tuple may have (`slab_alloc_maximal`).
+    pub tuple_size: usize,
+}
+
+impl Default for TupleLimits {
+    fn default() -> TupleLimits {
+        TupleLimits {
+            memory: 1 << 30,
+            tuple_size: 1 << 20,
+        }
+    }
+}
+
+/// The spaces and everything the schema rows configure.
+pub struct Db {
+    spaces: HashMap<u32, Space>,
+    names: HashMap<String, u32>,
+    /// Bumped on every change of a space or index definition; sent with every reply.
+    pub schema_version: u32,
+    /// Spaces whose definition changed since the Lua side last looked.
+    pub changed_spaces: Vec<u32>,
+    pub cluster_uuid: Option<String>,
+    pub instance_uuid: String,
+    /// This instance's id in `_cluster`; 0 until registered.
+    pub server_id: u32,
+    /// `_cluster`: server id → UUID.
+    pub cluster: std::collections::BTreeMap<u32, String>,
+    pub limits: TupleLimits,
+}
+
+impl Db {
+    /// The schema before any row: the stored system spaces with their primary keys only.
+    pub fn new(instance_uuid: &str) -> Db {
+        let mut db = Db {
+            spaces: HashMap::new(),
+            names: HashMap::new(),
+            schema_version: 0,
+            changed_spaces: Vec::new(),
+            cluster_uuid: None,
+            instance_uuid: instance_uuid.to_string(),
+            server_id: 0,
+            cluster: Default::default(),
+            limits: TupleLimits::default(),
+        };
+        for (def, index) in schema::stubs() {
+            let mut space = Space::new(def);
+            space
+                .indexes
+                .push(Some(super::index::Index::new(index, None)));
+            db.add_space(space);
+        }
+        db
+    }
+
+    /// Load the rows of a new instance through the write path (triggers included).
+    pub fn bootstrap(&mut self, bootstrap_uuid: &str) -> Result<(), BoxError> {
+        for row in schema::bootstrap_rows(bootstrap_uuid) {
+            let mut request = Request::new(RequestKind::Insert, row.space_id);
+            request.tuple = &row.tuple;
+            let mut txn = Txn::autocommit();
+            self.execute(&mut txn, &request)?;
+        }
+        Ok(())
+    }
+
+    // {{{ the space catalogue
+
+    pub fn space(&self, id: u32) -> Option<&Space> {
+        self.spaces.get(&id)
+    }
+
+    pub fn space_mut(&mut self, id: u32) -> Option<&mut Space> {
+        self.spaces.get_mut(&id)
+    }
+
+    pub fn space_id_by_name(&self, name: &str) -> Option<u32> {
+        self.names.get(name).copied()
+    }
+
+    /// Every space, in no particular order.
+    pub fn spaces(&self) -> impl Iterator<Item = &Space> {
+        self.spaces.values()
+    }
+
+    /// Add a space (replacing one with the same id).
+    pub fn add_space(&mut self, space: Space) -> Option<Space> {
+        let id = space.def.id;
+        let old = self.remove_space(id);
+        self.names.insert(space.def.name.clone(), id);
+        self.spaces.insert(id, space);
+        self.schema_changed(id);
+        old
+    }
+
+    /// Remove a space from the catalogue.
+    pub fn remove_space(&mut self, id: u32) -> Option<Space> {
+        let space = self.spaces.remove(&id)?;
+        if self.names.get(&space.def.name) == Some(&id) {
+            self.names.remove(&space.def.name);
+        }
+        self.schema_changed(id);
+        Some(space)
+    }
+
+    /// Replace a space's definition, keeping its indexes and data.
+    pub fn set_space_def(&mut self, def: SpaceDef) -> Option<SpaceDef> {
+        let id = def.id;
+        let new_name = def.name.clone();
+        let space = self.spaces.get_mut(&id)?;
+        let old = std::mem::replace(&mut space.def, def);
+        if self.names.get(&old.name) == Some(&id) {
+            self.names.remove(&old.name);
+        }
+        self.names.insert(new_name, id);
+        self.schema_changed(id);
+        Some(old)
+    }
+
+    /// Note a definition change of space `id`.
+    pub fn schema_changed(&mut self, id: u32) {
+        self.schema_version = self.schema_version.wrapping_add(1);
+        if !self.changed_spaces.contains(&id) {
+            self.changed_spaces.push(id);
+        }
+    }
+
+    fn space_or_error(&self, id: u32) -> Result<&Space, BoxError> {
+        self.spaces
+            .get(&id)
+            .ok_or_else(|| BoxError::new(ErrCode::NO_SUCH_SPACE, &[&id]))
+    }
+
+    // }}}
+
+    // {{{ requests
+
+    /// Execute one request in `txn`. A select returns the tuples found; a change returns
+    /// the tuple it produced (insert, replace, update) or removed (delete), if any.
+    pub fn execute(&mut self, txn: &mut Txn, request: &Request) -> Result<Vec<Tuple>, BoxError> {
+        match request.kind {
+            RequestKind::Select => self.select(request),
+            _ => self
+                .modify(txn, request)
+                .map(|tuple| tuple.into_iter().collect()),
+        }
+    }
+
+    /// SELECT: the tuples of an index from a key, with offset and limit.
+    pub fn select(&self, request: &Request) -> Result<Vec<Tuple>, BoxError> {
+        let space = self.space_or_error(request.space_id)?;
+        let source = match schema::view_source(space.def.id) {
+            Some(id) if space.def.is_view() => self.space_or_error(id)?,
+            _ => space,
+        };
+        let index = source
+            .index(request.index_id)
+            .ok_or_else(|| space.no_such_index(request.index_id))?;
+        let iterator = IteratorType::from_number(request.iterator)
+            .ok_or_else(|| BoxError::new(ErrCode::ILLEGAL_PARAMS, &[&"Invalid iterator type"]))?;
+        let allow_partial = index.def.kind == super::index::IndexKind::Tree;
+        let parts = key_def::validate_key(request.key, &index.def.key_def, allow_partial).or_else(
+            |err| match empty_key(request.key) {
+                true => Ok(0),
+                false => Err(err),
+            },
+        )?;
+        index.check_iterator(iterator, parts, &space.def.name)?;
+        let mut cursor = index.cursor(iterator, request.key, parts);
+        let mut found = Vec::new();
+        let mut skipped = 0;
+        while (found.len() as u64) < u64::from(request.limit) {
+            let Some(tuple) = cursor.next(index) else {
+                break;
+            };
+            if skipped < request.offset {
+                skipped += 1;
+                continue;
+            }
+            found.push(tuple);
+        }
+        Ok(found)
+    }
+
+    /// INSERT, REPLACE, UPDATE, DELETE, UPSERT.
+    fn modify(&mut self, txn: &mut Txn, request: &Request) -> Result<Option<Tuple>, BoxError> {
+        let space = self.space_or_error(request.space_id)?;
+        if space.def.is_view() {
+            return Err(BoxError::new(ErrCode::VIEW_IS_RO, &[&space.def.name]));
+        }
+        if schema::is_system(space.def.id) && txn.multi_statement {
+            let what = format!("Space {}", space.def.name);
+            return Err(BoxError::new(
+                ErrCode::UNSUPPORTED,
+                &[&what, &"multi-statement transactions"],
+            ));
+        }
+        let (old, new, mode) = match request.kind {
+            RequestKind::Insert => (
+                None,
+                Some(self.new_tuple(space, request.tuple)?),
+                DupMode::Insert,
+            ),
+            RequestKind::Replace => (
+                None,
+                Some(self.new_tuple(space, request.tuple)?),
+                DupMode::ReplaceOrInsert,
+            ),
+            RequestKind::Update => match self.prepare_update(space, request)? {
+                Some((old, new)) => (Some(old), Some(new), DupMode::Replace),
+                None => return self.record_noop(txn, request),
+            },
+            RequestKind::Delete => match self.find_unique(space, request)? {
+                Some(old) => (Some(old), None, DupMode::Replace),
+                None => return self.record_noop(txn, request),
+            },
+            RequestKind::Upsert => match self.prepare_upsert(space, request)? {
+                (None, new) => (None, Some(new), DupMode::Insert),
+                (Some(old), new) => (Some(old), Some(new), DupMode::Replace),
+            },
+            RequestKind::Select => unreachable!("select is not a change"),
+        };
+        let row = journal_row(space, request, old.as_ref(), new.as_ref());
+        let space_id = request.space_id;
+        let space = self.space_mut(space_id).expect("space checked above");
+        let replaced = space.replace(old.as_ref(), new.as_ref(), mode)?;
+        let alter = match alter::on_replace(self, space_id, replaced.as_ref(), new.as_ref()) {
+            Ok(undo) => undo,
+            Err(err) => {
+                self.revert(space_id, replaced.as_ref(), new.as_ref());
+                return Err(err);
+            }
+        };
+        let result = match request.kind {
+            RequestKind::Delete => replaced.clone(),
+            RequestKind::Upsert => None,
+            _ => new.clone(),
+        };
+        txn.stmts.push(Stmt {
+            space_id,
+            old: replaced,
+            new,
+            alter,
+            row,
+        });
+        Ok(result)
+    }
+
+    /// An UPDATE or DELETE that found nothing still goes to the WAL, as Tarantool's do.
+    fn record_noop(&mut self, txn: &mut Txn, request: &Request) -> Result<Option<Tuple>, BoxError> {
+        let space = self.space_or_error(request.space_id)?;
+        let row = journal_row(space, request, None, None);
+        txn.stmts.push(Stmt {
+            space_id: request.space_id,
+            old: None,
+            new: None,
+            alter: None,
+            row,
+        });
+        Ok(None)
+    }
+
+    /// Put a space back after a failed trigger.
+    fn revert(&mut self, space_id: u32, old: Option<&Tuple>, new: Option<&Tuple>) {
+        if let Some(space) = self.space_mut(space_id) {
+            let _ = space.replace(new, old, DupMode::Replace);
+        }
+    }
+
+    /// A new tuple for `space`: checked against its limits, format and indexes.
+    fn new_tuple(&self, space: &Space, data: &[u8]) -> Result<Tuple, BoxError> {
+        let size = data.len() + 8;
+        if size > self.limits.tuple_size {
+            return Err(BoxError::new(ErrCode::SLAB_ALLOC_MAX, &[&size]));
+        }
+        if super::tuple::bytes_used() + size > self.limits.memory {
+            return Err(BoxError::new(
+                ErrCode::MEMORY_ISSUE,
+                &[&size, &"slab allocator", &"tuple"],
+            ));
+        }
+        space.validate(data)?;
+        Ok(Tuple::new(data))
+    }
+
+    /// The tuple a unique index finds by a full key (UPDATE, DELETE).
+    fn find_unique(&self, space: &Space, request: &Request) -> Result<Option<Tuple>, BoxError> {
+        let index = space
+            .index(request.index_id)
+            .ok_or_else(|| space.no_such_index(request.index_id))?;
+        if !index.def.unique {
+            return Err(BoxError::new(ErrCode::MORE_THAN_ONE_TUPLE, &[]));
+        }
+        key_def::validate_key(request.key, &index.def.key_def, false)?;
+        Ok(index.find_by_key(request.key).cloned())
+    }
+
+    /// `index:get(key)`: the tuple a unique index holds for a full key.
+    pub fn get(&self, space_id: u32, index_id: u32, key: &[u8]) -> Result<Option<Tuple>, BoxError> {
+        let space = self.space_or_error(space_id)?;
+        let source = match schema::view_source(space_id) {
+            Some(id) if space.def.is_view() => self.space_or_error(id)?,
+            _ => space,
+        };
+        let mut request = Request::new(RequestKind::Select, space_id);
+        request.index_id = index_id;
+        request.key = key;
+        self.find_unique(source, &request)
+    }
+
+    /// The old and new tuple of an UPDATE, or None when the key finds nothing.
+    fn prepare_update(
+        &self,
+        space: &Space,
+        request: &Request,
+    ) -> Result<Option<(Tuple, Tuple)>, BoxError> {
+        let Some(old) = self.find_unique(space, request)? else {
+            // The operations are still checked, as Tarantool checks them before the lookup.
+            update::check_ops(request.tuple, request.index_base)?;
+            return Ok(None);
+        };
+        let data = update::update(old.data(), request.tuple, request.index_base)?;
+        let new = self.new_tuple(space, &data)?;
+        check_primary_unchanged(space, &old, &new)?;
+        Ok(Some((old, new)))
+    }
+
+    /// UPSERT: insert the tuple, or apply the operations to the existing one (a failing
+    /// operation, or a result the space refuses, is logged and skipped).
+    fn prepare_upsert(
+        &self,
+        space: &Space,
+        request: &Request,
+    ) -> Result<(Option<Tuple>, Tuple), BoxError> {
+        if space.all_indexes().skip(1).any(|index| index.def.unique) {
+            return Err(BoxError::new(
+                ErrCode::UPSERT_UNIQUE_SECONDARY_KEY,
+                &[&space.def.name],
+            ));
+        }
+        update::check_ops(request.ops, request.index_base)?;
+        let inserted = self.new_tuple(space, request.tuple)?;
+        let primary = space.primary().ok_or_else(|| space.no_such_index(0))?;
+        let Some(old) = primary.find_like(&inserted).cloned() else {
+            return Ok((None, inserted));
+        };
+        let (data, skipped) = update::upsert(old.data(), request.ops, request.index_base);
+        for err in skipped {
+            log::error!("{}: {}", err.code.name(), err.message);
+        }
+        let new = match self.new_tuple(space, &data) {
+            Ok(new) => new,
+            Err(err) => {
+                log::error!("{}: {}", err.code.name(), err.message);
+                old.clone()
+            }
+        };
+        if let Err(err) = check_primary_unchanged(space, &old, &new) {
+            log::error!("{}: {}", err.code.name(), err.message);
+            return Ok((Some(old.clone()), old));
+        }
+        Ok((Some(old), new))
+    }
+
+    /// Undo every statement of `txn`, newest first.
+    pub fn rollback(&mut self, txn: Txn) {
+        for stmt in txn.stmts.into_iter().rev() {
+            if let Some(undo) = stmt.alter {
+                alter::undo(self, undo);
+            }
+            if let Some(space) = self.space_mut(stmt.space_id) {
+                let _ = space.replace(stmt.new.as_ref(), stmt.old.as_ref(), DupMode::Replace);
+            }
+        }
+    }
+
+    // }}}
+}
+
+/// Whether a key is an empty array (matches everything).
+fn empty_key(key: &[u8]) -> bool {
+    key.is_empty() || key == [0x90]
+}
+
+/// UPDATE may not change the primary key (ER_CANT_UPDATE_PRIMARY_KEY).
+fn check_primary_unchanged(space: &Space, old: &Tuple, new: &Tuple) -> Result<(), BoxError> {
+    let Some(primary) = space.primary() else {
+        return Ok(());
+    };
+    let order = key_def::compare_tuples(old.data(), new.data(), &primary.def.key_def);
+    if order != std::cmp::Ordering::Equal {
+        return Err(BoxError::new(
+            ErrCode::CANT_UPDATE_PRIMARY_KEY,
+            &[&primary.def.name, &space.def.name],
+        ));
+    }
+    Ok(())
+}
+
+/// The journal row of a change: `{SPACE_ID, KEY | TUPLE, OPS}` with the key rebound to the
+/// primary key when the request went through a secondary index. None for temporary spaces.
+fn journal_row(
+    space: &Space,
+    request: &Request,
+    old: Option<&Tuple>,
+    new: Option<&Tuple>,
+) -> Option<JournalRow> {
+    if space.def.temporary {
+        return None;
+    }
+    let mut body = Vec::with_capacity(16 + request.tuple.len() + request.key.len());
+    let (kind, fields): (RowKind, Vec<(u8, Vec<u8>)>) = match request.kind {
+        RequestKind::Insert | RequestKind::Replace => {
+            let kind = if request.kind == RequestKind::Insert {
+                RowKind::Insert
+            } else {
+                RowKind::Replace
+            };
+            (
+                kind,
+                vec![(
+                    0x21,
+                    new.map_or(request.tuple.to_vec(), |t| t.data().to_vec()),
+                )],
+            )
+        }
+        RequestKind::Update => (
+            RowKind::Update,
+            vec![
+                (0x20, primary_key(space, request, old)),
+                (0x21, request.tuple.to_vec()),
+            ],
+        ),
+        RequestKind::Delete => (
+            RowKind::Delete,
+            vec![(0x20, primary_key(space, request, old))],
+        ),
+        RequestKind::Upsert => (
+            RowKind::Upsert,
+            vec![(0x21, request.tuple.to_vec()), (0x28, request.ops.to_vec())],
+        ),
+        RequestKind::Select => return None,
+    };
+    let extra = u32::from(request.index_base != 0 && request.kind == RequestKind::Update);
+    let _ = rmp::encode::write_map_len(&mut body, 1 + fields.len() as u32 + extra);
+    let _ = rmp::encode::write_uint(&mut body, 0x10);
+    let _ = rmp::encode::write_uint(&mut body, u64::from(space.def.id));
+    if extra == 1 {
+        let _ = rmp::encode::write_uint(&mut body, 0x15);
+        let _ = rmp::encode::write_uint(&mut body, u64::from(request.index_base));
+    }
+    for (key, value) in fields {
+        let _ = rmp::encode::write_uint(&mut body, u64::from(key));
+        body.extend_from_slice(&value);
+    }
+    Some(JournalRow { kind, body })
+}
+
+/// The primary key of the tuple a request reached (the request's own key when it used the
+/// primary index or found nothing).
+fn primary_key(space: &Space, request: &Request, old: Option<&Tuple>) -> Vec<u8> {
+    match (request.index_id, old, space.primary()) {
+        (0, _, _) | (_, None, _) | (_, _, None) => request.key.to_vec(),
+        (_, Some(old), Some(primary)) => key_def::extract_key(old.data(), &primary.def.key_def),
+    }
+}

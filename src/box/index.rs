@@ -1,0 +1,488 @@
+//! Indexes of a memtx space: TREE (a B+ tree) and HASH over tuples, ordered or hashed by a
+//! key definition, with cursors that survive changes made between their steps.
+//!
+//! Owned by the TX thread.
+
+use std::cmp::Ordering;
+
+use super::hash::HashTable;
+use super::key_def::{self, KeyDef};
+use super::tree::BpsTree;
+use super::tuple::Tuple;
+use crate::error::{BoxError, ErrCode};
+
+/// Index types of `_index[3]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IndexKind {
+    Tree,
+    Hash,
+    Bitset,
+    Rtree,
+}
+
+impl IndexKind {
+    /// Parse `_index[3]`, case-insensitively.
+    pub fn parse(name: &str) -> Option<IndexKind> {
+        match name.to_ascii_uppercase().as_str() {
+            "TREE" => Some(IndexKind::Tree),
+            "HASH" => Some(IndexKind::Hash),
+            "BITSET" => Some(IndexKind::Bitset),
+            "RTREE" => Some(IndexKind::Rtree),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            IndexKind::Tree => "TREE",
+            IndexKind::Hash => "HASH",
+            IndexKind::Bitset => "BITSET",
+            IndexKind::Rtree => "RTREE",
+        }
+    }
+}
+
+/// Iterator types (`box.index.EQ` ...), numbered as on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IteratorType {
+    Eq = 0,
+    Req = 1,
+    All = 2,
+    Lt = 3,
+    Le = 4,
+    Ge = 5,
+    Gt = 6,
+    BitsAllSet = 7,
+    BitsAnySet = 8,
+    BitsAllNotSet = 9,
+    Overlaps = 10,
+    Neighbor = 11,
+}
+
+impl IteratorType {
+    pub fn from_number(n: u64) -> Option<IteratorType> {
+        use IteratorType::*;
+        Some(match n {
+            0 => Eq,
+            1 => Req,
+            2 => All,
+            3 => Lt,
+            4 => Le,
+            5 => Ge,
+            6 => Gt,
+            7 => BitsAllSet,
+            8 => BitsAnySet,
+            9 => BitsAllNotSet,
+            10 => Overlaps,
+            11 => Neighbor,
+            _ => return None,
+        })
+    }
+
+    /// Parse a name as Lua passes it (`'EQ'`, `'ge'`, also `'='` style aliases are not 1.6).
+    pub fn parse(name: &str) -> Option<IteratorType> {
+        use IteratorType::*;
+        Some(match name.to_ascii_uppercase().as_str() {
+            "EQ" => Eq,
+            "REQ" => Req,
+            "ALL" => All,
+            "LT" => Lt,
+            "LE" => Le,
+            "GE" => Ge,
+            "GT" => Gt,
+            "BITS_ALL_SET" => BitsAllSet,
+            "BITS_ANY_SET" => BitsAnySet,
+            "BITS_ALL_NOT_SET" => BitsAllNotSet,
+            "OVERLAPS" => Overlaps,
+            "NEIGHBOR" => Neighbor,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        use IteratorType::*;
+        match self {
+            Eq => "EQ",
+            Req => "REQ",
+            All => "ALL",
+            Lt => "LT",
+            Le => "LE",
+            Ge => "GE",
+            Gt => "GT",
+            BitsAllSet => "BITS_ALL_SET",
+            BitsAnySet => "BITS_ANY_SET",
+            BitsAllNotSet => "BITS_ALL_NOT_SET",
+            Overlaps => "OVERLAPS",
+            Neighbor => "NEIGHBOR",
+        }
+    }
+
+    /// Whether the iterator walks backwards.
+    fn is_reverse(self) -> bool {
+        matches!(
+            self,
+            IteratorType::Req | IteratorType::Lt | IteratorType::Le
+        )
+    }
+}
+
+/// What an index is, as `_index` describes it.
+#[derive(Clone, Debug)]
+pub struct IndexDef {
+    pub space_id: u32,
+    pub id: u32,
+    pub name: String,
+    pub kind: IndexKind,
+    pub unique: bool,
+    pub key_def: KeyDef,
+}
+
+/// The storage of an index.
+enum IndexData {
+    Tree(BpsTree<Tuple>),
+    Hash(HashTable<Tuple>),
+}
+
+/// An index: its definition, the ordering it keeps (the key parts, and for a non-unique
+/// index the primary key's parts after them, so every entry is distinct) and the entries.
+pub struct Index {
+    pub def: IndexDef,
+    cmp_def: KeyDef,
+    data: IndexData,
+}
+
+impl Index {
+    /// An empty index. `primary` is the primary key's definition (for a non-unique index).
+    pub fn new(def: IndexDef, primary: Option<&KeyDef>) -> Index {
+        let cmp_def = match (def.unique, primary) {
+            (false, Some(primary)) => key_def::merge_with_primary(&def.key_def, primary),
+            _ => def.key_def.clone(),
+        };
+        let data = match def.kind {
+            IndexKind::Hash => IndexData::Hash(HashTable::new()),
+            _ => IndexData::Tree(BpsTree::new()),
+        };
+        Index { def, cmp_def, data }
+    }
+
+    pub fn len(&self) -> usize {
+        match &self.data {
+            IndexData::Tree(tree) => tree.len(),
+            IndexData::Hash(hash) => hash.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes the index structure itself uses (not the tuples).
+    pub fn memory_usage(&self) -> usize {
+        match &self.data {
+            IndexData::Tree(tree) => tree.memory_usage(),
+            IndexData::Hash(hash) => hash.memory_usage(),
+        }
+    }
+
+    /// Changes of the index so far; a cursor re-seeks when it differs from what it saw.
+    pub fn version(&self) -> u64 {
+        match &self.data {
+            IndexData::Tree(tree) => tree.version(),
+            IndexData::Hash(hash) => hash.version(),
+        }
+    }
+
+    /// The entry whose key equals `tuple`'s (in this index's ordering).
+    pub fn find_like(&self, tuple: &Tuple) -> Option<&Tuple> {
+        let cmp_def = &self.cmp_def;
+        match &self.data {
+            IndexData::Tree(tree) => tree.find(tuple, |entry: &Tuple, probe: &Tuple| {
+                key_def::compare_tuples(entry.data(), probe.data(), cmp_def)
+            }),
+            IndexData::Hash(hash) => {
+                let code = key_def::hash_tuple(tuple.data(), cmp_def);
+                hash.find(code, |entry: &Tuple| {
+                    key_def::compare_tuples(entry.data(), tuple.data(), cmp_def) == Ordering::Equal
+                })
+            }
+        }
+    }
+
+    /// The entry matching a full key (unique indexes).
+    pub fn find_by_key(&self, key: &[u8]) -> Option<&Tuple> {
+        let cmp_def = &self.cmp_def;
+        match &self.data {
+            IndexData::Tree(tree) => tree.find(key, |entry: &Tuple, key: &[u8]| {
+                key_def::compare_tuple_with_key(entry.data(), key, cmp_def)
+            }),
+            IndexData::Hash(hash) => {
+                let code = key_def::hash_key(key, cmp_def);
+                hash.find(code, |entry: &Tuple| {
+                    key_def::compare_tuple_with_key(entry.data(), key, cmp_def) == Ordering::Equal
+                })
+            }
+        }
+    }
+
+    /// Add `tuple`; an entry with an equal key is replaced and returned.
+    pub fn insert(&mut self, tuple: Tuple) -> Option<Tuple> {
+        let cmp_def = &self.cmp_def;
+        match &mut self.data {
+            IndexData::Tree(tree) => tree.insert(tuple, |a: &Tuple, b: &Tuple| {
+                key_def::compare_tuples(a.data(), b.data(), cmp_def)
+            }),
+            IndexData::Hash(hash) => {
+                let code = key_def::hash_tuple(tuple.data(), cmp_def);
+                hash.insert(tuple, code, |a: &Tuple, b: &Tuple| {
+                    key_def::compare_tuples(a.data(), b.data(), cmp_def) == Ordering::Equal
+                })
+            }
+        }
+    }
+
+    /// Remove the entry whose key equals `tuple`'s.
+    pub fn remove(&mut self, tuple: &Tuple) -> Option<Tuple> {
+        let cmp_def = &self.cmp_def;
+        match &mut self.data {
+            IndexData::Tree(tree) => tree.delete(tuple, |entry: &Tuple, probe: &Tuple| {
+                key_def::compare_tuples(entry.data(), probe.data(), cmp_def)
+            }),
+            IndexData::Hash(hash) => {
+                let code = key_def::hash_tuple(tuple.data(), cmp_def);
+                hash.delete(code, |entry: &Tuple| {
+                    key_def::compare_tuples(entry.data(), tuple.data(), cmp_def) == Ordering::Equal
+                })
+            }
+        }
+    }
+
+    /// Every entry in index order (a snapshot of references; for building and dropping).
+    pub fn tuples(&self) -> Vec<Tuple> {
+        match &self.data {
+            IndexData::Tree(tree) => tree.iter().cloned().collect(),
+            IndexData::Hash(hash) => hash.iter().cloned().collect(),
+        }
+    }
+
+    /// Some entry picked by `seed` (`index:random`).
+    pub fn random(&self, seed: u64) -> Option<Tuple> {
+        match &self.data {
+            IndexData::Tree(tree) => tree.random(seed).cloned(),
+            IndexData::Hash(hash) => hash.random(seed).cloned(),
+        }
+    }
+
+    /// Check that `iterator` with a key of `part_count` parts is allowed on this index.
+    pub fn check_iterator(
+        &self,
+        iterator: IteratorType,
+        part_count: u32,
+        space_name: &str,
+    ) -> Result<(), BoxError> {
+        let supported = match self.def.kind {
+            IndexKind::Tree => !matches!(
+                iterator,
+                IteratorType::BitsAllSet
+                    | IteratorType::BitsAnySet
+                    | IteratorType::BitsAllNotSet
+                    | IteratorType::Overlaps
+                    | IteratorType::Neighbor
+            ),
+            IndexKind::Hash => matches!(
+                iterator,
+                IteratorType::Eq | IteratorType::All | IteratorType::Gt
+            ),
+            _ => false,
+        };
+        if !supported {
+            return Err(BoxError::new(
+                ErrCode::UNSUPPORTED_INDEX_FEATURE,
+                &[
+                    &self.def.name,
+                    &self.def.kind.name(),
+                    &space_name,
+                    &"memtx",
+                    &"requested iterator type",
+                ],
+            ));
+        }
+        let parts = self.def.key_def.parts.len() as u32;
+        let partial = part_count < parts;
+        if self.def.kind == IndexKind::Hash
+            && partial
+            && !(part_count == 0 && matches!(iterator, IteratorType::All | IteratorType::Gt))
+        {
+            return Err(BoxError::new(ErrCode::EXACT_MATCH, &[&parts, &part_count]));
+        }
+        Ok(())
+    }
+
+    /// A cursor for `iterator` over `key` (already validated).
+    pub fn cursor(&self, iterator: IteratorType, key: &[u8], part_count: u32) -> Cursor {
+        let iterator = if part_count == 0 {
+            // An empty key matches everything: EQ/GE/... become a full walk in their direction.
+            match iterator {
+                IteratorType::Req | IteratorType::Lt | IteratorType::Le => IteratorType::Le,
+                _ => IteratorType::All,
+            }
+        } else {
+            iterator
+        };
+        Cursor {
+            iterator,
+            key: key.to_vec(),
+            part_count,
+            last: None,
+            started: false,
+            finished: false,
+        }
+    }
+
+    fn key_cmp(&self) -> impl Fn(&Tuple, &[u8]) -> Ordering + '_ {
+        move |entry: &Tuple, key: &[u8]| {
+            key_def::compare_tuple_with_key(entry.data(), key, &self.cmp_def)
+        }
+    }
+
+    fn tuple_cmp(&self) -> impl Fn(&Tuple, &Tuple) -> Ordering + '_ {
+        move |entry: &Tuple, probe: &Tuple| {
+            key_def::compare_tuples(entry.data(), probe.data(), &self.cmp_def)
+        }
+    }
+}
+
+/// A position in an index for one iterator: it remembers the last tuple it returned and
+/// finds its place again from it, so entries added or removed between steps (a `pairs()`
+/// loop deleting what it visits) never invalidate it.
+#[derive(Debug)]
+pub struct Cursor {
+    iterator: IteratorType,
+    key: Vec<u8>,
+    part_count: u32,
+    last: Option<Tuple>,
+    started: bool,
+    finished: bool,
+}
+
+impl Cursor {
+    /// The next tuple, or None when the iterator is exhausted.
+    pub fn next(&mut self, index: &Index) -> Option<Tuple> {
+        if self.finished {
+            return None;
+        }
+        let found = match &index.data {
+            IndexData::Tree(tree) => self.next_in_tree(index, tree),
+            IndexData::Hash(hash) => self.next_in_hash(index, hash),
+        };
+        match &found {
+            Some(tuple) => self.last = Some(tuple.clone()),
+            None => self.finished = true,
+        }
+        self.started = true;
+        found
+    }
+
+    fn next_in_tree(&self, index: &Index, tree: &BpsTree<Tuple>) -> Option<Tuple> {
+        let reverse = self.iterator.is_reverse();
+        let position = match (&self.last, self.started) {
+            (Some(last), true) => {
+                let cmp = index.tuple_cmp();
+                if reverse {
+                    // Before the first entry not below `last`; past the end: the last one.
+                    match tree.lower_bound(last, cmp) {
+                        Some(position) => tree.prev(&position),
+                        None => tree.last(),
+                    }
+                } else {
+                    tree.upper_bound(last, cmp)
+                }
+            }
+            _ => self.first_position(index, tree),
+        }?;
+        let tuple = tree.get(&position)?.clone();
+        self.matches(index, &tuple).then_some(tuple)
+    }
+
+    /// Where the walk starts.
+    fn first_position(
+        &self,
+        index: &Index,
+        tree: &BpsTree<Tuple>,
+    ) -> Option<super::tree::Position> {
+        let key = self.key.as_slice();
+        let cmp = index.key_cmp();
+        match self.iterator {
+            IteratorType::All => tree.first(),
+            IteratorType::Eq | IteratorType::Ge => tree.lower_bound(key, cmp),
+            IteratorType::Gt => tree.upper_bound(key, cmp),
+            // A bound past the end means every entry is on the near side: start at the last.
+            IteratorType::Req | IteratorType::Le => match tree.upper_bound(key, cmp) {
+                Some(position) => tree.prev(&position),
+                None => tree.last(),
+            },
+            IteratorType::Lt => match tree.lower_bound(key, cmp) {
+                Some(position) => tree.prev(&position),
+                None => tree.last(),
+            },
+            _ => None,
+        }
+    }
+
+    /// Whether `tuple` is still inside the iterator's range (EQ and REQ stop at the key's
+    /// end; the others run to the end of the index).
+    fn matches(&self, index: &Index, tuple: &Tuple) -> bool {
+        if self.part_count == 0 {
+            return true;
+        }
+        let order = index.key_cmp()(tuple, &self.key);
+        match self.iterator {
+            IteratorType::Eq | IteratorType::Req => order == Ordering::Equal,
+            IteratorType::Ge => order != Ordering::Less,
+            IteratorType::Gt => order == Ordering::Greater,
+            IteratorType::Le => order != Ordering::Greater,
+            IteratorType::Lt => order == Ordering::Less,
+            _ => true,
+        }
+    }
+
+    fn next_in_hash(&self, index: &Index, hash: &HashTable<Tuple>) -> Option<Tuple> {
+        let cmp_def = &index.cmp_def;
+        let key = self.key.as_slice();
+        match self.iterator {
+            IteratorType::Eq => {
+                if self.started {
+                    return None;
+                }
+                index.find_by_key(key).cloned()
+            }
+            _ => {
+                let slot = match (&self.last, self.started) {
+                    (Some(last), true) => {
+                        let code = key_def::hash_tuple(last.data(), cmp_def);
+                        let here = hash.position_of(code, |entry: &Tuple| {
+                            key_def::compare_tuples(entry.data(), last.data(), cmp_def)
+                                == Ordering::Equal
+                        });
+                        match here {
+                            Some(slot) => hash.next(slot),
+                            None => None,
+                        }
+                    }
+                    _ if self.iterator == IteratorType::Gt => {
+                        let code = key_def::hash_key(key, cmp_def);
+                        let here = hash.position_of(code, |entry: &Tuple| {
+                            key_def::compare_tuple_with_key(entry.data(), key, cmp_def)
+                                == Ordering::Equal
+                        });
+                        match here {
+                            Some(slot) => hash.next(slot),
+                            None => hash.first(),
+                        }
+                    }
+                    _ => hash.first(),
+                }?;
+                hash.get(slot).cloned()
+            }
+        }
+    }
+}

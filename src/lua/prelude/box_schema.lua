@@ -1,0 +1,613 @@
+-- builtin/box_schema.lua: box.space, index objects, box.schema, box.tuple, transactions,
+-- box.once. DDL helpers only write rows into the system spaces, as Tarantool's schema.lua
+-- does; the triggers behind those spaces change the schema, and box.space follows through
+-- the schema hook.
+
+local data = require('internal.data')
+local errors = require('internal.error')
+local util = require('internal.util')
+
+local codes = util.errcodes
+local SPACE, INDEX, SCHEMA = 280, 288, 272
+
+-- Raise a box.error made by Rust (`nil, err` results), else pass the values through as
+-- they are (no value at all for "not found", as Tarantool returns).
+local function check(...)
+    local err = select(2, ...)
+    if err ~= nil then
+        error(err, 3)
+    end
+    return ...
+end
+
+local function raise(code, ...)
+    error(errors.make(2, code, ...), 3)
+end
+
+box.index = {
+    EQ = 0, REQ = 1, ALL = 2, LT = 3, LE = 4, GE = 5, GT = 6,
+    BITS_ALL_SET = 7, BITS_ANY_SET = 8, BITS_ALL_NOT_SET = 9, OVERLAPS = 10, NEIGHBOR = 11,
+}
+
+-- {{{ box.tuple
+
+box.tuple = {
+    new = function(...)
+        local value = ...
+        if select('#', ...) ~= 1 or type(value) ~= 'table' then
+            value = { ... }
+        end
+        return data.new_tuple(value)
+    end,
+}
+
+-- }}}
+
+-- {{{ space and index objects
+
+local space_methods, index_methods = {}, {}
+local space_mt = { __index = space_methods }
+local index_mt = { __index = index_methods }
+
+-- The tables box.space hands out stay the same across schema changes, so a script that
+-- keeps `s = box.space.tester` sees the indexes it creates later.
+local spaces = {}
+
+local function set_index_objects(space, info)
+    local index = {}
+    for iid, entry in pairs(info.index) do
+        local object = space._indexes[iid] or setmetatable({}, index_mt)
+        for key in pairs(object) do
+            object[key] = nil
+        end
+        for key, value in pairs(entry) do
+            object[key] = value
+        end
+        index[iid] = object
+        index[entry.name] = object
+    end
+    space._indexes = {}
+    for iid, object in pairs(index) do
+        if type(iid) == 'number' then
+            space._indexes[iid] = object
+        end
+    end
+    space.index = index
+end
+
+local function refresh(id)
+    local info = data.space_info(id)
+    local space = spaces[id]
+    if space ~= nil then
+        if rawget(box.space, space.name) == space then
+            rawset(box.space, space.name, nil)
+        end
+        if info == nil then
+            spaces[id] = nil
+            rawset(box.space, id, nil)
+            space.enabled = false
+            return
+        end
+    elseif info == nil then
+        return
+    else
+        space = setmetatable({ _indexes = {} }, space_mt)
+        spaces[id] = space
+    end
+    for _, key in ipairs({ 'id', 'name', 'engine', 'field_count', 'temporary' }) do
+        space[key] = info[key]
+    end
+    space.enabled = info.index[0] ~= nil
+    set_index_objects(space, info)
+    rawset(box.space, id, space)
+    rawset(box.space, space.name, space)
+end
+
+local function on_schema(ids)
+    for _, id in ipairs(ids) do
+        refresh(id)
+    end
+end
+
+-- {[space id] = {functions}}: on_replace triggers, and spaces whose triggers are off.
+local triggers, triggers_off = {}, {}
+
+local function run_triggers(space_id, old, new)
+    local list = triggers[space_id]
+    if list == nil or triggers_off[space_id] then
+        return nil
+    end
+    local space = spaces[space_id]
+    for _, trigger in ipairs(list) do
+        local ok, err = pcall(trigger, old, new, space and space.name)
+        if not ok then
+            if errors.is_error(err) then
+                return err
+            end
+            return errors.new(codes.PROC_LUA, tostring(err), 'ClientError')
+        end
+    end
+    return nil
+end
+
+data.set_hooks(run_triggers, on_schema)
+
+local function check_space(space, method)
+    if type(space) ~= 'table' or getmetatable(space) ~= space_mt then
+        error(string.format('Use space:%s(...) instead of space.%s(...)', method, method), 3)
+    end
+    if spaces[space.id] ~= space then
+        raise(codes.NO_SUCH_SPACE, space.id)
+    end
+end
+
+local function check_index(index, method)
+    if type(index) ~= 'table' or getmetatable(index) ~= index_mt then
+        error(string.format('Use index:%s(...) instead of index.%s(...)', method, method), 3)
+    end
+end
+
+local function primary(space)
+    local index = space.index[0]
+    if index == nil then
+        raise(codes.NO_SUCH_INDEX, 0, space.name)
+    end
+    return index
+end
+
+-- select/pairs options: an iterator (name or number), limit, offset.
+local function options(opts)
+    if opts == nil then
+        return nil, nil, nil
+    end
+    if type(opts) ~= 'table' then
+        return opts, nil, nil
+    end
+    return opts.iterator, opts.limit, opts.offset
+end
+
+function index_methods.select(index, key, opts)
+    check_index(index, 'select')
+    local iterator, limit, offset = options(opts)
+    if iterator == nil and (key == nil or (type(key) == 'table' and #key == 0)) then
+        iterator = box.index.ALL
+    end
+    return check(data.select(index.space_id, index.id, iterator, offset, limit, key))
+end
+
+function index_methods.get(index, key)
+    check_index(index, 'get')
+    return check(data.get(index.space_id, index.id, key))
+end
+
+function index_methods.pairs(index, key, opts)
+    check_index(index, 'pairs')
+    local iterator = options(opts)
+    if iterator == nil and (key == nil or (type(key) == 'table' and #key == 0)) then
+        iterator = box.index.ALL
+    end
+    local cursor = check(data.cursor(index.space_id, index.id, iterator, key))
+    return function()
+        local tuple = cursor:next()
+        if tuple ~= nil then
+            return true, tuple
+        end
+        return nil
+    end, nil, nil
+end
+index_methods.ipairs = index_methods.pairs
+
+function index_methods.count(index, key, opts)
+    check_index(index, 'count')
+    local iterator = options(opts)
+    if iterator == nil and (key == nil or (type(key) == 'table' and #key == 0)) then
+        return check(data.len(index.space_id, index.id))
+    end
+    local count = 0
+    for _ in index:pairs(key, { iterator = iterator or box.index.EQ }) do
+        count = count + 1
+    end
+    return count
+end
+
+function index_methods.len(index)
+    check_index(index, 'len')
+    return check(data.len(index.space_id, index.id))
+end
+
+function index_methods.min(index, key)
+    check_index(index, 'min')
+    return index:select(key, { iterator = box.index.GE, limit = 1 })[1]
+end
+
+function index_methods.max(index, key)
+    check_index(index, 'max')
+    return index:select(key, { iterator = box.index.LE, limit = 1 })[1]
+end
+
+function index_methods.random(index, seed)
+    check_index(index, 'random')
+    seed = tonumber(seed) or math.random(0, 2 ^ 31)
+    return check(data.random(index.space_id, index.id, math.floor(math.abs(seed))))
+end
+
+function index_methods.bsize(index)
+    check_index(index, 'bsize')
+    return data.index_bsize(index.space_id, index.id)
+end
+
+function index_methods.update(index, key, ops)
+    check_index(index, 'update')
+    return check(data.update(index.space_id, index.id, key, ops))
+end
+
+function index_methods.delete(index, key)
+    check_index(index, 'delete')
+    return check(data.delete(index.space_id, index.id, key))
+end
+
+function index_methods.drop(index)
+    check_index(index, 'drop')
+    box.space._index:delete({ index.space_id, index.id })
+end
+
+function index_methods.rename(index, name)
+    check_index(index, 'rename')
+    box.space._index:update({ index.space_id, index.id }, { { '=', 3, name } })
+end
+
+-- }}}
+
+-- {{{ DDL: box.schema.space, create_index, alter
+
+-- Index parts in any of the forms scripts use: {1, 'NUM', 2, 'STR'}, {{1, 'unsigned'}},
+-- {{field = 1, type = 'unsigned'}}; stored 0-based as {{0, 'num'}}.
+local function parts_of(parts)
+    if parts == nil then
+        return { { 0, 'num' } }
+    end
+    if type(parts) ~= 'table' then
+        raise(codes.ILLEGAL_PARAMS, "options.parts must be a table")
+    end
+    local result = {}
+    if type(parts[1]) == 'table' then
+        for _, part in ipairs(parts) do
+            local field = part.field or part[1]
+            local kind = part.type or part[2] or 'num'
+            if type(field) ~= 'number' then
+                raise(codes.ILLEGAL_PARAMS, "options.parts: expected field_no (number), type (string) pairs")
+            end
+            table.insert(result, { field - 1, kind })
+        end
+        return result
+    end
+    for i = 1, #parts, 2 do
+        local field, kind = parts[i], parts[i + 1] or 'num'
+        if type(field) ~= 'number' or type(kind) ~= 'string' then
+            raise(codes.ILLEGAL_PARAMS, "options.parts: expected field_no (number), type (string) pairs")
+        end
+        table.insert(result, { field - 1, kind })
+    end
+    return result
+end
+
+local INDEX_OPTIONS = { type = 'string', id = 'number', unique = 'boolean', parts = 'table',
+    if_not_exists = 'boolean', dimension = 'number', distance = 'string' }
+local SPACE_OPTIONS = { id = 'number', field_count = 'number', format = 'table', temporary = 'boolean',
+    if_not_exists = 'boolean', user = 'string', engine = 'string' }
+
+local function check_options(options, template, what)
+    if options == nil then
+        return {}
+    end
+    if type(options) ~= 'table' then
+        raise(codes.ILLEGAL_PARAMS, "options should be a table")
+    end
+    for key, value in pairs(options) do
+        local expected = template[key]
+        if expected == nil then
+            raise(codes.ILLEGAL_PARAMS, string.format("unexpected option '%s'", key))
+        end
+        if type(value) ~= expected then
+            raise(codes.ILLEGAL_PARAMS, string.format("options parameter '%s' should be of type %s", key, expected))
+        end
+    end
+    return options
+end
+
+function space_methods.create_index(space, name, options)
+    check_space(space, 'create_index')
+    if type(name) ~= 'string' then
+        raise(codes.ILLEGAL_PARAMS, "name should be a string")
+    end
+    options = check_options(options, INDEX_OPTIONS)
+    local existing = space.index[name]
+    if existing ~= nil then
+        if options.if_not_exists then
+            return existing
+        end
+        raise(codes.INDEX_EXISTS, name)
+    end
+    local iid = options.id
+    if iid == nil then
+        iid = 0
+        for id in pairs(space._indexes) do
+            iid = math.max(iid, id + 1)
+        end
+    end
+    local unique = options.unique
+    if unique == nil then
+        unique = true
+    end
+    box.space._index:insert({ space.id, iid, name, options.type or 'tree', { unique = unique },
+        parts_of(options.parts) })
+    return space.index[name]
+end
+
+function index_methods.alter(index, options)
+    check_index(index, 'alter')
+    options = check_options(options, INDEX_OPTIONS)
+    local row = box.space._index:get({ index.space_id, index.id })
+    if row == nil then
+        raise(codes.NO_SUCH_INDEX, index.id, index.space_id)
+    end
+    local unique = options.unique
+    if unique == nil then
+        unique = index.unique
+    end
+    local parts = options.parts and parts_of(options.parts) or row[6]
+    box.space._index:replace({ index.space_id, index.id, options.name or index.name,
+        options.type or row[4], { unique = unique }, parts })
+end
+
+-- What box gets once box.cfg{} has run (before that, box.schema and friends raise
+-- "Please call box.cfg{} first").
+local configured_api = { schema = { space = {} } }
+
+function configured_api.schema.space.create(name, options)
+    if type(name) ~= 'string' then
+        raise(codes.ILLEGAL_PARAMS, "name should be a string")
+    end
+    options = check_options(options, SPACE_OPTIONS)
+    local existing = box.space[name]
+    if existing ~= nil then
+        if options.if_not_exists then
+            return existing
+        end
+        raise(codes.SPACE_EXISTS, name)
+    end
+    local id = options.id
+    if id == nil then
+        local max_id = box.space._schema:update({ 'max_id' }, { { '+', 2, 1 } })
+        id = max_id[2]
+    end
+    local owner = 1
+    if options.user ~= nil then
+        local user = box.space._user.index.name:get({ options.user })
+        if user == nil then
+            raise(codes.NO_SUCH_USER, options.user)
+        end
+        owner = user[1]
+    end
+    local flags = setmetatable({}, { __serialize = 'map' })
+    if options.temporary then
+        flags.temporary = true
+    end
+    local format = options.format or setmetatable({}, { __serialize = 'seq' })
+    box.space._space:insert({ id, owner, name, options.engine or 'memtx', options.field_count or 0,
+        flags, format })
+    return box.space[id]
+end
+configured_api.schema.create_space = configured_api.schema.space.create
+
+function configured_api.schema.space.drop(space_id)
+    local space = box.space[space_id]
+    if space == nil then
+        raise(codes.NO_SUCH_SPACE, space_id)
+    end
+    space:drop()
+end
+
+function space_methods.drop(space)
+    check_space(space, 'drop')
+    local ids = {}
+    for id in pairs(space._indexes) do
+        table.insert(ids, id)
+    end
+    table.sort(ids, function(a, b) return a > b end)
+    for _, id in ipairs(ids) do
+        box.space._index:delete({ space.id, id })
+    end
+    box.space._space:delete({ space.id })
+    triggers[space.id] = nil
+    data.set_trigger_space(space.id, false)
+end
+
+function space_methods.rename(space, name)
+    check_space(space, 'rename')
+    box.space._space:update({ space.id }, { { '=', 3, name } })
+end
+
+function space_methods.format(space, format)
+    check_space(space, 'format')
+    local row = box.space._space:get({ space.id })
+    if format == nil then
+        return row[7]
+    end
+    box.space._space:update({ space.id }, { { '=', 7, format } })
+end
+
+-- }}}
+
+-- {{{ DML on spaces
+
+function space_methods.insert(space, tuple)
+    check_space(space, 'insert')
+    return check(data.insert(space.id, tuple))
+end
+
+function space_methods.replace(space, tuple)
+    check_space(space, 'replace')
+    return check(data.replace(space.id, tuple))
+end
+space_methods.put = space_methods.replace
+
+function space_methods.update(space, key, ops)
+    check_space(space, 'update')
+    return check(data.update(space.id, 0, key, ops))
+end
+
+function space_methods.upsert(space, tuple, ops)
+    check_space(space, 'upsert')
+    return check(data.upsert(space.id, tuple, ops))
+end
+
+function space_methods.delete(space, key)
+    check_space(space, 'delete')
+    return check(data.delete(space.id, 0, key))
+end
+
+function space_methods.select(space, key, opts)
+    check_space(space, 'select')
+    return primary(space):select(key, opts)
+end
+
+function space_methods.get(space, key)
+    check_space(space, 'get')
+    return primary(space):get(key)
+end
+
+function space_methods.pairs(space, key, opts)
+    check_space(space, 'pairs')
+    return primary(space):pairs(key, opts)
+end
+space_methods.ipairs = space_methods.pairs
+
+function space_methods.count(space, key, opts)
+    check_space(space, 'count')
+    return primary(space):count(key, opts)
+end
+
+function space_methods.len(space)
+    check_space(space, 'len')
+    if space.index[0] == nil then
+        return 0
+    end
+    return check(data.len(space.id, 0))
+end
+
+function space_methods.bsize(space)
+    check_space(space, 'bsize')
+    return data.bsize(space.id)
+end
+
+function space_methods.truncate(space)
+    check_space(space, 'truncate')
+    local index = primary(space)
+    while index:len() > 0 do
+        local keys = {}
+        for _, tuple in index:pairs() do
+            local key = {}
+            for i, part in ipairs(index.parts) do
+                key[i] = tuple[part.fieldno]
+            end
+            table.insert(keys, key)
+            if #keys >= 1000 then
+                break
+            end
+        end
+        for _, key in ipairs(keys) do
+            space:delete(key)
+        end
+    end
+end
+
+function space_methods.auto_increment(space, tuple)
+    check_space(space, 'auto_increment')
+    local max = primary(space):max()
+    local id = max == nil and 1 or max[1] + 1
+    local row = { id }
+    for _, value in ipairs(tuple or {}) do
+        table.insert(row, value)
+    end
+    return space:insert(row)
+end
+
+function space_methods.on_replace(space, new_trigger, old_trigger)
+    check_space(space, 'on_replace')
+    local list = triggers[space.id] or {}
+    if old_trigger ~= nil then
+        local found = false
+        for i, trigger in ipairs(list) do
+            if trigger == old_trigger then
+                table.remove(list, i)
+                found = true
+                break
+            end
+        end
+        if not found then
+            raise(codes.NO_SUCH_TRIGGER)
+        end
+    end
+    if new_trigger ~= nil then
+        if type(new_trigger) ~= 'function' then
+            error('trigger reset: incorrect arguments', 2)
+        end
+        table.insert(list, new_trigger)
+    end
+    triggers[space.id] = list
+    data.set_trigger_space(space.id, #list > 0)
+    if new_trigger == nil and old_trigger == nil then
+        return list
+    end
+    return new_trigger
+end
+
+function space_methods.run_triggers(space, enabled)
+    check_space(space, 'run_triggers')
+    triggers_off[space.id] = not enabled or nil
+end
+
+-- }}}
+
+-- {{{ transactions, box.once
+
+function configured_api.begin()
+    check(data.begin())
+end
+
+function configured_api.commit()
+    check(data.commit())
+end
+
+function configured_api.rollback()
+    data.rollback()
+end
+
+function configured_api.once(key, fn, ...)
+    if type(key) ~= 'string' or type(fn) ~= 'function' then
+        raise(codes.ILLEGAL_PARAMS, "Usage: box.once(key, func, ...)")
+    end
+    key = 'once' .. key
+    if box.space._schema:get({ key }) ~= nil then
+        return
+    end
+    box.space._schema:put({ key })
+    return fn(...)
+end
+
+-- }}}
+
+package.loaded['internal.box_schema'] = {
+    -- Called by the first successful box.cfg{}.
+    install = function()
+        for key, value in pairs(configured_api) do
+            rawset(box, key, value)
+        end
+        rawset(box, 'space', {})
+        for _, id in ipairs(data.space_ids()) do
+            refresh(id)
+        end
+    end,
+    api = configured_api,
+}
