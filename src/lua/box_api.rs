@@ -25,6 +25,10 @@ pub fn open(lua: &Lua, tx: &Rc<Tx>) -> mlua::Result<Table> {
         lua.create_function(move |lua, options: Table| box_cfg(lua, &t, &options))?,
     )?;
     let t = tx.clone();
+    module.set("info", lua.create_function(move |lua, ()| info(lua, &t))?)?;
+    let t = tx.clone();
+    module.set("slab_info", lua.create_function(move |lua, ()| slab_info(lua, &t))?)?;
+    let t = tx.clone();
     module.set(
         "cfg_get",
         lua.create_function(move |lua, name: String| {
@@ -52,9 +56,86 @@ fn box_cfg(lua: &Lua, tx: &Tx, options: &Table) -> mlua::Result<MultiValue> {
     log_changes(&changes);
     tx.cfg.borrow_mut().commit(changes);
     tx.box_configured.set(true);
+    set_tuple_limits(tx);
     Ok(MultiValue::from_iter([Value::Table(effective_table(
         lua, tx,
     )?)]))
+}
+
+/// Tuple memory and size limits from `slab_alloc_arena` and `slab_alloc_maximal`.
+fn set_tuple_limits(tx: &Tx) {
+    let cfg = tx.cfg.borrow();
+    let limits = crate::r#box::db::TupleLimits {
+        memory: cfg.memtx_memory_bytes() as usize,
+        tuple_size: cfg.get_number("slab_alloc_maximal").unwrap_or(1048576.0) as usize,
+    };
+    if let Some(db) = tx.db.borrow_mut().as_mut() {
+        db.limits = limits;
+    }
+}
+
+/// `box.info`: version, pid, uptime, status, this server, vclock, cluster, replication.
+fn info(lua: &Lua, tx: &Tx) -> mlua::Result<Table> {
+    let info = lua.create_table()?;
+    info.set("version", format!("{TARANTOOL_VERSION}-0-tarantula-{TARANTULA_VERSION}"))?;
+    info.set("pid", std::process::id())?;
+    info.set("uptime", tx.started.elapsed().as_secs())?;
+    let db = tx.db.borrow();
+    let Some(db) = db.as_ref() else {
+        info.set("status", "loading")?;
+        return Ok(info);
+    };
+    info.set("status", "running")?;
+    let read_only = tx.cfg.borrow().read_only();
+    let lsn = 0;
+    let server = lua.create_table()?;
+    server.set("id", db.server_id)?;
+    server.set("uuid", db.instance_uuid.as_str())?;
+    server.set("lsn", lsn)?;
+    server.set("ro", read_only || db.server_id == 0)?;
+    info.set("server", server)?;
+    info.set("id", db.server_id)?;
+    info.set("uuid", db.instance_uuid.as_str())?;
+    info.set("lsn", lsn)?;
+    info.set("ro", read_only || db.server_id == 0)?;
+    info.set("signature", lsn)?;
+    let vclock = lua.create_table()?;
+    vclock.set_metatable(Some(super::serializer::map_mt(lua)?))?;
+    for id in db.cluster.keys() {
+        vclock.raw_set(*id, 0)?;
+    }
+    info.set("vclock", vclock)?;
+    let cluster = lua.create_table()?;
+    cluster.set("uuid", db.cluster_uuid.clone())?;
+    info.set("cluster", cluster)?;
+    let replication = lua.create_table()?;
+    replication.set("status", "off")?;
+    info.set("replication", replication)?;
+    Ok(info)
+}
+
+/// `box.slab.info()`: tuple memory against the quota (`slab_alloc_arena`).
+fn slab_info(lua: &Lua, tx: &Tx) -> mlua::Result<Table> {
+    let used = crate::r#box::tuple::bytes_used();
+    let quota = tx.cfg.borrow().memtx_memory_bytes() as usize;
+    let ratio = |part: usize, whole: usize| {
+        let percent = if whole == 0 { 0.0 } else { part as f64 * 100.0 / whole as f64 };
+        format!("{percent:.2}%")
+    };
+    let index_bytes: usize = tx.db.borrow().as_ref().map_or(0, |db| {
+        db.spaces().flat_map(|space| space.all_indexes()).map(|index| index.memory_usage()).sum()
+    });
+    let table = lua.create_table()?;
+    table.set("items_size", used)?;
+    table.set("items_used", used)?;
+    table.set("items_used_ratio", ratio(used, used.max(1)))?;
+    table.set("arena_size", used + index_bytes)?;
+    table.set("arena_used", used + index_bytes)?;
+    table.set("arena_used_ratio", ratio(used + index_bytes, quota))?;
+    table.set("quota_size", quota)?;
+    table.set("quota_used", used)?;
+    table.set("quota_used_ratio", ratio(used, quota))?;
+    Ok(table)
 }
 
 /// The Lua table as `(key, value)` pairs; a value no option can take (a function, a

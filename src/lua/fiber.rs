@@ -193,6 +193,10 @@ fn run_fiber_with(lua: &Lua, tx: &Tx, id: FiberId, start: Option<MultiValue>) {
     tx.sched.borrow_mut().end_run(id, finished);
     restore_log_context(tx);
     if finished {
+        // A transaction a fiber leaves open dies with it, as in Tarantool.
+        if tx.txns.borrow().contains_key(&id) {
+            super::box_data::rollback_fiber(tx, id);
+        }
         let mut fibers = tx.fibers.borrow_mut();
         if let Some(body) = fibers.bodies.remove(&id) {
             if reusable && fibers.pool.len() < FIBER_POOL_MAX {

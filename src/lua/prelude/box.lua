@@ -60,3 +60,16 @@ cfg_mt = {
 }
 
 box.cfg = function(options) configure(options) end
+
+-- box.info: a table whose fields are read fresh, callable for the whole of it.
+local info = setmetatable({}, {
+    __index = function(_, key) return internal.info()[key] end,
+    __call = function() return internal.info() end,
+    __serialize = function() return internal.info() end,
+})
+
+-- Set by the first box.cfg{} with box.space and the rest (see box_schema.lua).
+package.loaded['internal.box_info'] = {
+    info = info,
+    slab = { info = function() return internal.slab_info() end },
+}

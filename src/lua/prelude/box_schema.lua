@@ -362,7 +362,11 @@ end
 
 -- What box gets once box.cfg{} has run (before that, box.schema and friends raise
 -- "Please call box.cfg{} first").
-local configured_api = { schema = { space = {} } }
+local configured_api = {
+    schema = { space = {} },
+    info = require('internal.box_info').info,
+    slab = require('internal.box_info').slab,
+}
 
 function configured_api.schema.space.create(name, options)
     if type(name) ~= 'string' then

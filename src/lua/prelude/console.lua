@@ -37,6 +37,17 @@ end
 -- One YAML document for a statement's outcome, as Tarantool formats it.
 local format = internal.format
 
+-- A failed statement rolls back the transaction it left open (box.begin() without commit).
+local function finish(ok, ...)
+    if not ok then
+        local data = package.loaded['internal.data']
+        if data ~= nil and data.in_transaction() then
+            data.rollback()
+        end
+    end
+    return format(ok, ...)
+end
+
 local function eval(statement)
     local fn, err = loadstring('return ' .. statement)
     if fn == nil then
@@ -45,7 +56,7 @@ local function eval(statement)
     if fn == nil then
         return format(false, err)
     end
-    return format(pcall(fn))
+    return finish(pcall(fn))
 end
 
 -- An interactive statement is incomplete when it fails to compile only because its text
