@@ -214,6 +214,7 @@ fn start(argv: &[String], options: Options) -> Result<i32, String> {
         txns: RefCell::new(Default::default()),
         journal: RefCell::new(Box::new(crate::r#box::txn::NullJournal)),
         trigger_spaces: RefCell::new(Default::default()),
+        sessions: RefCell::new(Default::default()),
     });
     let lua = crate::lua::new_state(&tx).map_err(|e| format!("can't load the Lua runtime: {e}"))?;
     set_arg(&lua, argv, &plan.options).map_err(|e| e.to_string())?;

@@ -14,6 +14,7 @@ use crossbeam::channel::{self, Receiver, Sender};
 use std::collections::HashSet;
 
 use crate::r#box::db::Db;
+use crate::r#box::session::Sessions;
 use crate::r#box::txn::{Journal, Txn};
 use crate::cfg::Cfg;
 use crate::coio::{CoioOutput, CoioPool};
@@ -118,6 +119,16 @@ pub struct Tx {
     pub journal: RefCell<Box<dyn Journal>>,
     /// Spaces with `on_replace` triggers (only those pay for calling into Lua).
     pub trigger_spaces: RefCell<HashSet<u32>>,
+    /// Sessions of the server and its clients.
+    pub sessions: RefCell<Sessions>,
+}
+
+impl Tx {
+    /// The user the running fiber acts as.
+    pub fn current_uid(&self) -> u32 {
+        let session = self.sched.borrow().current_session();
+        self.sessions.borrow().uid(session)
+    }
 }
 
 impl Tx {

@@ -10,7 +10,8 @@ use super::db::Db;
 use super::index::{Index, IndexDef, IndexKind};
 use super::key_def::{self, FieldType, KeyDef, KeyPart};
 use super::mp;
-use super::schema::{self, CLUSTER_ID, INDEX_ID, SCHEMA_ID, SPACE_ID};
+use super::schema::{self, CLUSTER_ID, FUNC_ID, INDEX_ID, PRIV_ID, SCHEMA_ID, SPACE_ID, USER_ID};
+use super::user::{self, FuncDef, GrantKey, ObjectType, UserDef};
 use super::space::{Space, SpaceDef};
 use super::tuple::Tuple;
 use crate::error::{BoxError, ErrCode};
@@ -36,6 +37,12 @@ pub enum AlterUndo {
         previous: Option<String>,
         server_id: u32,
     },
+    /// A user or role changed: restore the previous definition (None: it was new).
+    User { id: u32, previous: Option<UserDef> },
+    /// A function changed: restore the previous definition.
+    Func { id: u32, previous: Option<FuncDef> },
+    /// A grant changed: restore the previous bits.
+    Grant { key: GrantKey, previous: u8 },
 }
 
 /// Run the trigger of system space `space_id` for a replace of `old` by `new`.
@@ -50,6 +57,9 @@ pub fn on_replace(
         INDEX_ID => on_replace_index(db, old, new).map(Some),
         SCHEMA_ID => on_replace_schema(db, old, new),
         CLUSTER_ID => on_replace_cluster(db, old, new),
+        USER_ID => on_replace_user(db, old, new).map(Some),
+        FUNC_ID => on_replace_func(db, old, new).map(Some),
+        PRIV_ID => on_replace_priv(db, old, new).map(Some),
         _ => Ok(None),
     }
 }
@@ -84,6 +94,15 @@ pub fn undo(db: &mut Db, undo: AlterUndo) {
                 None => db.cluster.remove(&id),
             };
             db.server_id = server_id;
+        }
+        AlterUndo::User { id, previous } => {
+            db.access.set_user(id, previous);
+        }
+        AlterUndo::Func { id, previous } => {
+            db.access.set_func(id, previous);
+        }
+        AlterUndo::Grant { key, previous } => {
+            db.access.set_grant(key, previous);
         }
     }
 }
@@ -568,6 +587,178 @@ fn on_replace_cluster(
             }))
         }
         (None, None) => Ok(None),
+    }
+}
+
+// }}}
+
+// {{{ _user, _func, _priv
+
+/// Parse a `_user` row: `[id, owner, name, type, auth]`.
+fn user_def_of(tuple: &Tuple) -> Result<UserDef, BoxError> {
+    let fields = mp::array_items(tuple.data()).ok_or_else(|| bad_msgpack("_user"))?;
+    let read_id = |n: usize| fields.get(n).and_then(|f| mp::read_u64(f)).ok_or_else(|| bad_msgpack("_user"));
+    let id = read_id(0)? as u32;
+    let owner = read_id(1)? as u32;
+    let name = fields.get(2).and_then(|f| mp::read_string(f)).ok_or_else(|| bad_msgpack("_user"))?;
+    check_identifier(&name)?;
+    let kind = fields.get(3).and_then(|f| mp::read_string(f)).unwrap_or_default();
+    let create = |why: &str| BoxError::new(ErrCode::CREATE_USER, &[&name, &why]);
+    let is_role = match kind.as_str() {
+        "user" => false,
+        "role" => true,
+        _ => return Err(create("unknown user type")),
+    };
+    let hash2 = match fields.get(4) {
+        Some(auth) => auth_hash2(auth).map_err(|why| create(why))?,
+        None => None,
+    };
+    if is_role && hash2.is_some() {
+        return Err(create("authentication data can not be set for a role"));
+    }
+    Ok(UserDef { id, owner, name, is_role, hash2 })
+}
+
+/// The auth field: `{"chap-sha1": base64(hash2)}`; an empty map or array means none.
+fn auth_hash2(auth: &[u8]) -> Result<Option<[u8; 20]>, &'static str> {
+    use base64::Engine;
+    if mp::is_array(auth) || mp::is_nil(auth) {
+        return Ok(None);
+    }
+    let items = mp::map_items(auth).ok_or("invalid authentication data")?;
+    let Some((_, value)) = items.iter().find(|(key, _)| mp::read_str(key) == Some(b"chap-sha1")) else {
+        return Ok(None);
+    };
+    let text = mp::read_str(value).ok_or("invalid authentication data")?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|_| "invalid authentication data")?;
+    let hash: [u8; 20] = bytes.try_into().map_err(|_| "invalid authentication data")?;
+    Ok(Some(hash))
+}
+
+fn on_replace_user(db: &mut Db, old: Option<&Tuple>, new: Option<&Tuple>) -> Result<AlterUndo, BoxError> {
+    match (old, new) {
+        (_, Some(new)) => {
+            let def = user_def_of(new)?;
+            let id = def.id;
+            if db.access.user(id).is_none() && db.access.user_count() >= user::USER_MAX {
+                return Err(BoxError::new(ErrCode::USER_MAX, &[&user::USER_MAX]));
+            }
+            let previous = db.access.set_user(id, Some(def));
+            Ok(AlterUndo::User { id, previous })
+        }
+        (Some(old), None) => {
+            let def = user_def_of(old)?;
+            let drop = |why: &str| BoxError::new(ErrCode::DROP_USER, &[&def.name, &why]);
+            if def.id <= schema::REPLICATION_ROLE {
+                return Err(drop("the user or the role is a system"));
+            }
+            if db.access.has_grants(def.id) || owns_objects(db, def.id) {
+                return Err(drop("the user has objects"));
+            }
+            let previous = db.access.set_user(def.id, None);
+            Ok(AlterUndo::User { id: def.id, previous })
+        }
+        (None, None) => Err(bad_msgpack("_user")),
+    }
+}
+
+/// Whether user `uid` owns a space, a function or another user.
+fn owns_objects(db: &Db, uid: u32) -> bool {
+    db.spaces().any(|space| space.def.owner == uid)
+}
+
+/// Parse a `_func` row: `[id, owner, name, setuid, language]`.
+fn func_def_of(tuple: &Tuple) -> Result<FuncDef, BoxError> {
+    let fields = mp::array_items(tuple.data()).ok_or_else(|| bad_msgpack("_func"))?;
+    let id = fields.first().and_then(|f| mp::read_u64(f)).ok_or_else(|| bad_msgpack("_func"))? as u32;
+    let owner = fields.get(1).and_then(|f| mp::read_u64(f)).ok_or_else(|| bad_msgpack("_func"))? as u32;
+    let name = fields.get(2).and_then(|f| mp::read_string(f)).ok_or_else(|| bad_msgpack("_func"))?;
+    let setuid = fields.get(3).and_then(|f| mp::read_u64(f)).unwrap_or(0) != 0;
+    if name.is_empty() || name.len() > 65000 {
+        return Err(BoxError::new(ErrCode::CREATE_FUNCTION, &[&name, &"invalid name"]));
+    }
+    Ok(FuncDef { id, owner, name, setuid })
+}
+
+fn on_replace_func(db: &mut Db, old: Option<&Tuple>, new: Option<&Tuple>) -> Result<AlterUndo, BoxError> {
+    match (old, new) {
+        (_, Some(new)) => {
+            let def = func_def_of(new)?;
+            let id = def.id;
+            let previous = db.access.set_func(id, Some(def));
+            Ok(AlterUndo::Func { id, previous })
+        }
+        (Some(old), None) => {
+            let def = func_def_of(old)?;
+            let previous = db.access.set_func(def.id, None);
+            Ok(AlterUndo::Func { id: def.id, previous })
+        }
+        (None, None) => Err(bad_msgpack("_func")),
+    }
+}
+
+/// Parse a `_priv` row: `[grantor, grantee, object_type, object_id, privilege]`.
+fn grant_of(tuple: &Tuple) -> Result<(u32, GrantKey, u8), BoxError> {
+    let fields = mp::array_items(tuple.data()).ok_or_else(|| bad_msgpack("_priv"))?;
+    let number = |n: usize| fields.get(n).and_then(|f| mp::read_u64(f)).ok_or_else(|| bad_msgpack("_priv"));
+    let grantor = number(0)? as u32;
+    let grantee = number(1)? as u32;
+    let kind_name = fields.get(2).and_then(|f| mp::read_string(f)).unwrap_or_default();
+    let kind = ObjectType::parse(&kind_name)
+        .ok_or_else(|| BoxError::new(ErrCode::UNKNOWN_SCHEMA_OBJECT, &[&kind_name]))?;
+    let object = number(3)? as u32;
+    let bits = (number(4)? & 0xff) as u8;
+    Ok((grantor, (grantee, kind, object), bits))
+}
+
+/// A grant must name an existing grantee and object, and a role grant must not loop.
+fn check_grant(db: &Db, key: &GrantKey) -> Result<(), BoxError> {
+    let (grantee, kind, object) = *key;
+    let who = db
+        .access
+        .user(grantee)
+        .ok_or_else(|| BoxError::new(ErrCode::NO_SUCH_USER, &[&grantee]))?;
+    match kind {
+        ObjectType::Universe | ObjectType::User => Ok(()),
+        ObjectType::Space => db
+            .space(object)
+            .map(|_| ())
+            .ok_or_else(|| BoxError::new(ErrCode::NO_SUCH_SPACE, &[&object])),
+        ObjectType::Function => db
+            .access
+            .func(object)
+            .map(|_| ())
+            .ok_or_else(|| BoxError::new(ErrCode::NO_SUCH_FUNCTION, &[&object])),
+        ObjectType::Role => {
+            let role = db
+                .access
+                .user(object)
+                .filter(|role| role.is_role)
+                .ok_or_else(|| BoxError::new(ErrCode::NO_SUCH_ROLE, &[&object]))?;
+            if db.access.would_loop(grantee, object) {
+                return Err(BoxError::new(ErrCode::ROLE_LOOP, &[&role.name, &who.name]));
+            }
+            Ok(())
+        }
+    }
+}
+
+fn on_replace_priv(db: &mut Db, old: Option<&Tuple>, new: Option<&Tuple>) -> Result<AlterUndo, BoxError> {
+    match (old, new) {
+        (_, Some(new)) => {
+            let (_grantor, key, bits) = grant_of(new)?;
+            check_grant(db, &key)?;
+            let previous = db.access.set_grant(key, bits);
+            Ok(AlterUndo::Grant { key, previous })
+        }
+        (Some(old), None) => {
+            let (_grantor, key, _bits) = grant_of(old)?;
+            let previous = db.access.set_grant(key, 0);
+            Ok(AlterUndo::Grant { key, previous })
+        }
+        (None, None) => Err(bad_msgpack("_priv")),
     }
 }
 

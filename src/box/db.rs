@@ -15,6 +15,7 @@ use super::space::{DupMode, Space, SpaceDef};
 use super::tuple::Tuple;
 use super::txn::{JournalRow, RowKind, Stmt, Txn};
 use super::update;
+use super::user::{self, Access};
 use crate::error::{BoxError, ErrCode};
 
 /// The kinds of data requests.
@@ -46,6 +47,8 @@ pub struct Request<'a> {
     pub limit: u32,
     /// 1 when field numbers in update operations count from 1 (Lua), 0 on the wire.
     pub index_base: u32,
+    /// The user the request runs as (access checks, view filtering).
+    pub uid: u32,
 }
 
 impl<'a> Request<'a> {
@@ -62,6 +65,7 @@ impl<'a> Request<'a> {
             offset: 0,
             limit: u32::MAX,
             index_base: 0,
+            uid: schema::ADMIN,
         }
     }
 }
@@ -99,6 +103,8 @@ pub struct Db {
     /// `_cluster`: server id → UUID.
     pub cluster: std::collections::BTreeMap<u32, String>,
     pub limits: TupleLimits,
+    /// Users, roles, functions and grants, as the system spaces describe them.
+    pub access: Access,
 }
 
 impl Db {
@@ -114,6 +120,7 @@ impl Db {
             server_id: 0,
             cluster: Default::default(),
             limits: TupleLimits::default(),
+            access: Access::default(),
         };
         for (def, index) in schema::stubs() {
             let mut space = Space::new(def);
@@ -221,6 +228,8 @@ impl Db {
     /// SELECT: the tuples of an index from a key, with offset and limit.
     pub fn select(&self, request: &Request) -> Result<Vec<Tuple>, BoxError> {
         let space = self.space_or_error(request.space_id)?;
+        self.access
+            .check_space(request.uid, space.def.id, space.def.owner, &space.def.name, user::READ)?;
         let source = match schema::view_source(space.def.id) {
             Some(id) if space.def.is_view() => self.space_or_error(id)?,
             _ => space,
@@ -260,6 +269,8 @@ impl Db {
         if space.def.is_view() {
             return Err(BoxError::new(ErrCode::VIEW_IS_RO, &[&space.def.name]));
         }
+        self.access
+            .check_space(request.uid, space.def.id, space.def.owner, &space.def.name, user::WRITE)?;
         if schema::is_system(space.def.id) && txn.multi_statement {
             let what = format!("Space {}", space.def.name);
             return Err(BoxError::new(
@@ -367,9 +378,34 @@ impl Db {
         Ok(index.find_by_key(request.key).cloned())
     }
 
+    /// Whether a row of a system view is visible to `uid` (who lacks universal read): its
+    /// own objects, objects it owns, and objects it may read, write or execute.
+    pub fn view_shows(&self, view_id: u32, uid: u32, tuple: &Tuple) -> bool {
+        let fields = super::mp::array_items(tuple.data()).unwrap_or_default();
+        let number = |n: usize| fields.get(n).and_then(|f| super::mp::read_u64(f)).unwrap_or(u64::MAX) as u32;
+        let any = |kind, id| self.access.effective(uid, kind, id) != 0;
+        let space_visible = |id: u32| {
+            self.space(id).is_some_and(|space| space.def.owner == uid) || any(user::ObjectType::Space, id)
+        };
+        match view_id {
+            schema::VSPACE_ID => space_visible(number(0)),
+            schema::VINDEX_ID => space_visible(number(0)),
+            schema::VUSER_ID => number(0) == uid || number(1) == uid,
+            schema::VPRIV_ID => number(0) == uid || number(1) == uid,
+            schema::VFUNC_ID => {
+                number(1) == uid
+                    || self.access.universe(uid) & user::EXECUTE != 0
+                    || any(user::ObjectType::Function, number(0))
+            }
+            _ => true,
+        }
+    }
+
     /// `index:get(key)`: the tuple a unique index holds for a full key.
-    pub fn get(&self, space_id: u32, index_id: u32, key: &[u8]) -> Result<Option<Tuple>, BoxError> {
+    pub fn get(&self, space_id: u32, index_id: u32, key: &[u8], uid: u32) -> Result<Option<Tuple>, BoxError> {
         let space = self.space_or_error(space_id)?;
+        self.access
+            .check_space(uid, space.def.id, space.def.owner, &space.def.name, user::READ)?;
         let source = match schema::view_source(space_id) {
             Some(id) if space.def.is_view() => self.space_or_error(id)?,
             _ => space,
@@ -377,7 +413,11 @@ impl Db {
         let mut request = Request::new(RequestKind::Select, space_id);
         request.index_id = index_id;
         request.key = key;
-        self.find_unique(source, &request)
+        let found = self.find_unique(source, &request)?;
+        let hidden = space.def.is_view()
+            && self.access.universe(uid) & user::READ == 0
+            && found.as_ref().is_some_and(|tuple| !self.view_shows(space_id, uid, tuple));
+        Ok(if hidden { None } else { found })
     }
 
     /// The old and new tuple of an UPDATE, or None when the key finds nothing.

@@ -28,6 +28,8 @@ pub struct FiberMeta {
     pub csw: u64,
     /// Bumped on every wait, so a deadline registered for an earlier wait is stale.
     wait_seq: u64,
+    /// The session the fiber runs in (inherited from the fiber that created it).
+    pub session: u32,
     /// Whether `fiber:cancel()` ends the current wait (a coio job's wait is not cancellable:
     /// the job runs to completion on its worker regardless).
     cancellable: bool,
@@ -90,6 +92,7 @@ impl Sched {
             csw: 0,
             wait_seq: 0,
             cancellable: true,
+            session: self.current_session(),
         };
         self.fibers.insert(id, meta);
         Ok(id)
@@ -111,6 +114,13 @@ impl Sched {
             meta.wait_seq += 1;
             self.ready.push_back(id);
         }
+    }
+
+    /// The session of the running fiber (the server's own outside fibers).
+    pub fn current_session(&self) -> u32 {
+        self.current()
+            .and_then(|id| self.fibers.get(&id))
+            .map_or(crate::r#box::session::ADMIN_SESSION, |meta| meta.session)
     }
 
     /// The fiber running now, if any.

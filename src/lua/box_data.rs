@@ -69,6 +69,9 @@ fn fiber_id(tx: &Tx) -> u64 {
 /// Execute a change: in the fiber's open transaction, or as its own committed one. Runs
 /// the space's triggers, and the schema hook when definitions changed.
 fn change(lua: &Lua, tx: &Tx, request: &Request) -> mlua::Result<MultiValue> {
+    let mut request = request.clone();
+    request.uid = tx.current_uid();
+    let request = &request;
     let fiber = fiber_id(tx);
     let open = tx.txns.borrow_mut().remove(&fiber);
     let multi = open.is_some();
@@ -355,6 +358,7 @@ fn open_reads(lua: &Lua, tx: &Rc<Tx>, module: &Table) -> mlua::Result<()> {
                 request.iterator = iterator;
                 request.offset = offset.unwrap_or(0);
                 request.limit = limit.unwrap_or(u32::MAX);
+                request.uid = t.current_uid();
                 let found = with_db(&t, |db| db.select(&request));
                 match found {
                     Ok(tuples) => {
@@ -381,7 +385,8 @@ fn open_reads(lua: &Lua, tx: &Rc<Tx>, module: &Table) -> mlua::Result<()> {
                     Err(err) => return failure(lua, &err),
                 };
                 let key = encode_key(lua, &key)?;
-                match with_db(&t, |db| open_cursor(db, space_id, index_id, iterator, &key)) {
+                let uid = t.current_uid();
+                match with_db(&t, |db| open_cursor(db, space_id, index_id, iterator, &key, uid)) {
                     Ok(cursor) => Ok(MultiValue::from_iter([Value::UserData(
                         lua.create_userdata(LuaCursor {
                             space_id,
@@ -418,7 +423,8 @@ fn open_reads(lua: &Lua, tx: &Rc<Tx>, module: &Table) -> mlua::Result<()> {
         "get",
         lua.create_function(move |lua, (space_id, index_id, key): (u32, u32, Value)| {
             let key = encode_key(lua, &key)?;
-            match with_db(&t, |db| db.get(space_id, index_id, &key)) {
+            let uid = t.current_uid();
+            match with_db(&t, |db| db.get(space_id, index_id, &key, uid)) {
                 Ok(Some(tuple)) => Ok(MultiValue::from_iter([push(lua, tuple)?])),
                 Ok(None) => Ok(MultiValue::new()),
                 Err(err) => failure(lua, &err),
@@ -511,10 +517,14 @@ fn open_cursor(
     index_id: u32,
     iterator: u64,
     key: &[u8],
+    uid: u32,
 ) -> Result<Cursor, BoxError> {
     let space = db
         .space(space_id)
         .ok_or_else(|| BoxError::new(ErrCode::NO_SUCH_SPACE, &[&space_id]))?;
+    let name = &space.def.name;
+    db.access
+        .check_space(uid, space_id, space.def.owner, name, crate::r#box::user::READ)?;
     let source = match crate::r#box::schema::view_source(space_id) {
         Some(id) if space.def.is_view() => db
             .space(id)

@@ -59,7 +59,10 @@ pub fn spawn_client(lua: &Lua, tx: &Tx, client: &Accepted) {
     ]);
     let name = format!("console/{}", client.peer);
     match super::fiber::spawn_queued(lua, tx, &name, args) {
-        Ok(_) => {}
+        Ok(id) => {
+            let kind = crate::r#box::session::SessionKind::Console;
+            super::session::open_for_fiber(tx, id, kind, &client.peer);
+        }
         Err(err) => {
             log::error!("can't serve console client {}: {err}", client.peer);
             tx.net.borrow_mut().close(client.token);

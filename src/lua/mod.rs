@@ -15,6 +15,7 @@ pub mod json;
 pub mod misc;
 pub mod msgpack;
 pub mod serializer;
+pub mod session;
 pub mod tuple;
 pub mod util;
 pub mod yaml;
@@ -52,6 +53,7 @@ pub fn new_state(tx: &Rc<Tx>) -> mlua::Result<Lua> {
     loaded.set("internal.box", box_api::open(&lua, tx)?)?;
     loaded.set("internal.fio", fio::open_module(&lua, tx)?)?;
     loaded.set("internal.data", box_data::open(&lua, tx)?)?;
+    loaded.set("internal.session", session::open(&lua, tx)?)?;
     loaded.set("yaml", yaml::open(&lua)?)?;
     loaded.set("json", json::open(&lua)?)?;
     loaded.set("msgpack", msgpack::open(&lua)?)?;

@@ -602,6 +602,346 @@ end
 
 -- }}}
 
+-- {{{ users, roles, functions, grants (rows of _user, _priv, _func)
+
+local session = require('internal.session')
+local digest = require('digest')
+
+local MAP = { __serialize = 'map' }
+local PRIVILEGES = { read = 1, write = 2, execute = 4 }
+
+local function user_row(name)
+    if type(name) == 'number' then
+        return box.space._user:get({ name })
+    end
+    return box.space._user.index.name:get({ name })
+end
+
+local function privilege_bits(privileges)
+    if type(privileges) ~= 'string' then
+        raise(codes.ILLEGAL_PARAMS, "privilege should be a string")
+    end
+    local bits = 0
+    for word in string.gmatch(privileges, '[^,%s]+') do
+        local bit = PRIVILEGES[word]
+        if bit == nil then
+            raise(codes.ILLEGAL_PARAMS, string.format("unknown privilege '%s'", word))
+        end
+        bits = _G.bit.bor(bits, bit)
+    end
+    return bits
+end
+
+local function privilege_string(bits)
+    local names = {}
+    for _, name in ipairs({ 'read', 'write', 'execute' }) do
+        if bit.band(bits, PRIVILEGES[name]) ~= 0 then
+            table.insert(names, name)
+        end
+    end
+    return table.concat(names, ',')
+end
+
+-- The id of an object a grant names, with Tarantool's errors for a missing one.
+local function object_id(object_type, object_name)
+    if object_type == 'universe' then
+        return 0
+    elseif object_type == 'space' then
+        local space = box.space[object_name]
+        if space == nil then
+            raise(codes.NO_SUCH_SPACE, tostring(object_name))
+        end
+        return space.id
+    elseif object_type == 'function' then
+        local func = type(object_name) == 'number' and box.space._func:get({ object_name })
+            or box.space._func.index.name:get({ object_name })
+        if func == nil then
+            raise(codes.NO_SUCH_FUNCTION, tostring(object_name))
+        end
+        return func[1]
+    elseif object_type == 'role' then
+        local role = user_row(object_name)
+        if role == nil or role[4] ~= 'role' then
+            raise(codes.NO_SUCH_ROLE, tostring(object_name))
+        end
+        return role[1]
+    end
+    raise(codes.UNKNOWN_SCHEMA_OBJECT, tostring(object_type))
+end
+
+local function object_name_of(object_type, id)
+    if object_type == 'universe' then
+        return ''
+    elseif object_type == 'space' then
+        local space = box.space[id]
+        return space and space.name or tostring(id)
+    elseif object_type == 'function' then
+        local func = box.space._func:get({ id })
+        return func and func[3] or tostring(id)
+    end
+    local user = box.space._user:get({ id })
+    return user and user[3] or tostring(id)
+end
+
+local function grantee_row(name, want_role)
+    local row = user_row(name)
+    if row == nil or (want_role and row[4] ~= 'role') then
+        raise(want_role and codes.NO_SUCH_ROLE or codes.NO_SUCH_USER, tostring(name))
+    end
+    return row
+end
+
+local function grant(want_role, name, privileges, object_type, object_name, options)
+    local grantee = grantee_row(name, want_role)
+    if object_type == nil then
+        -- grant(user, 'role name'): the role, with execute
+        privileges, object_type, object_name = 'execute', 'role', privileges
+    end
+    if type(object_name) == 'table' and options == nil then
+        options, object_name = object_name, nil
+    end
+    options = options or {}
+    local bits = privilege_bits(privileges)
+    local id = object_id(object_type, object_name)
+    local key = { grantee[1], object_type, id }
+    local row = box.space._priv:get(key)
+    local old = row and row[5] or 0
+    if bit.band(old, bits) == bits then
+        if options.if_not_exists then
+            return
+        end
+        if object_type == 'role' then
+            raise(codes.ROLE_GRANTED, grantee[3], object_name_of('role', id))
+        end
+        raise(codes.PRIV_GRANTED, grantee[3], privileges, object_type, object_name_of(object_type, id))
+    end
+    local grantor = options.grantor and grantee_row(options.grantor)[1] or session.uid()
+    box.space._priv:replace({ grantor, grantee[1], object_type, id, bit.bor(old, bits) })
+end
+
+local function revoke(want_role, name, privileges, object_type, object_name, options)
+    local grantee = grantee_row(name, want_role)
+    if object_type == nil then
+        privileges, object_type, object_name = 'execute', 'role', privileges
+    end
+    if type(object_name) == 'table' and options == nil then
+        options, object_name = object_name, nil
+    end
+    options = options or {}
+    local bits = privilege_bits(privileges)
+    local id = object_id(object_type, object_name)
+    local key = { grantee[1], object_type, id }
+    local row = box.space._priv:get(key)
+    local old = row and row[5] or 0
+    if bit.band(old, bits) ~= bits then
+        if options.if_exists then
+            return
+        end
+        if object_type == 'role' then
+            raise(codes.ROLE_NOT_GRANTED, grantee[3], object_name_of('role', id))
+        end
+        raise(codes.PRIV_NOT_GRANTED, grantee[3], privileges, object_type, object_name_of(object_type, id))
+    end
+    local new = bit.band(old, bit.bnot(bits))
+    if new == 0 then
+        box.space._priv:delete(key)
+    else
+        box.space._priv:update(key, { { '=', 5, new } })
+    end
+end
+
+local function info(name)
+    local row = user_row(name or session.uid())
+    if row == nil then
+        raise(codes.NO_SUCH_USER, tostring(name))
+    end
+    local result = {}
+    for _, grant_row in box.space._priv:pairs({ row[1] }) do
+        table.insert(result, { privilege_string(grant_row[5]), grant_row[3],
+            object_name_of(grant_row[3], grant_row[4]) })
+    end
+    return result
+end
+
+local function drop_grantee(want_role, name, options)
+    local row = user_row(name)
+    if row == nil or (want_role and row[4] ~= 'role') then
+        if options and options.if_exists then
+            return
+        end
+        raise(want_role and codes.NO_SUCH_ROLE or codes.NO_SUCH_USER, tostring(name))
+    end
+    local uid = row[1]
+    if uid <= 3 then
+        raise(codes.DROP_USER, row[3], 'the user or the role is a system')
+    end
+    local keys = {}
+    for _, grant_row in box.space._priv:pairs({ uid }) do
+        table.insert(keys, { grant_row[2], grant_row[3], grant_row[4] })
+    end
+    for _, grant_row in box.space._priv:pairs() do
+        if grant_row[3] == 'role' and grant_row[4] == uid then
+            table.insert(keys, { grant_row[2], grant_row[3], grant_row[4] })
+        end
+    end
+    for _, key in ipairs(keys) do
+        box.space._priv:delete(key)
+    end
+    box.space._user:delete({ uid })
+end
+
+local function password_auth(password)
+    return setmetatable({ ['chap-sha1'] = digest.base64_encode(digest.sha1(digest.sha1(password))) }, MAP)
+end
+
+local user_api, role_api, func_api = {}, {}, {}
+
+function user_api.create(name, options)
+    if type(name) ~= 'string' then
+        raise(codes.ILLEGAL_PARAMS, "name should be a string")
+    end
+    options = options or {}
+    local existing = user_row(name)
+    if existing ~= nil then
+        if options.if_not_exists then
+            return
+        end
+        raise(existing[4] == 'role' and codes.ROLE_EXISTS or codes.USER_EXISTS, name)
+    end
+    local auth = options.password and password_auth(options.password) or setmetatable({}, MAP)
+    local row = box.space._user:auto_increment({ session.uid(), name, 'user', auth })
+    grant(false, row[1], 'execute', 'role', 'public')
+end
+
+function user_api.drop(name, options)
+    drop_grantee(false, name, options)
+end
+
+function user_api.exists(name)
+    local row = user_row(name)
+    return row ~= nil and row[4] == 'user'
+end
+
+function user_api.passwd(name, password)
+    if password == nil then
+        name, password = session.user(), name
+    end
+    local row = grantee_row(name)
+    if row[1] == 0 then
+        raise(codes.GUEST_USER_PASSWORD)
+    end
+    box.space._user:update({ row[1] }, { { '=', 5, password_auth(password) } })
+end
+
+function user_api.password(password)
+    return digest.base64_encode(digest.sha1(digest.sha1(password)))
+end
+
+function user_api.grant(name, ...) grant(false, name, ...) end
+function user_api.revoke(name, ...) revoke(false, name, ...) end
+user_api.info = info
+
+function role_api.create(name, options)
+    if type(name) ~= 'string' then
+        raise(codes.ILLEGAL_PARAMS, "name should be a string")
+    end
+    options = options or {}
+    local existing = user_row(name)
+    if existing ~= nil then
+        if options.if_not_exists then
+            return
+        end
+        raise(existing[4] == 'role' and codes.ROLE_EXISTS or codes.USER_EXISTS, name)
+    end
+    box.space._user:auto_increment({ session.uid(), name, 'role' })
+end
+
+function role_api.drop(name, options)
+    drop_grantee(true, name, options)
+end
+
+function role_api.exists(name)
+    local row = user_row(name)
+    return row ~= nil and row[4] == 'role'
+end
+
+function role_api.grant(name, ...) grant(true, name, ...) end
+function role_api.revoke(name, ...) revoke(true, name, ...) end
+role_api.info = info
+
+function func_api.create(name, options)
+    if type(name) ~= 'string' then
+        raise(codes.ILLEGAL_PARAMS, "name should be a string")
+    end
+    options = options or {}
+    if box.space._func.index.name:get({ name }) ~= nil then
+        if options.if_not_exists then
+            return
+        end
+        raise(codes.FUNCTION_EXISTS, name)
+    end
+    box.space._func:auto_increment({ session.uid(), name, options.setuid and 1 or 0, 'LUA' })
+end
+
+function func_api.drop(name, options)
+    local row = box.space._func.index.name:get({ name })
+    if row == nil then
+        if options and options.if_exists then
+            return
+        end
+        raise(codes.NO_SUCH_FUNCTION, name)
+    end
+    local keys = {}
+    for _, grant_row in box.space._priv.index.object:pairs({ 'function', row[1] }) do
+        table.insert(keys, { grant_row[2], grant_row[3], grant_row[4] })
+    end
+    for _, key in ipairs(keys) do
+        box.space._priv:delete(key)
+    end
+    box.space._func:delete({ row[1] })
+end
+
+function func_api.exists(name)
+    return box.space._func.index.name:get({ name }) ~= nil
+end
+
+configured_api.schema.user = user_api
+configured_api.schema.role = role_api
+configured_api.schema.func = func_api
+
+-- box.session: the running fiber's session. `storage` is a table of its own per session.
+local storages = {}
+configured_api.session = setmetatable({
+    id = session.id,
+    uid = session.uid,
+    user = session.user,
+    peer = session.peer,
+    type = session.type,
+    exists = session.exists,
+    su = function(user, fn, ...)
+        local previous = check(session.su(user))
+        if fn == nil then
+            return
+        end
+        local result = { n = select('#', ...) + 1, pcall(fn, ...) }
+        session.su(previous)
+        if not result[1] then
+            error(result[2], 0)
+        end
+        return unpack(result, 2, result.n)
+    end,
+}, {
+    __index = function(_, key)
+        if key == 'storage' then
+            local id = session.id()
+            storages[id] = storages[id] or {}
+            return storages[id]
+        end
+    end,
+})
+
+-- }}}
+
 package.loaded['internal.box_schema'] = {
     -- Called by the first successful box.cfg{}.
     install = function()

@@ -180,6 +180,7 @@ local function serve_client(token, peer)
     end
     sessions[id] = nil
     internal.close(token)
+    require('internal.session').close(require('internal.session').id())
     log.verbose('console client %s disconnected', peer)
 end
 internal.set_handler(serve_client)
