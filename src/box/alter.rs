@@ -11,9 +11,9 @@ use super::index::{Index, IndexDef, IndexKind};
 use super::key_def::{self, FieldType, KeyDef, KeyPart};
 use super::mp;
 use super::schema::{self, CLUSTER_ID, FUNC_ID, INDEX_ID, PRIV_ID, SCHEMA_ID, SPACE_ID, USER_ID};
-use super::user::{self, FuncDef, GrantKey, ObjectType, UserDef};
 use super::space::{Space, SpaceDef};
 use super::tuple::Tuple;
+use super::user::{self, FuncDef, GrantKey, ObjectType, UserDef};
 use crate::error::{BoxError, ErrCode};
 
 /// How to undo one schema change.
@@ -597,12 +597,23 @@ fn on_replace_cluster(
 /// Parse a `_user` row: `[id, owner, name, type, auth]`.
 fn user_def_of(tuple: &Tuple) -> Result<UserDef, BoxError> {
     let fields = mp::array_items(tuple.data()).ok_or_else(|| bad_msgpack("_user"))?;
-    let read_id = |n: usize| fields.get(n).and_then(|f| mp::read_u64(f)).ok_or_else(|| bad_msgpack("_user"));
+    let read_id = |n: usize| {
+        fields
+            .get(n)
+            .and_then(|f| mp::read_u64(f))
+            .ok_or_else(|| bad_msgpack("_user"))
+    };
     let id = read_id(0)? as u32;
     let owner = read_id(1)? as u32;
-    let name = fields.get(2).and_then(|f| mp::read_string(f)).ok_or_else(|| bad_msgpack("_user"))?;
+    let name = fields
+        .get(2)
+        .and_then(|f| mp::read_string(f))
+        .ok_or_else(|| bad_msgpack("_user"))?;
     check_identifier(&name)?;
-    let kind = fields.get(3).and_then(|f| mp::read_string(f)).unwrap_or_default();
+    let kind = fields
+        .get(3)
+        .and_then(|f| mp::read_string(f))
+        .unwrap_or_default();
     let create = |why: &str| BoxError::new(ErrCode::CREATE_USER, &[&name, &why]);
     let is_role = match kind.as_str() {
         "user" => false,
@@ -616,7 +627,13 @@ fn user_def_of(tuple: &Tuple) -> Result<UserDef, BoxError> {
     if is_role && hash2.is_some() {
         return Err(create("authentication data can not be set for a role"));
     }
-    Ok(UserDef { id, owner, name, is_role, hash2 })
+    Ok(UserDef {
+        id,
+        owner,
+        name,
+        is_role,
+        hash2,
+    })
 }
 
 /// The auth field: `{"chap-sha1": base64(hash2)}`; an empty map or array means none.
@@ -626,18 +643,27 @@ fn auth_hash2(auth: &[u8]) -> Result<Option<[u8; 20]>, &'static str> {
         return Ok(None);
     }
     let items = mp::map_items(auth).ok_or("invalid authentication data")?;
-    let Some((_, value)) = items.iter().find(|(key, _)| mp::read_str(key) == Some(b"chap-sha1")) else {
+    let Some((_, value)) = items
+        .iter()
+        .find(|(key, _)| mp::read_str(key) == Some(b"chap-sha1"))
+    else {
         return Ok(None);
     };
     let text = mp::read_str(value).ok_or("invalid authentication data")?;
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(text)
         .map_err(|_| "invalid authentication data")?;
-    let hash: [u8; 20] = bytes.try_into().map_err(|_| "invalid authentication data")?;
+    let hash: [u8; 20] = bytes
+        .try_into()
+        .map_err(|_| "invalid authentication data")?;
     Ok(Some(hash))
 }
 
-fn on_replace_user(db: &mut Db, old: Option<&Tuple>, new: Option<&Tuple>) -> Result<AlterUndo, BoxError> {
+fn on_replace_user(
+    db: &mut Db,
+    old: Option<&Tuple>,
+    new: Option<&Tuple>,
+) -> Result<AlterUndo, BoxError> {
     match (old, new) {
         (_, Some(new)) => {
             let def = user_def_of(new)?;
@@ -658,7 +684,10 @@ fn on_replace_user(db: &mut Db, old: Option<&Tuple>, new: Option<&Tuple>) -> Res
                 return Err(drop("the user has objects"));
             }
             let previous = db.access.set_user(def.id, None);
-            Ok(AlterUndo::User { id: def.id, previous })
+            Ok(AlterUndo::User {
+                id: def.id,
+                previous,
+            })
         }
         (None, None) => Err(bad_msgpack("_user")),
     }
@@ -672,17 +701,38 @@ fn owns_objects(db: &Db, uid: u32) -> bool {
 /// Parse a `_func` row: `[id, owner, name, setuid, language]`.
 fn func_def_of(tuple: &Tuple) -> Result<FuncDef, BoxError> {
     let fields = mp::array_items(tuple.data()).ok_or_else(|| bad_msgpack("_func"))?;
-    let id = fields.first().and_then(|f| mp::read_u64(f)).ok_or_else(|| bad_msgpack("_func"))? as u32;
-    let owner = fields.get(1).and_then(|f| mp::read_u64(f)).ok_or_else(|| bad_msgpack("_func"))? as u32;
-    let name = fields.get(2).and_then(|f| mp::read_string(f)).ok_or_else(|| bad_msgpack("_func"))?;
+    let id = fields
+        .first()
+        .and_then(|f| mp::read_u64(f))
+        .ok_or_else(|| bad_msgpack("_func"))? as u32;
+    let owner = fields
+        .get(1)
+        .and_then(|f| mp::read_u64(f))
+        .ok_or_else(|| bad_msgpack("_func"))? as u32;
+    let name = fields
+        .get(2)
+        .and_then(|f| mp::read_string(f))
+        .ok_or_else(|| bad_msgpack("_func"))?;
     let setuid = fields.get(3).and_then(|f| mp::read_u64(f)).unwrap_or(0) != 0;
     if name.is_empty() || name.len() > 65000 {
-        return Err(BoxError::new(ErrCode::CREATE_FUNCTION, &[&name, &"invalid name"]));
+        return Err(BoxError::new(
+            ErrCode::CREATE_FUNCTION,
+            &[&name, &"invalid name"],
+        ));
     }
-    Ok(FuncDef { id, owner, name, setuid })
+    Ok(FuncDef {
+        id,
+        owner,
+        name,
+        setuid,
+    })
 }
 
-fn on_replace_func(db: &mut Db, old: Option<&Tuple>, new: Option<&Tuple>) -> Result<AlterUndo, BoxError> {
+fn on_replace_func(
+    db: &mut Db,
+    old: Option<&Tuple>,
+    new: Option<&Tuple>,
+) -> Result<AlterUndo, BoxError> {
     match (old, new) {
         (_, Some(new)) => {
             let def = func_def_of(new)?;
@@ -693,7 +743,10 @@ fn on_replace_func(db: &mut Db, old: Option<&Tuple>, new: Option<&Tuple>) -> Res
         (Some(old), None) => {
             let def = func_def_of(old)?;
             let previous = db.access.set_func(def.id, None);
-            Ok(AlterUndo::Func { id: def.id, previous })
+            Ok(AlterUndo::Func {
+                id: def.id,
+                previous,
+            })
         }
         (None, None) => Err(bad_msgpack("_func")),
     }
@@ -702,10 +755,18 @@ fn on_replace_func(db: &mut Db, old: Option<&Tuple>, new: Option<&Tuple>) -> Res
 /// Parse a `_priv` row: `[grantor, grantee, object_type, object_id, privilege]`.
 fn grant_of(tuple: &Tuple) -> Result<(u32, GrantKey, u8), BoxError> {
     let fields = mp::array_items(tuple.data()).ok_or_else(|| bad_msgpack("_priv"))?;
-    let number = |n: usize| fields.get(n).and_then(|f| mp::read_u64(f)).ok_or_else(|| bad_msgpack("_priv"));
+    let number = |n: usize| {
+        fields
+            .get(n)
+            .and_then(|f| mp::read_u64(f))
+            .ok_or_else(|| bad_msgpack("_priv"))
+    };
     let grantor = number(0)? as u32;
     let grantee = number(1)? as u32;
-    let kind_name = fields.get(2).and_then(|f| mp::read_string(f)).unwrap_or_default();
+    let kind_name = fields
+        .get(2)
+        .and_then(|f| mp::read_string(f))
+        .unwrap_or_default();
     let kind = ObjectType::parse(&kind_name)
         .ok_or_else(|| BoxError::new(ErrCode::UNKNOWN_SCHEMA_OBJECT, &[&kind_name]))?;
     let object = number(3)? as u32;
@@ -745,7 +806,11 @@ fn check_grant(db: &Db, key: &GrantKey) -> Result<(), BoxError> {
     }
 }
 
-fn on_replace_priv(db: &mut Db, old: Option<&Tuple>, new: Option<&Tuple>) -> Result<AlterUndo, BoxError> {
+fn on_replace_priv(
+    db: &mut Db,
+    old: Option<&Tuple>,
+    new: Option<&Tuple>,
+) -> Result<AlterUndo, BoxError> {
     match (old, new) {
         (_, Some(new)) => {
             let (_grantor, key, bits) = grant_of(new)?;

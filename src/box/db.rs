@@ -228,8 +228,13 @@ impl Db {
     /// SELECT: the tuples of an index from a key, with offset and limit.
     pub fn select(&self, request: &Request) -> Result<Vec<Tuple>, BoxError> {
         let space = self.space_or_error(request.space_id)?;
-        self.access
-            .check_space(request.uid, space.def.id, space.def.owner, &space.def.name, user::READ)?;
+        self.access.check_space(
+            request.uid,
+            space.def.id,
+            space.def.owner,
+            &space.def.name,
+            user::READ,
+        )?;
         let source = match schema::view_source(space.def.id) {
             Some(id) if space.def.is_view() => self.space_or_error(id)?,
             _ => space,
@@ -269,8 +274,13 @@ impl Db {
         if space.def.is_view() {
             return Err(BoxError::new(ErrCode::VIEW_IS_RO, &[&space.def.name]));
         }
-        self.access
-            .check_space(request.uid, space.def.id, space.def.owner, &space.def.name, user::WRITE)?;
+        self.access.check_space(
+            request.uid,
+            space.def.id,
+            space.def.owner,
+            &space.def.name,
+            user::WRITE,
+        )?;
         if schema::is_system(space.def.id) && txn.multi_statement {
             let what = format!("Space {}", space.def.name);
             return Err(BoxError::new(
@@ -382,10 +392,16 @@ impl Db {
     /// own objects, objects it owns, and objects it may read, write or execute.
     pub fn view_shows(&self, view_id: u32, uid: u32, tuple: &Tuple) -> bool {
         let fields = super::mp::array_items(tuple.data()).unwrap_or_default();
-        let number = |n: usize| fields.get(n).and_then(|f| super::mp::read_u64(f)).unwrap_or(u64::MAX) as u32;
+        let number = |n: usize| {
+            fields
+                .get(n)
+                .and_then(|f| super::mp::read_u64(f))
+                .unwrap_or(u64::MAX) as u32
+        };
         let any = |kind, id| self.access.effective(uid, kind, id) != 0;
         let space_visible = |id: u32| {
-            self.space(id).is_some_and(|space| space.def.owner == uid) || any(user::ObjectType::Space, id)
+            self.space(id).is_some_and(|space| space.def.owner == uid)
+                || any(user::ObjectType::Space, id)
         };
         match view_id {
             schema::VSPACE_ID => space_visible(number(0)),
@@ -402,10 +418,21 @@ impl Db {
     }
 
     /// `index:get(key)`: the tuple a unique index holds for a full key.
-    pub fn get(&self, space_id: u32, index_id: u32, key: &[u8], uid: u32) -> Result<Option<Tuple>, BoxError> {
+    pub fn get(
+        &self,
+        space_id: u32,
+        index_id: u32,
+        key: &[u8],
+        uid: u32,
+    ) -> Result<Option<Tuple>, BoxError> {
         let space = self.space_or_error(space_id)?;
-        self.access
-            .check_space(uid, space.def.id, space.def.owner, &space.def.name, user::READ)?;
+        self.access.check_space(
+            uid,
+            space.def.id,
+            space.def.owner,
+            &space.def.name,
+            user::READ,
+        )?;
         let source = match schema::view_source(space_id) {
             Some(id) if space.def.is_view() => self.space_or_error(id)?,
             _ => space,
@@ -416,7 +443,9 @@ impl Db {
         let found = self.find_unique(source, &request)?;
         let hidden = space.def.is_view()
             && self.access.universe(uid) & user::READ == 0
-            && found.as_ref().is_some_and(|tuple| !self.view_shows(space_id, uid, tuple));
+            && found
+                .as_ref()
+                .is_some_and(|tuple| !self.view_shows(space_id, uid, tuple));
         Ok(if hidden { None } else { found })
     }
 

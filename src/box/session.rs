@@ -70,7 +70,15 @@ impl Sessions {
     pub fn open(&mut self, kind: SessionKind, uid: u32, peer: Option<String>) -> u32 {
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1).max(ADMIN_SESSION + 1);
-        self.sessions.insert(id, Session { id, kind, uid, peer });
+        self.sessions.insert(
+            id,
+            Session {
+                id,
+                kind,
+                uid,
+                peer,
+            },
+        );
         id
     }
 

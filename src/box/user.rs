@@ -111,7 +111,9 @@ impl Access {
 
     /// The name of user `id`, for messages.
     pub fn user_name(&self, id: u32) -> String {
-        self.users.get(&id).map_or_else(|| id.to_string(), |user| user.name.clone())
+        self.users
+            .get(&id)
+            .map_or_else(|| id.to_string(), |user| user.name.clone())
     }
 
     pub fn func(&self, id: u32) -> Option<&FuncDef> {
@@ -159,7 +161,10 @@ impl Access {
 
     /// The bits `grantee` holds on an object by itself, without roles.
     pub fn own_grant(&self, grantee: u32, object: ObjectType, id: u32) -> u8 {
-        self.grants.get(&(grantee, object, id)).copied().unwrap_or(0)
+        self.grants
+            .get(&(grantee, object, id))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Whether any grant names `grantee` or is on object (`kind`, `id`).
@@ -173,7 +178,11 @@ impl Access {
         let mut pending = vec![uid];
         while let Some(who) = pending.pop() {
             for ((grantee, kind, role), bits) in &self.grants {
-                if *grantee == who && *kind == ObjectType::Role && bits & EXECUTE != 0 && roles.insert(*role) {
+                if *grantee == who
+                    && *kind == ObjectType::Role
+                    && bits & EXECUTE != 0
+                    && roles.insert(*role)
+                {
                     pending.push(*role);
                 }
             }
@@ -204,7 +213,14 @@ impl Access {
     }
 
     /// Access to space `id` owned by `owner`: the universe, the space, or ownership.
-    pub fn check_space(&self, uid: u32, id: u32, owner: u32, name: &str, bits: u8) -> Result<(), BoxError> {
+    pub fn check_space(
+        &self,
+        uid: u32,
+        id: u32,
+        owner: u32,
+        name: &str,
+        bits: u8,
+    ) -> Result<(), BoxError> {
         if uid == owner || self.universe(uid) & bits == bits {
             return Ok(());
         }
@@ -234,7 +250,8 @@ impl Access {
             return Ok(());
         }
         if let Some(func) = self.func_by_name(name)
-            && (func.owner == uid || self.effective(uid, ObjectType::Function, func.id) & EXECUTE != 0)
+            && (func.owner == uid
+                || self.effective(uid, ObjectType::Function, func.id) & EXECUTE != 0)
         {
             return Ok(());
         }
@@ -307,7 +324,13 @@ mod tests {
     use super::*;
 
     fn user(id: u32, name: &str, role: bool) -> UserDef {
-        UserDef { id, owner: ADMIN, name: name.into(), is_role: role, hash2: None }
+        UserDef {
+            id,
+            owner: ADMIN,
+            name: name.into(),
+            is_role: role,
+            hash2: None,
+        }
     }
 
     #[test]
@@ -317,9 +340,17 @@ mod tests {
         alice.hash2 = Some(password_hash2("secret"));
         access.set_user(5, Some(alice));
         let salt = [7u8; 32];
-        assert_eq!(access.authenticate("alice", &salt, &scramble("secret", &salt)), Ok(5));
-        let wrong = access.authenticate("alice", &salt, &scramble("nope", &salt)).unwrap_err();
-        assert_eq!(wrong.message, "Incorrect password supplied for user 'alice'");
+        assert_eq!(
+            access.authenticate("alice", &salt, &scramble("secret", &salt)),
+            Ok(5)
+        );
+        let wrong = access
+            .authenticate("alice", &salt, &scramble("nope", &salt))
+            .unwrap_err();
+        assert_eq!(
+            wrong.message,
+            "Incorrect password supplied for user 'alice'"
+        );
         let missing = access.authenticate("bob", &salt, &[]).unwrap_err();
         assert_eq!(missing.message, "User 'bob' is not found");
         access.set_user(GUEST, Some(user(GUEST, "guest", false)));
@@ -338,11 +369,17 @@ mod tests {
         assert_eq!(access.effective(5, ObjectType::Space, 512), READ);
         assert!(access.check_space(5, 512, ADMIN, "s", READ).is_ok());
         let denied = access.check_space(5, 512, ADMIN, "s", WRITE).unwrap_err();
-        assert_eq!(denied.message, "Write access is denied for user 'u' to space 's'");
+        assert_eq!(
+            denied.message,
+            "Write access is denied for user 'u' to space 's'"
+        );
         assert!(access.would_loop(11, 10));
         assert!(!access.would_loop(5, 11));
         assert!(access.check_space(5, 513, 5, "own", WRITE).is_ok());
         let eval = access.check_universe(5, EXECUTE).unwrap_err();
-        assert_eq!(eval.message, "Execute access on universe is denied for user 'u'");
+        assert_eq!(
+            eval.message,
+            "Execute access on universe is denied for user 'u'"
+        );
     }
 }

@@ -27,7 +27,10 @@ pub fn open(lua: &Lua, tx: &Rc<Tx>) -> mlua::Result<Table> {
     let t = tx.clone();
     module.set("info", lua.create_function(move |lua, ()| info(lua, &t))?)?;
     let t = tx.clone();
-    module.set("slab_info", lua.create_function(move |lua, ()| slab_info(lua, &t))?)?;
+    module.set(
+        "slab_info",
+        lua.create_function(move |lua, ()| slab_info(lua, &t))?,
+    )?;
     let t = tx.clone();
     module.set(
         "cfg_get",
@@ -77,7 +80,10 @@ fn set_tuple_limits(tx: &Tx) {
 /// `box.info`: version, pid, uptime, status, this server, vclock, cluster, replication.
 fn info(lua: &Lua, tx: &Tx) -> mlua::Result<Table> {
     let info = lua.create_table()?;
-    info.set("version", format!("{TARANTOOL_VERSION}-0-tarantula-{TARANTULA_VERSION}"))?;
+    info.set(
+        "version",
+        format!("{TARANTOOL_VERSION}-0-tarantula-{TARANTULA_VERSION}"),
+    )?;
     info.set("pid", std::process::id())?;
     info.set("uptime", tx.started.elapsed().as_secs())?;
     let db = tx.db.borrow();
@@ -119,11 +125,18 @@ fn slab_info(lua: &Lua, tx: &Tx) -> mlua::Result<Table> {
     let used = crate::r#box::tuple::bytes_used();
     let quota = tx.cfg.borrow().memtx_memory_bytes() as usize;
     let ratio = |part: usize, whole: usize| {
-        let percent = if whole == 0 { 0.0 } else { part as f64 * 100.0 / whole as f64 };
+        let percent = if whole == 0 {
+            0.0
+        } else {
+            part as f64 * 100.0 / whole as f64
+        };
         format!("{percent:.2}%")
     };
     let index_bytes: usize = tx.db.borrow().as_ref().map_or(0, |db| {
-        db.spaces().flat_map(|space| space.all_indexes()).map(|index| index.memory_usage()).sum()
+        db.spaces()
+            .flat_map(|space| space.all_indexes())
+            .map(|index| index.memory_usage())
+            .sum()
     });
     let table = lua.create_table()?;
     table.set("items_size", used)?;

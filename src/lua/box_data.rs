@@ -386,7 +386,9 @@ fn open_reads(lua: &Lua, tx: &Rc<Tx>, module: &Table) -> mlua::Result<()> {
                 };
                 let key = encode_key(lua, &key)?;
                 let uid = t.current_uid();
-                match with_db(&t, |db| open_cursor(db, space_id, index_id, iterator, &key, uid)) {
+                match with_db(&t, |db| {
+                    open_cursor(db, space_id, index_id, iterator, &key, uid)
+                }) {
                     Ok(cursor) => Ok(MultiValue::from_iter([Value::UserData(
                         lua.create_userdata(LuaCursor {
                             space_id,
@@ -523,8 +525,13 @@ fn open_cursor(
         .space(space_id)
         .ok_or_else(|| BoxError::new(ErrCode::NO_SUCH_SPACE, &[&space_id]))?;
     let name = &space.def.name;
-    db.access
-        .check_space(uid, space_id, space.def.owner, name, crate::r#box::user::READ)?;
+    db.access.check_space(
+        uid,
+        space_id,
+        space.def.owner,
+        name,
+        crate::r#box::user::READ,
+    )?;
     let source = match crate::r#box::schema::view_source(space_id) {
         Some(id) if space.def.is_view() => db
             .space(id)

@@ -17,7 +17,10 @@ use super::util::failure;
 /// Give fiber `fiber` a new session of `kind` for `peer` (a console client).
 pub fn open_for_fiber(tx: &Tx, fiber: FiberId, kind: SessionKind, peer: &str) -> u32 {
     let uid = crate::r#box::schema::ADMIN;
-    let session = tx.sessions.borrow_mut().open(kind, uid, Some(peer.to_string()));
+    let session = tx
+        .sessions
+        .borrow_mut()
+        .open(kind, uid, Some(peer.to_string()));
     if let Some(meta) = tx.sched.borrow_mut().get_mut(fiber) {
         meta.session = session;
     }
@@ -35,10 +38,19 @@ fn resolve_user(tx: &Tx, user: &Value) -> Result<u32, BoxError> {
     let found = match user {
         Value::String(name) => {
             let name = name.to_string_lossy();
-            access.and_then(|a| a.user_by_name(&name)).map(|u| u.id).ok_or_else(|| name.clone())
+            access
+                .and_then(|a| a.user_by_name(&name))
+                .map(|u| u.id)
+                .ok_or_else(|| name.clone())
         }
-        Value::Integer(id) => access.and_then(|a| a.user(*id as u32)).map(|u| u.id).ok_or_else(|| id.to_string()),
-        Value::Number(id) => access.and_then(|a| a.user(*id as u32)).map(|u| u.id).ok_or_else(|| id.to_string()),
+        Value::Integer(id) => access
+            .and_then(|a| a.user(*id as u32))
+            .map(|u| u.id)
+            .ok_or_else(|| id.to_string()),
+        Value::Number(id) => access
+            .and_then(|a| a.user(*id as u32))
+            .map(|u| u.id)
+            .ok_or_else(|| id.to_string()),
         other => Err(other.to_string().unwrap_or_default()),
     };
     found.map_err(|name| BoxError::new(ErrCode::NO_SUCH_USER, &[&name]))
@@ -50,7 +62,10 @@ pub fn open(lua: &Lua, tx: &Rc<Tx>) -> mlua::Result<Table> {
     let t = tx.clone();
     module.set("id", lua.create_function(move |_, ()| Ok(current(&t)))?)?;
     let t = tx.clone();
-    module.set("uid", lua.create_function(move |_, ()| Ok(t.current_uid()))?)?;
+    module.set(
+        "uid",
+        lua.create_function(move |_, ()| Ok(t.current_uid()))?,
+    )?;
     let t = tx.clone();
     module.set(
         "user",

@@ -923,7 +923,7 @@ configured_api.session = setmetatable({
         if fn == nil then
             return
         end
-        local result = { n = select('#', ...) + 1, pcall(fn, ...) }
+        local result = require('internal.sched').pack(pcall(fn, ...))
         session.su(previous)
         if not result[1] then
             error(result[2], 0)
