@@ -621,7 +621,7 @@ fn user_def_of(tuple: &Tuple) -> Result<UserDef, BoxError> {
         _ => return Err(create("unknown user type")),
     };
     let hash2 = match fields.get(4) {
-        Some(auth) => auth_hash2(auth).map_err(|why| create(why))?,
+        Some(auth) => auth_hash2(auth).map_err(&create)?,
         None => None,
     };
     if is_role && hash2.is_some() {

@@ -253,12 +253,16 @@ impl Db {
         )?;
         index.check_iterator(iterator, parts, &space.def.name)?;
         let mut cursor = index.cursor(iterator, request.key, parts);
+        let filter = space.def.is_view() && self.access.universe(request.uid) & user::READ == 0;
         let mut found = Vec::new();
         let mut skipped = 0;
         while (found.len() as u64) < u64::from(request.limit) {
             let Some(tuple) = cursor.next(index) else {
                 break;
             };
+            if filter && !self.view_shows(space.def.id, request.uid, &tuple) {
+                continue;
+            }
             if skipped < request.offset {
                 skipped += 1;
                 continue;
@@ -386,6 +390,31 @@ impl Db {
         }
         key_def::validate_key(request.key, &index.def.key_def, false)?;
         Ok(index.find_by_key(request.key).cloned())
+    }
+
+    /// The next tuple of a cursor over index `index_id` of space `space_id` (a view reads
+    /// its source and shows `uid` only its rows); None when exhausted or the index is gone.
+    pub fn cursor_next(
+        &self,
+        space_id: u32,
+        index_id: u32,
+        uid: u32,
+        cursor: &mut super::index::Cursor,
+    ) -> Option<Tuple> {
+        let space = self.space(space_id)?;
+        let view = space.def.is_view();
+        let source = match schema::view_source(space_id) {
+            Some(id) if view => self.space(id)?,
+            _ => space,
+        };
+        let index = source.index(index_id)?;
+        let filter = view && self.access.universe(uid) & user::READ == 0;
+        loop {
+            let tuple = cursor.next(index)?;
+            if !filter || self.view_shows(space_id, uid, &tuple) {
+                return Some(tuple);
+            }
+        }
     }
 
     /// Whether a row of a system view is visible to `uid` (who lacks universal read): its

@@ -216,6 +216,8 @@ fn number(value: &Value) -> Option<u64> {
 struct LuaCursor {
     space_id: u32,
     index_id: u32,
+    /// The user who opened it: a view shows that user's rows only.
+    uid: u32,
     cursor: Cursor,
 }
 
@@ -224,20 +226,9 @@ impl UserData for LuaCursor {
         methods.add_method_mut("next", |lua, this, ()| {
             let tx = lua.app_data_ref::<Rc<Tx>>().map(|tx| tx.clone());
             let Some(tx) = tx else { return Ok(Value::Nil) };
-            let next = {
-                let db = tx.db.borrow();
-                let index = db
-                    .as_ref()
-                    .and_then(|db| db.space(this.space_id))
-                    .and_then(|space| {
-                        let source = crate::r#box::schema::view_source(space.def.id)
-                            .filter(|_| space.def.is_view())
-                            .and_then(|id| db.as_ref().and_then(|db| db.space(id)))
-                            .unwrap_or(space);
-                        source.index(this.index_id)
-                    });
-                index.and_then(|index| this.cursor.next(index))
-            };
+            let next = tx.db.borrow().as_ref().and_then(|db| {
+                db.cursor_next(this.space_id, this.index_id, this.uid, &mut this.cursor)
+            });
             next.map_or(Ok(Value::Nil), |tuple| push(lua, tuple))
         });
     }
@@ -393,6 +384,7 @@ fn open_reads(lua: &Lua, tx: &Rc<Tx>, module: &Table) -> mlua::Result<()> {
                         lua.create_userdata(LuaCursor {
                             space_id,
                             index_id,
+                            uid,
                             cursor,
                         })?,
                     )])),

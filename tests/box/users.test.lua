@@ -11,7 +11,7 @@ box.schema.user.create('alice', {if_not_exists = true})
 box.schema.user.info('alice')
 -- grants
 s = box.schema.space.create('secret')
-s:create_index('pk')
+s:create_index('pk').id
 s:insert{1, 'classified'}
 box.schema.user.grant('alice', 'read', 'space', 'secret')
 box.schema.user.grant('alice', 'read', 'space', 'secret')
@@ -23,7 +23,8 @@ box.session.su('alice')
 box.session.user()
 box.space.secret:select{}
 box.space.secret:insert{2}
-box.space._vspace:select{}
+ids = {} for _, t in box.space._vspace:pairs() do table.insert(ids, t[1]) end return ids
+#box.space._vspace:select{}, #box.space._vuser:select{}, box.space._vuser:select{}[1][3]
 box.space._space:select{512}
 box.session.su('admin')
 box.schema.user.revoke('alice', 'read', 'space', 'secret')
