@@ -43,14 +43,44 @@ fn key(values: &[u64]) -> Vec<u8> {
 
 fn setup() -> Db {
     let mut db = Db::new("11111111-1111-1111-1111-111111111111");
-    db.bootstrap("22222222-2222-2222-2222-222222222222").unwrap();
-    let space = Mp::Array(vec![u(512), u(1), s("model"), s("memtx"), u(0), Mp::Map(vec![]), Mp::Array(vec![])]);
+    db.bootstrap("22222222-2222-2222-2222-222222222222")
+        .unwrap();
+    let space = Mp::Array(vec![
+        u(512),
+        u(1),
+        s("model"),
+        s("memtx"),
+        u(0),
+        Mp::Map(vec![]),
+        Mp::Array(vec![]),
+    ]);
     let parts = |field: u64| Mp::Array(vec![Mp::Array(vec![u(field), s("num")])]);
     let unique = |yes: bool| Mp::Map(vec![(s("unique"), Mp::Bool(yes))]);
     let indexes = [
-        Mp::Array(vec![u(512), u(0), s("pk"), s("tree"), unique(true), parts(0)]),
-        Mp::Array(vec![u(512), u(1), s("sk"), s("tree"), unique(false), parts(1)]),
-        Mp::Array(vec![u(512), u(2), s("hk"), s("hash"), unique(true), parts(2)]),
+        Mp::Array(vec![
+            u(512),
+            u(0),
+            s("pk"),
+            s("tree"),
+            unique(true),
+            parts(0),
+        ]),
+        Mp::Array(vec![
+            u(512),
+            u(1),
+            s("sk"),
+            s("tree"),
+            unique(false),
+            parts(1),
+        ]),
+        Mp::Array(vec![
+            u(512),
+            u(2),
+            s("hk"),
+            s("hash"),
+            unique(true),
+            parts(2),
+        ]),
     ];
     let mut rows = vec![(SPACE_ID, space.to_vec())];
     rows.extend(indexes.iter().map(|row| (INDEX_ID, row.to_vec())));
@@ -63,7 +93,12 @@ fn setup() -> Db {
 }
 
 /// The contents of one index as (k, a, b) in its order.
-fn scan(db: &Db, index: u32, iterator: u64, key_bytes: &[u8]) -> Result<Vec<(u64, u64, u64)>, ErrCode> {
+fn scan(
+    db: &Db,
+    index: u32,
+    iterator: u64,
+    key_bytes: &[u8],
+) -> Result<Vec<(u64, u64, u64)>, ErrCode> {
     let mut request = Request::new(RequestKind::Select, SPACE);
     request.index_id = index;
     request.iterator = iterator;
@@ -81,10 +116,18 @@ fn scan(db: &Db, index: u32, iterator: u64, key_bytes: &[u8]) -> Result<Vec<(u64
 
 fn check_contents(db: &Db, model: &Model, context: &str) {
     let by_pk: Vec<(u64, u64, u64)> = model.iter().map(|(k, (a, b))| (*k, *a, *b)).collect();
-    assert_eq!(scan(db, 0, 2, &key(&[])).unwrap(), by_pk, "pk scan, {context}");
+    assert_eq!(
+        scan(db, 0, 2, &key(&[])).unwrap(),
+        by_pk,
+        "pk scan, {context}"
+    );
     let mut by_sk = by_pk.clone();
     by_sk.sort_by_key(|(k, a, _)| (*a, *k));
-    assert_eq!(scan(db, 1, 2, &key(&[])).unwrap(), by_sk, "sk scan, {context}");
+    assert_eq!(
+        scan(db, 1, 2, &key(&[])).unwrap(),
+        by_sk,
+        "sk scan, {context}"
+    );
     let mut by_hash = scan(db, 2, 2, &key(&[])).unwrap();
     by_hash.sort();
     assert_eq!(by_hash, by_pk, "hash scan, {context}");
@@ -166,7 +209,9 @@ fn execute(db: &mut Db, txn: &mut Txn, op: &Op) -> Result<(), ErrCode> {
     request.tuple = &tuple_bytes;
     request.key = &key_bytes;
     request.ops = &ops;
-    db.execute(txn, &request).map(|_| ()).map_err(|err| err.code)
+    db.execute(txn, &request)
+        .map(|_| ())
+        .map_err(|err| err.code)
 }
 
 /// Random selects through each index compared with the model.
@@ -185,7 +230,11 @@ fn check_select(db: &Db, model: &Model, rng: &mut Rng, context: &str) {
     assert_eq!(got, want, "select iterator {iterator} key {k}, {context}");
     let b = rng.below(KEYS * 2);
     let by_hash = scan(db, 2, 0, &key(&[b])).unwrap();
-    let want: Vec<_> = model.iter().filter(|(_, (_, hb))| *hb == b).map(|(k, (a, hb))| (*k, *a, *hb)).collect();
+    let want: Vec<_> = model
+        .iter()
+        .filter(|(_, (_, hb))| *hb == b)
+        .map(|(k, (a, hb))| (*k, *a, *hb))
+        .collect();
     assert_eq!(by_hash, want, "hash get {b}, {context}");
 }
 
@@ -196,7 +245,11 @@ fn run(seed: u64, steps: usize) {
     let mut step = 0;
     while step < steps {
         let in_txn = rng.below(4) == 0;
-        let mut txn = if in_txn { Txn::begin() } else { Txn::autocommit() };
+        let mut txn = if in_txn {
+            Txn::begin()
+        } else {
+            Txn::autocommit()
+        };
         let before = model.clone();
         let statements = if in_txn { 1 + rng.below(5) } else { 1 };
         for _ in 0..statements {

@@ -426,6 +426,33 @@ fn open_reads(lua: &Lua, tx: &Rc<Tx>, module: &Table) -> mlua::Result<()> {
         })?,
     )?;
     module.set(
+        "tuple_update",
+        lua.create_function(|lua, (tuple, ops): (Value, Value)| {
+            super::tuple::update_standalone(lua, &tuple, &ops, false)
+        })?,
+    )?;
+    module.set(
+        "tuple_upsert",
+        lua.create_function(|lua, (tuple, ops): (Value, Value)| {
+            super::tuple::update_standalone(lua, &tuple, &ops, true)
+        })?,
+    )?;
+    module.set(
+        "tuple_transform",
+        lua.create_function(
+            |lua, (tuple, args): (mlua::AnyUserData, mlua::Variadic<Value>)| {
+                let tuple = tuple.borrow::<super::tuple::LuaTuple>()?;
+                super::tuple::transform(lua, &tuple, args)
+            },
+        )?,
+    )?;
+    module.set(
+        "set_tuple_methods",
+        lua.create_function(|lua, methods: Table| {
+            lua.set_named_registry_value(super::tuple::METHODS_KEY, methods)
+        })?,
+    )?;
+    module.set(
         "new_tuple",
         lua.create_function(|lua, value: Value| new_tuple(lua, &value))?,
     )?;

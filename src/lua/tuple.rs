@@ -14,6 +14,9 @@ use crate::r#box::update;
 
 use super::msgpack;
 
+/// Named registry slot of the Lua-side tuple methods (update, upsert, transform).
+pub const METHODS_KEY: &str = "tarantula.tuple.methods";
+
 /// The userdata wrapping a tuple.
 pub struct LuaTuple(pub Tuple);
 
@@ -82,18 +85,6 @@ impl UserData for LuaTuple {
         methods.add_method("findall", |lua, this, args: Variadic<Value>| {
             find(lua, this, args, true)
         });
-        methods.add_method("transform", |lua, this, args: Variadic<Value>| {
-            transform(lua, this, args)
-        });
-        methods.add_method("update", |lua, this, (ops,): (Value,)| {
-            let ops = super::box_data::encode(lua, &ops)?;
-            apply(lua, update::update(this.0.data(), &ops, 1))
-        });
-        methods.add_method("upsert", |lua, this, (ops,): (Value,)| {
-            let ops = super::box_data::encode(lua, &ops)?;
-            let (data, _skipped) = update::upsert(this.0.data(), &ops, 1);
-            apply(lua, Ok(data))
-        });
         methods.add_method("pairs", |lua, this, ()| pairs(lua, this));
         methods.add_method("ipairs", |lua, this, ()| pairs(lua, this));
         methods.add_meta_method(MetaMethod::Len, |_, this, ()| {
@@ -102,6 +93,12 @@ impl UserData for LuaTuple {
         methods.add_meta_method(MetaMethod::Index, |lua, this, key: Value| match key {
             Value::Integer(n) => this.field(lua, n),
             Value::Number(n) if n.fract() == 0.0 => this.field(lua, n as i64),
+            // Methods that can fail are Lua (builtin/box_schema.lua), so they raise
+            // Tarantool's error objects.
+            Value::String(name) => match lua.named_registry_value::<Table>(METHODS_KEY) {
+                Ok(methods) => methods.raw_get(name),
+                Err(_) => Ok(Value::Nil),
+            },
             _ => Ok(Value::Nil),
         });
         methods.add_meta_method(MetaMethod::ToString, |lua, this, ()| {
@@ -121,11 +118,28 @@ impl UserData for LuaTuple {
     }
 }
 
-/// An update of a standalone tuple: the result, or the error raised in Lua.
-fn apply(lua: &Lua, result: Result<Vec<u8>, crate::error::BoxError>) -> mlua::Result<Value> {
+/// `tuple:update(ops)` / `tuple:upsert(ops)` of a standalone tuple: the new tuple, or
+/// `nil, err` for the Lua wrapper to raise.
+pub fn update_standalone(
+    lua: &Lua,
+    tuple: &Value,
+    ops: &Value,
+    upsert: bool,
+) -> mlua::Result<MultiValue> {
+    let Some(tuple) = from_value(tuple) else {
+        return Err(mlua::Error::runtime(
+            "Usage: tuple:update({ { op, field, arg}+ })",
+        ));
+    };
+    let ops = super::box_data::encode(lua, ops)?;
+    let result = if upsert {
+        Ok(update::upsert(tuple.data(), &ops, 1).0)
+    } else {
+        update::update(tuple.data(), &ops, 1)
+    };
     match result {
-        Ok(data) => push(lua, Tuple::new(&data)),
-        Err(err) => Err(mlua::Error::runtime(err.message)),
+        Ok(data) => Ok(MultiValue::from_iter([push(lua, Tuple::new(&data))?])),
+        Err(err) => super::util::failure(lua, &err),
     }
 }
 
@@ -157,12 +171,15 @@ fn find(lua: &Lua, this: &LuaTuple, args: Variadic<Value>, all: bool) -> mlua::R
             lua.create_sequence_from(found)?,
         )]));
     }
-    Ok(MultiValue::from_iter(found.into_iter().take(1)))
+    Ok(MultiValue::from_iter([found
+        .into_iter()
+        .next()
+        .unwrap_or(Value::Nil)]))
 }
 
 /// `t:transform(offset, count [, values...])`: remove `count` fields at `offset` (1-based,
 /// negative from the end) and insert the values there.
-fn transform(lua: &Lua, this: &LuaTuple, args: Variadic<Value>) -> mlua::Result<Value> {
+pub fn transform(lua: &Lua, this: &LuaTuple, args: Variadic<Value>) -> mlua::Result<Value> {
     let fields = fields(&this.0);
     let number = |value: Option<&Value>| -> Option<i64> {
         match value? {

@@ -33,13 +33,25 @@ box.index = {
 
 box.tuple = {
     new = function(...)
-        local value = ...
-        if select('#', ...) ~= 1 or type(value) ~= 'table' then
+        local count, value = select('#', ...), ...
+        if count ~= 1 or type(value) ~= 'table' then
             value = { ... }
+            for i = 1, count do
+                if value[i] == nil then
+                    value[i] = box.NULL
+                end
+            end
         end
         return data.new_tuple(value)
     end,
 }
+
+-- The tuple methods that can fail, as Lua so that they raise box.error objects.
+data.set_tuple_methods({
+    update = function(tuple, ops) return check(data.tuple_update(tuple, ops)) end,
+    upsert = function(tuple, ops) return check(data.tuple_upsert(tuple, ops)) end,
+    transform = function(tuple, ...) return data.tuple_transform(tuple, ...) end,
+})
 
 -- }}}
 
@@ -564,7 +576,9 @@ function space_methods.on_replace(space, new_trigger, old_trigger)
     if new_trigger == nil and old_trigger == nil then
         return list
     end
-    return new_trigger
+    if new_trigger ~= nil then
+        return new_trigger
+    end
 end
 
 function space_methods.run_triggers(space, enabled)
