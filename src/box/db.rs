@@ -105,6 +105,8 @@ pub struct Db {
     pub limits: TupleLimits,
     /// Users, roles, functions and grants, as the system spaces describe them.
     pub access: Access,
+    /// `read_only`: every change is refused with ER_READONLY.
+    pub read_only: bool,
 }
 
 impl Db {
@@ -121,6 +123,7 @@ impl Db {
             cluster: Default::default(),
             limits: TupleLimits::default(),
             access: Access::default(),
+            read_only: false,
         };
         for (def, index) in schema::stubs() {
             let mut space = Space::new(def);
@@ -277,6 +280,9 @@ impl Db {
         let space = self.space_or_error(request.space_id)?;
         if space.def.is_view() {
             return Err(BoxError::new(ErrCode::VIEW_IS_RO, &[&space.def.name]));
+        }
+        if self.read_only && !space.def.temporary {
+            return Err(BoxError::new(ErrCode::READONLY, &[]));
         }
         self.access.check_space(
             request.uid,

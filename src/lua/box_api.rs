@@ -74,6 +74,7 @@ fn set_tuple_limits(tx: &Tx) {
     };
     if let Some(db) = tx.db.borrow_mut().as_mut() {
         db.limits = limits;
+        db.read_only = cfg.read_only();
     }
 }
 

@@ -87,6 +87,12 @@ t:truncate()
 t:len(), sk:len()
 t:drop()
 box.space.tree2
+-- read_only refuses every change
+box.cfg{read_only = true}
+h:insert{2, 2}
+box.schema.space.create('ro')
+box.cfg{read_only = false}
+h:insert{2, 2}
 h:drop()
 s:drop()
 box.space.tester
