@@ -90,7 +90,7 @@ const SEARCH_STRIDE: usize = 8;
 /// [`SEARCH_STRIDE`]-th element, then one group) have no dependency between their loads, so
 /// the CPU overlaps the misses and a node costs about two miss latencies instead of six.
 #[inline]
-fn bound_index<T, K>(
+fn bound_index<T, K: ?Sized>(
     items: &[T],
     key: &K,
     cmp: &impl Fn(&T, &K) -> Ordering,
@@ -537,37 +537,45 @@ impl<T: Clone> BpsTree<T> {
     // {{{ Search
 
     /// The element comparing `Equal` to `key` (the first such if the key is partial).
-    pub fn find<K>(&self, key: &K, cmp: impl Fn(&T, &K) -> Ordering) -> Option<&T> {
+    pub fn find<K: ?Sized>(&self, key: &K, cmp: impl Fn(&T, &K) -> Ordering) -> Option<&T> {
         let (leaf, offset) = self.locate(key, &cmp, Bound::Lower)?;
         let item = self.leaves[leaf as usize].items.get(offset)?;
         (cmp(item, key) == Ordering::Equal).then_some(item)
     }
 
     /// The first element not less than `key`, or `None` past the end.
-    pub fn lower_bound<K>(&self, key: &K, cmp: impl Fn(&T, &K) -> Ordering) -> Option<Position> {
+    pub fn lower_bound<K: ?Sized>(
+        &self,
+        key: &K,
+        cmp: impl Fn(&T, &K) -> Ordering,
+    ) -> Option<Position> {
         let (leaf, offset) = self.locate(key, &cmp, Bound::Lower)?;
         self.normalize(leaf, offset)
     }
 
     /// The first element greater than `key`, or `None` past the end.
-    pub fn upper_bound<K>(&self, key: &K, cmp: impl Fn(&T, &K) -> Ordering) -> Option<Position> {
+    pub fn upper_bound<K: ?Sized>(
+        &self,
+        key: &K,
+        cmp: impl Fn(&T, &K) -> Ordering,
+    ) -> Option<Position> {
         let (leaf, offset) = self.locate(key, &cmp, Bound::Upper)?;
         self.normalize(leaf, offset)
     }
 
     /// Number of elements less than `key`: the rank of [`Self::lower_bound`]. O(log n).
-    pub fn lower_bound_rank<K>(&self, key: &K, cmp: impl Fn(&T, &K) -> Ordering) -> usize {
+    pub fn lower_bound_rank<K: ?Sized>(&self, key: &K, cmp: impl Fn(&T, &K) -> Ordering) -> usize {
         self.bound_rank(key, &cmp, Bound::Lower)
     }
 
     /// Number of elements not greater than `key`: the rank of [`Self::upper_bound`].
-    pub fn upper_bound_rank<K>(&self, key: &K, cmp: impl Fn(&T, &K) -> Ordering) -> usize {
+    pub fn upper_bound_rank<K: ?Sized>(&self, key: &K, cmp: impl Fn(&T, &K) -> Ordering) -> usize {
         self.bound_rank(key, &cmp, Bound::Upper)
     }
 
     /// Number of elements comparing `Equal` to a (partial) key, in O(log n): the size of the
     /// range between [`Self::lower_bound`] and [`Self::upper_bound`].
-    pub fn count_range<K>(&self, key: &K, cmp: impl Fn(&T, &K) -> Ordering) -> usize {
+    pub fn count_range<K: ?Sized>(&self, key: &K, cmp: impl Fn(&T, &K) -> Ordering) -> usize {
         let upper = self.bound_rank(key, &cmp, Bound::Upper);
         let lower = self.bound_rank(key, &cmp, Bound::Lower);
         upper.saturating_sub(lower)
@@ -602,7 +610,7 @@ impl<T: Clone> BpsTree<T> {
     }
 
     /// The leaf and offset where `key` would be, per `bound`; `None` when empty.
-    fn locate<K>(
+    fn locate<K: ?Sized>(
         &self,
         key: &K,
         cmp: &impl Fn(&T, &K) -> Ordering,
@@ -623,7 +631,12 @@ impl<T: Clone> BpsTree<T> {
     }
 
     /// [`Self::locate`] as a rank.
-    fn bound_rank<K>(&self, key: &K, cmp: &impl Fn(&T, &K) -> Ordering, bound: Bound) -> usize {
+    fn bound_rank<K: ?Sized>(
+        &self,
+        key: &K,
+        cmp: &impl Fn(&T, &K) -> Ordering,
+        bound: Bound,
+    ) -> usize {
         if self.root == NIL {
             return 0;
         }
@@ -643,7 +656,7 @@ impl<T: Clone> BpsTree<T> {
 
     /// Fills `path` with the route to where `key` would be, per `bound`. The tree must not
     /// be empty.
-    fn descend<K>(
+    fn descend<K: ?Sized>(
         &self,
         path: &mut Path,
         key: &K,
@@ -1027,7 +1040,7 @@ impl<T: Clone> BpsTree<T> {
 
     /// Removes and returns the element comparing `Equal` to `key` (the first such if the key
     /// is partial).
-    pub fn delete<K>(&mut self, key: &K, cmp: impl Fn(&T, &K) -> Ordering) -> Option<T> {
+    pub fn delete<K: ?Sized>(&mut self, key: &K, cmp: impl Fn(&T, &K) -> Ordering) -> Option<T> {
         if self.root == NIL {
             return None;
         }
