@@ -118,7 +118,8 @@ pub struct Tx {
     /// Where committed rows go.
     pub journal: RefCell<Box<dyn Journal>>,
     /// Spaces with `on_replace` triggers (only those pay for calling into Lua).
-    pub trigger_spaces: RefCell<HashSet<u32>>,
+    pub trigger_spaces:
+        RefCell<HashSet<u32, std::hash::BuildHasherDefault<crate::fiber::IdHasher>>>,
     /// Sessions of the server and its clients.
     pub sessions: RefCell<Sessions>,
 }

@@ -13,7 +13,7 @@ use super::key_def;
 use super::schema;
 use super::space::{DupMode, Space, SpaceDef};
 use super::tuple::Tuple;
-use super::txn::{JournalRow, RowKind, Stmt, Txn};
+use super::txn::{JournalRow, RowData, RowKind, Stmt, Txn};
 use super::update;
 use super::user::{self, Access};
 use crate::error::{BoxError, ErrCode};
@@ -573,8 +573,9 @@ fn check_primary_unchanged(space: &Space, old: &Tuple, new: &Tuple) -> Result<()
     Ok(())
 }
 
-/// The journal row of a change: `{SPACE_ID, KEY | TUPLE, OPS}` with the key rebound to the
-/// primary key when the request went through a secondary index. None for temporary spaces.
+/// The journal row of a change, with the key rebound to the primary key when the request
+/// went through a secondary index. None for temporary spaces. An inserted tuple is shared,
+/// not copied: the body is encoded only when a journal writes it.
 fn journal_row(
     space: &Space,
     request: &Request,
@@ -584,52 +585,35 @@ fn journal_row(
     if space.def.temporary {
         return None;
     }
-    let mut body = Vec::with_capacity(16 + request.tuple.len() + request.key.len());
-    let (kind, fields): (RowKind, Vec<(u8, Vec<u8>)>) = match request.kind {
+    let mut row = JournalRow::new(RowKind::Insert, space.def.id);
+    match request.kind {
         RequestKind::Insert | RequestKind::Replace => {
-            let kind = if request.kind == RequestKind::Insert {
-                RowKind::Insert
-            } else {
-                RowKind::Replace
-            };
-            (
-                kind,
-                vec![(
-                    0x21,
-                    new.map_or(request.tuple.to_vec(), |t| t.data().to_vec()),
-                )],
-            )
+            if request.kind == RequestKind::Replace {
+                row.kind = RowKind::Replace;
+            }
+            row.tuple = Some(match new {
+                Some(tuple) => RowData::Tuple(tuple.clone()),
+                None => RowData::Bytes(request.tuple.to_vec()),
+            });
         }
-        RequestKind::Update => (
-            RowKind::Update,
-            vec![
-                (0x20, primary_key(space, request, old)),
-                (0x21, request.tuple.to_vec()),
-            ],
-        ),
-        RequestKind::Delete => (
-            RowKind::Delete,
-            vec![(0x20, primary_key(space, request, old))],
-        ),
-        RequestKind::Upsert => (
-            RowKind::Upsert,
-            vec![(0x21, request.tuple.to_vec()), (0x28, request.ops.to_vec())],
-        ),
+        RequestKind::Update => {
+            row.kind = RowKind::Update;
+            row.index_base = request.index_base;
+            row.key = Some(primary_key(space, request, old));
+            row.tuple = Some(RowData::Bytes(request.tuple.to_vec()));
+        }
+        RequestKind::Delete => {
+            row.kind = RowKind::Delete;
+            row.key = Some(primary_key(space, request, old));
+        }
+        RequestKind::Upsert => {
+            row.kind = RowKind::Upsert;
+            row.tuple = Some(RowData::Bytes(request.tuple.to_vec()));
+            row.ops = Some(request.ops.to_vec());
+        }
         RequestKind::Select => return None,
-    };
-    let extra = u32::from(request.index_base != 0 && request.kind == RequestKind::Update);
-    let _ = rmp::encode::write_map_len(&mut body, 1 + fields.len() as u32 + extra);
-    let _ = rmp::encode::write_uint(&mut body, 0x10);
-    let _ = rmp::encode::write_uint(&mut body, u64::from(space.def.id));
-    if extra == 1 {
-        let _ = rmp::encode::write_uint(&mut body, 0x15);
-        let _ = rmp::encode::write_uint(&mut body, u64::from(request.index_base));
     }
-    for (key, value) in fields {
-        let _ = rmp::encode::write_uint(&mut body, u64::from(key));
-        body.extend_from_slice(&value);
-    }
-    Some(JournalRow { kind, body })
+    Some(row)
 }
 
 /// The primary key of the tuple a request reached (the request's own key when it used the

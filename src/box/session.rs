@@ -4,8 +4,6 @@
 //! console and background fibers run in it as admin. Every client connection gets a session
 //! of its own; a fiber runs in the session of the fiber that created it.
 
-use std::collections::HashMap;
-
 use super::schema::ADMIN;
 
 /// The server's own session.
@@ -42,15 +40,15 @@ pub struct Session {
 
 /// Every live session.
 pub struct Sessions {
-    sessions: HashMap<u32, Session>,
+    sessions: crate::fiber::IdMap<Session>,
     next_id: u32,
 }
 
 impl Default for Sessions {
     fn default() -> Sessions {
-        let mut sessions = HashMap::new();
+        let mut sessions = crate::fiber::IdMap::default();
         sessions.insert(
-            ADMIN_SESSION,
+            u64::from(ADMIN_SESSION),
             Session {
                 id: ADMIN_SESSION,
                 kind: SessionKind::Background,
@@ -71,7 +69,7 @@ impl Sessions {
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1).max(ADMIN_SESSION + 1);
         self.sessions.insert(
-            id,
+            u64::from(id),
             Session {
                 id,
                 kind,
@@ -86,21 +84,23 @@ impl Sessions {
         if id == ADMIN_SESSION {
             return None;
         }
-        self.sessions.remove(&id)
+        self.sessions.remove(&u64::from(id))
     }
 
     pub fn get(&self, id: u32) -> Option<&Session> {
-        self.sessions.get(&id)
+        self.sessions.get(&u64::from(id))
     }
 
     pub fn get_mut(&mut self, id: u32) -> Option<&mut Session> {
-        self.sessions.get_mut(&id)
+        self.sessions.get_mut(&u64::from(id))
     }
 
     /// The user session `id` runs as (admin for a session that no longer exists: only
     /// the server's own fibers can outlive their session).
     pub fn uid(&self, id: u32) -> u32 {
-        self.sessions.get(&id).map_or(ADMIN, |session| session.uid)
+        self.sessions
+            .get(&u64::from(id))
+            .map_or(ADMIN, |session| session.uid)
     }
 
     pub fn len(&self) -> usize {

@@ -113,21 +113,19 @@ impl Space {
         new: Option<&Tuple>,
         mode: DupMode,
     ) -> Result<Option<Tuple>, BoxError> {
-        let primary = self.primary().ok_or_else(|| self.no_such_index(0))?;
-        let old = match (new, mode) {
-            (Some(new), DupMode::Insert) => {
-                if primary.find_like(new).is_some() {
-                    return Err(self.duplicate(primary));
-                }
-                None
-            }
-            (Some(new), DupMode::ReplaceOrInsert) => primary.find_like(new).cloned(),
-            _ => old.cloned(),
-        };
-        if let Some(new) = new {
-            self.check_unique(new, old.as_ref())?;
+        if self.primary().is_none() {
+            return Err(self.no_such_index(0));
         }
-        for index in self.indexes.iter_mut().flatten() {
+        // One search of the primary key does the lookup and the change; a duplicate or a
+        // secondary conflict found afterwards puts the primary key back.
+        let old = self.replace_primary(old, new, mode)?;
+        if let Some(new) = new
+            && let Err(err) = self.check_unique(new, old.as_ref())
+        {
+            self.restore_primary(new, old.as_ref());
+            return Err(err);
+        }
+        for index in self.indexes.iter_mut().skip(1).flatten() {
             if let Some(old) = &old {
                 index.remove(old);
             }
@@ -142,6 +140,42 @@ impl Space {
             self.bsize += new.bsize();
         }
         Ok(old)
+    }
+
+    /// Change the primary key; returns the tuple replaced. INSERT over an existing key
+    /// is undone at once and refused.
+    fn replace_primary(
+        &mut self,
+        old: Option<&Tuple>,
+        new: Option<&Tuple>,
+        mode: DupMode,
+    ) -> Result<Option<Tuple>, BoxError> {
+        let primary = self.index_mut(0).expect("primary key checked");
+        let Some(new) = new else {
+            return Ok(old.and_then(|old| primary.remove(old)));
+        };
+        let displaced = primary.insert(new.clone());
+        if mode == DupMode::Insert
+            && let Some(displaced) = displaced
+        {
+            primary.insert(displaced);
+            let primary = self.primary().expect("primary key checked");
+            return Err(self.duplicate(primary));
+        }
+        Ok(displaced)
+    }
+
+    /// Undo `replace_primary` after a secondary conflict.
+    fn restore_primary(&mut self, new: &Tuple, old: Option<&Tuple>) {
+        let primary = self.index_mut(0).expect("primary key checked");
+        match old {
+            Some(old) => {
+                primary.insert(old.clone());
+            }
+            None => {
+                primary.remove(new);
+            }
+        }
     }
 
     /// Every unique secondary index must have no entry equal to `new` other than `old`.

@@ -104,7 +104,7 @@ fn bound_index<T, K: ?Sized>(
 
 /// The largest slice [`scan_index`] scans; bigger nodes (only by explicit capacities) are
 /// bisected down to it first, to keep the work per node logarithmic.
-const SEARCH_WINDOW: usize = 64;
+const SEARCH_WINDOW: usize = 2;
 
 /// The partition point of `before` over `items` (true for a prefix, false after), found by
 /// a strided scan and then a scan of one group.

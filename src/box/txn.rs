@@ -25,12 +25,74 @@ pub enum RowKind {
     Upsert = 9,
 }
 
-/// A change as it leaves for the WAL (and later a replica): the request type and the body
-/// (`{SPACE_ID, INDEX_ID?, KEY | TUPLE, OPS?}` as MessagePack).
+/// A change as it leaves for the WAL (and later a replica): the request type and the parts
+/// of its body `{SPACE_ID, INDEX_BASE?, KEY?, TUPLE?, OPS?}`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct JournalRow {
     pub kind: RowKind,
-    pub body: Vec<u8>,
+    pub space_id: u32,
+    /// Field numbering of UPDATE operations (1 from Lua); written only when not 0.
+    pub index_base: u32,
+    /// KEY: the primary key (UPDATE, DELETE).
+    pub key: Option<Vec<u8>>,
+    /// TUPLE: the new tuple (INSERT, REPLACE, UPSERT) or the operations (UPDATE).
+    pub tuple: Option<RowData>,
+    /// OPS: the operations of an UPSERT.
+    pub ops: Option<Vec<u8>>,
+}
+
+/// The TUPLE of a row: the stored tuple itself (no copy), or bytes of the request.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RowData {
+    Tuple(Tuple),
+    Bytes(Vec<u8>),
+}
+
+impl RowData {
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            RowData::Tuple(tuple) => tuple.data(),
+            RowData::Bytes(bytes) => bytes,
+        }
+    }
+}
+
+impl JournalRow {
+    /// A row with no parts yet.
+    pub fn new(kind: RowKind, space_id: u32) -> JournalRow {
+        JournalRow {
+            kind,
+            space_id,
+            index_base: 0,
+            key: None,
+            tuple: None,
+            ops: None,
+        }
+    }
+
+    /// Append the body map, keys in ascending order, as Tarantool encodes rows.
+    pub fn encode_body(&self, out: &mut Vec<u8>) {
+        let parts: [(u64, Option<&[u8]>); 3] = [
+            (0x20, self.key.as_deref()),
+            (0x21, self.tuple.as_ref().map(RowData::bytes)),
+            (0x28, self.ops.as_deref()),
+        ];
+        let base = u32::from(self.index_base != 0);
+        let count = 1 + base + parts.iter().filter(|(_, part)| part.is_some()).count() as u32;
+        let _ = rmp::encode::write_map_len(out, count);
+        let _ = rmp::encode::write_uint(out, 0x10);
+        let _ = rmp::encode::write_uint(out, u64::from(self.space_id));
+        if base == 1 {
+            let _ = rmp::encode::write_uint(out, 0x15);
+            let _ = rmp::encode::write_uint(out, u64::from(self.index_base));
+        }
+        for (key, part) in parts {
+            if let Some(part) = part {
+                let _ = rmp::encode::write_uint(out, key);
+                out.extend_from_slice(part);
+            }
+        }
+    }
 }
 
 /// One statement of a transaction.
@@ -83,8 +145,8 @@ impl Txn {
 /// Where committed rows go. Until the WAL exists the journal accepts everything at once;
 /// the WAL makes `write` asynchronous (the fiber waits) and able to fail (rollback).
 pub trait Journal {
-    /// Make the rows durable; an error means the transaction must be rolled back.
-    fn write(&mut self, rows: &[&JournalRow]) -> Result<(), crate::error::BoxError>;
+    /// Make the rows of `txn` durable; an error means it must be rolled back.
+    fn write(&mut self, txn: &Txn) -> Result<(), crate::error::BoxError>;
 }
 
 /// The journal of `wal_mode = 'none'`: rows are accepted and dropped.
@@ -92,7 +154,31 @@ pub trait Journal {
 pub struct NullJournal;
 
 impl Journal for NullJournal {
-    fn write(&mut self, _rows: &[&JournalRow]) -> Result<(), crate::error::BoxError> {
+    fn write(&mut self, _txn: &Txn) -> Result<(), crate::error::BoxError> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn row_bodies_have_tarantools_keys_in_order() {
+        let mut update = JournalRow::new(RowKind::Update, 512);
+        update.index_base = 1;
+        update.key = Some(vec![0x91, 0x01]);
+        update.tuple = Some(RowData::Bytes(vec![0x90]));
+        let mut body = Vec::new();
+        update.encode_body(&mut body);
+        let expected = [
+            0x84, 0x10, 0xcd, 0x02, 0x00, 0x15, 0x01, 0x20, 0x91, 0x01, 0x21, 0x90,
+        ];
+        assert_eq!(body, expected);
+        let mut insert = JournalRow::new(RowKind::Insert, 1);
+        insert.tuple = Some(RowData::Tuple(Tuple::new(&[0x91, 0x05])));
+        let mut body = Vec::new();
+        insert.encode_body(&mut body);
+        assert_eq!(body, [0x82, 0x10, 0x01, 0x21, 0x91, 0x05]);
     }
 }

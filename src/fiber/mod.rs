@@ -38,6 +38,10 @@ impl Hasher for IdHasher {
         }
     }
 
+    fn write_u32(&mut self, id: u32) {
+        self.write_u64(u64::from(id));
+    }
+
     fn write_u64(&mut self, id: u64) {
         // Fibonacci hashing: spreads consecutive ids over the high bits hashbrown uses.
         self.0 = id.wrapping_mul(0x9E37_79B9_7F4A_7C15);

@@ -8,7 +8,7 @@
 
 use std::rc::Rc;
 
-use mlua::{Function, Lua, MultiValue, Table, UserData, UserDataMethods, Value};
+use mlua::{Function, Lua, Table, UserData, UserDataMethods, Value};
 
 use crate::r#box::db::{Db, Request, RequestKind};
 use crate::r#box::index::{Cursor, IteratorType};
@@ -19,7 +19,15 @@ use crate::error::{BoxError, ErrCode};
 use crate::tx::Tx;
 
 use super::tuple::push;
-use super::util::failure;
+
+/// What a data function returns to Lua: a value and an error, one of them nil (two plain
+/// values cost nothing to build, where a MultiValue allocates).
+type Outcome = (Value, Value);
+
+/// The failure shape: `nil, err`.
+fn fail(lua: &Lua, err: &BoxError) -> mlua::Result<Outcome> {
+    Ok((Value::Nil, super::util::error_value(lua, err)?))
+}
 
 /// Named registry slot of the prelude's trigger runner `(space_id, old, new)`.
 const TRIGGERS_KEY: &str = "tarantula.box.triggers";
@@ -68,7 +76,7 @@ fn fiber_id(tx: &Tx) -> u64 {
 
 /// Execute a change: in the fiber's open transaction, or as its own committed one. Runs
 /// the space's triggers, and the schema hook when definitions changed.
-fn change(lua: &Lua, tx: &Tx, request: &Request) -> mlua::Result<MultiValue> {
+fn change(lua: &Lua, tx: &Tx, request: &Request) -> mlua::Result<Outcome> {
     let mut request = request.clone();
     request.uid = tx.current_uid();
     let request = &request;
@@ -83,22 +91,22 @@ fn change(lua: &Lua, tx: &Tx, request: &Request) -> mlua::Result<MultiValue> {
         Err(err) => {
             // Nothing of this statement is in `txn`: keep or drop it as it was.
             let _ = finish(tx, fiber, txn, multi);
-            return failure(lua, &err);
+            return fail(lua, &err);
         }
     };
     if let Err(err) = run_triggers(lua, tx, &txn, before) {
         undo_since(tx, &mut txn, before);
         let _ = finish(tx, fiber, txn, multi);
-        return failure(lua, &err);
+        return fail(lua, &err);
     }
     let committed = finish(tx, fiber, txn, multi);
     notify_schema(lua, tx)?;
     if let Err(err) = committed {
-        return failure(lua, &err);
+        return fail(lua, &err);
     }
     match result {
-        Some(tuple) => Ok(MultiValue::from_iter([push(lua, tuple)?])),
-        None => Ok(MultiValue::new()),
+        Some(tuple) => Ok((push(lua, tuple)?, Value::Nil)),
+        None => Ok((Value::Nil, Value::Nil)),
     }
 }
 
@@ -116,7 +124,7 @@ fn commit(tx: &Tx, txn: Txn) -> Result<(), BoxError> {
     if txn.is_empty() {
         return Ok(());
     }
-    let written = tx.journal.borrow_mut().write(&txn.rows());
+    let written = tx.journal.borrow_mut().write(&txn);
     if let Err(err) = written {
         with_db(tx, |db| {
             db.rollback(txn);
@@ -340,7 +348,7 @@ fn open_reads(lua: &Lua, tx: &Rc<Tx>, module: &Table) -> mlua::Result<()> {
             )| {
                 let iterator = match iterator_of(&iterator) {
                     Ok(iterator) => iterator,
-                    Err(err) => return failure(lua, &err),
+                    Err(err) => return fail(lua, &err),
                 };
                 let key = encode_key(lua, &key)?;
                 let mut request = Request::new(RequestKind::Select, space_id);
@@ -357,11 +365,9 @@ fn open_reads(lua: &Lua, tx: &Rc<Tx>, module: &Table) -> mlua::Result<()> {
                             .into_iter()
                             .map(|tuple| push(lua, tuple))
                             .collect::<mlua::Result<Vec<_>>>()?;
-                        Ok(MultiValue::from_iter([Value::Table(
-                            lua.create_sequence_from(values)?,
-                        )]))
+                        Ok((Value::Table(lua.create_sequence_from(values)?), Value::Nil))
                     }
-                    Err(err) => failure(lua, &err),
+                    Err(err) => fail(lua, &err),
                 }
             },
         )?,
@@ -373,22 +379,23 @@ fn open_reads(lua: &Lua, tx: &Rc<Tx>, module: &Table) -> mlua::Result<()> {
             move |lua, (space_id, index_id, iterator, key): (u32, u32, Value, Value)| {
                 let iterator = match iterator_of(&iterator) {
                     Ok(iterator) => iterator,
-                    Err(err) => return failure(lua, &err),
+                    Err(err) => return fail(lua, &err),
                 };
                 let key = encode_key(lua, &key)?;
                 let uid = t.current_uid();
                 match with_db(&t, |db| {
                     open_cursor(db, space_id, index_id, iterator, &key, uid)
                 }) {
-                    Ok(cursor) => Ok(MultiValue::from_iter([Value::UserData(
-                        lua.create_userdata(LuaCursor {
+                    Ok(cursor) => Ok((
+                        Value::UserData(lua.create_userdata(LuaCursor {
                             space_id,
                             index_id,
                             uid,
                             cursor,
-                        })?,
-                    )])),
-                    Err(err) => failure(lua, &err),
+                        })?),
+                        Value::Nil,
+                    )),
+                    Err(err) => fail(lua, &err),
                 }
             },
         )?,
@@ -407,8 +414,8 @@ fn open_reads(lua: &Lua, tx: &Rc<Tx>, module: &Table) -> mlua::Result<()> {
                 Ok(index.len())
             });
             match len {
-                Ok(len) => Ok(MultiValue::from_iter([Value::Integer(len as i64)])),
-                Err(err) => failure(lua, &err),
+                Ok(len) => Ok((Value::Integer(len as i64), Value::Nil)),
+                Err(err) => fail(lua, &err),
             }
         })?,
     )?;
@@ -419,9 +426,9 @@ fn open_reads(lua: &Lua, tx: &Rc<Tx>, module: &Table) -> mlua::Result<()> {
             let key = encode_key(lua, &key)?;
             let uid = t.current_uid();
             match with_db(&t, |db| db.get(space_id, index_id, &key, uid)) {
-                Ok(Some(tuple)) => Ok(MultiValue::from_iter([push(lua, tuple)?])),
-                Ok(None) => Ok(MultiValue::new()),
-                Err(err) => failure(lua, &err),
+                Ok(Some(tuple)) => Ok((push(lua, tuple)?, Value::Nil)),
+                Ok(None) => Ok((Value::Nil, Value::Nil)),
+                Err(err) => fail(lua, &err),
             }
         })?,
     )?;
@@ -493,9 +500,9 @@ fn open_reads(lua: &Lua, tx: &Rc<Tx>, module: &Table) -> mlua::Result<()> {
                 Ok(index.random(seed))
             });
             match found {
-                Ok(Some(tuple)) => Ok(MultiValue::from_iter([push(lua, tuple)?])),
-                Ok(None) => Ok(MultiValue::new()),
-                Err(err) => failure(lua, &err),
+                Ok(Some(tuple)) => Ok((push(lua, tuple)?, Value::Nil)),
+                Ok(None) => Ok((Value::Nil, Value::Nil)),
+                Err(err) => fail(lua, &err),
             }
         })?,
     )?;
@@ -620,13 +627,13 @@ fn open_txn(lua: &Lua, tx: &Rc<Tx>, module: &Table) -> mlua::Result<()> {
         lua.create_function(move |lua, ()| {
             let fiber = fiber_id(&t);
             if t.txns.borrow().contains_key(&fiber) {
-                return failure(lua, &BoxError::new(ErrCode::ACTIVE_TRANSACTION, &[]));
+                return fail(lua, &BoxError::new(ErrCode::ACTIVE_TRANSACTION, &[]));
             }
             if t.db.borrow().is_none() {
-                return failure(lua, &not_configured());
+                return fail(lua, &not_configured());
             }
             t.txns.borrow_mut().insert(fiber, Txn::begin());
-            Ok(MultiValue::from_iter([Value::Boolean(true)]))
+            Ok((Value::Boolean(true), Value::Nil))
         })?,
     )?;
     let t = tx.clone();
@@ -635,11 +642,11 @@ fn open_txn(lua: &Lua, tx: &Rc<Tx>, module: &Table) -> mlua::Result<()> {
         lua.create_function(move |lua, ()| {
             let txn = t.txns.borrow_mut().remove(&fiber_id(&t));
             let Some(txn) = txn else {
-                return Ok(MultiValue::from_iter([Value::Boolean(true)]));
+                return Ok((Value::Boolean(true), Value::Nil));
             };
             match commit(&t, txn) {
-                Ok(()) => Ok(MultiValue::from_iter([Value::Boolean(true)])),
-                Err(err) => failure(lua, &err),
+                Ok(()) => Ok((Value::Boolean(true), Value::Nil)),
+                Err(err) => fail(lua, &err),
             }
         })?,
     )?;

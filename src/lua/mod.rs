@@ -13,6 +13,7 @@ pub mod fiber;
 pub mod fio;
 pub mod json;
 pub mod misc;
+pub mod mp_fast;
 pub mod msgpack;
 pub mod serializer;
 pub mod session;

@@ -32,8 +32,11 @@ fn module_cfg(lua: &Lua) -> SerializerCfg {
 
 /// Appends `value` as MessagePack, with the options of the `msgpack` module.
 pub fn encode_value(lua: &Lua, value: &Value, out: &mut Vec<u8>) -> mlua::Result<()> {
-    let context = Context::new(lua, module_cfg(lua))?;
-    encode_with(&context, value.clone(), out)
+    let cfg = module_cfg(lua);
+    if super::mp_fast::try_encode(lua, value, &cfg, out) {
+        return Ok(());
+    }
+    encode_with(&Context::new(lua, cfg)?, value.clone(), out)
 }
 
 /// Appends `values` as one MessagePack array (how CALL and EVAL replies carry results).
@@ -449,9 +452,11 @@ fn new_module(lua: &Lua, shared: SharedCfg) -> mlua::Result<Table> {
                 "msgpack.encode: argument 2 must be of type 'struct ibuf'",
             ));
         }
-        let context = Context::new(lua, encode_cfg.get())?;
+        let cfg = encode_cfg.get();
         let mut out = Vec::new();
-        encode_with(&context, value, &mut out)?;
+        if !super::mp_fast::try_encode(lua, &value, &cfg, &mut out) {
+            encode_with(&Context::new(lua, cfg)?, value, &mut out)?;
+        }
         Ok(MultiValue::from_iter([Value::String(
             lua.create_string(out)?,
         )]))

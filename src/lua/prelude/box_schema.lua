@@ -10,14 +10,16 @@ local util = require('internal.util')
 local codes = util.errcodes
 local SPACE, INDEX, SCHEMA = 280, 288, 272
 
--- Raise a box.error made by Rust (`nil, err` results), else pass the values through as
--- they are (no value at all for "not found", as Tarantool returns).
-local function check(...)
-    local err = select(2, ...)
+-- Raise a box.error made by Rust (the `value, err` pair its data functions return), else
+-- return the value, or nothing at all for "not found", as Tarantool does.
+local function check(value, err)
     if err ~= nil then
         error(err, 3)
     end
-    return ...
+    if value == nil then
+        return
+    end
+    return value
 end
 
 local function raise(code, ...)
