@@ -96,7 +96,7 @@ impl<T> HashTable<T> {
             hashes: Vec::new(),
             items: Vec::new(),
             len: 0,
-            version: 0,
+            version: super::container_epoch(),
         }
     }
 

@@ -333,6 +333,7 @@ impl Index {
             key: key.to_vec(),
             part_count,
             last: None,
+            at: None,
             started: false,
             finished: false,
         }
@@ -353,15 +354,26 @@ impl Index {
 
 /// A position in an index for one iterator: it remembers the last tuple it returned and
 /// finds its place again from it, so entries added or removed between steps (a `pairs()`
-/// loop deleting what it visits) never invalidate it.
+/// loop deleting what it visits) never invalidate it. While the index is unchanged it
+/// keeps the container's own position too and steps from it without a search.
 #[derive(Debug)]
 pub struct Cursor {
     iterator: IteratorType,
     key: Vec<u8>,
     part_count: u32,
     last: Option<Tuple>,
+    /// Where `last` is, as of the container version beside it.
+    at: Option<(u64, At)>,
     started: bool,
     finished: bool,
+}
+
+/// A container position of [`Cursor::at`].
+#[derive(Clone, Copy, Debug)]
+enum At {
+    Tree(super::tree::Position),
+    /// A slot and the table's capacity then (a resize moves everything).
+    Hash(super::hash::Slot, usize),
 }
 
 impl Cursor {
@@ -382,10 +394,13 @@ impl Cursor {
         found
     }
 
-    fn next_in_tree(&self, index: &Index, tree: &BpsTree<Tuple>) -> Option<Tuple> {
+    fn next_in_tree(&mut self, index: &Index, tree: &BpsTree<Tuple>) -> Option<Tuple> {
         let reverse = self.iterator.is_reverse();
-        let position = match (&self.last, self.started) {
-            (Some(last), true) => {
+        let position = match (&self.last, self.started, self.at) {
+            (Some(_), true, Some((version, At::Tree(at)))) if version == tree.version() => {
+                if reverse { tree.prev(&at) } else { tree.next(&at) }
+            }
+            (Some(last), true, _) => {
                 let cmp = index.tuple_cmp();
                 if reverse {
                     // Before the first entry not below `last`; past the end: the last one.
@@ -399,6 +414,7 @@ impl Cursor {
             }
             _ => self.first_position(index, tree),
         }?;
+        self.at = Some((tree.version(), At::Tree(position)));
         let tuple = tree.get(&position)?.clone();
         self.matches(index, &tuple).then_some(tuple)
     }
@@ -445,7 +461,7 @@ impl Cursor {
         }
     }
 
-    fn next_in_hash(&self, index: &Index, hash: &HashTable<Tuple>) -> Option<Tuple> {
+    fn next_in_hash(&mut self, index: &Index, hash: &HashTable<Tuple>) -> Option<Tuple> {
         let cmp_def = &index.cmp_def;
         let key = self.key.as_slice();
         match self.iterator {
@@ -456,16 +472,30 @@ impl Cursor {
                 index.find_by_key(key).cloned()
             }
             _ => {
-                let slot = match (&self.last, self.started) {
-                    (Some(last), true) => {
+                let slot = match (&self.last, self.started, self.at) {
+                    (Some(_), true, Some((version, At::Hash(at, _))))
+                        if version == hash.version() =>
+                    {
+                        hash.next(at)
+                    }
+                    (Some(last), true, at) => {
                         let code = key_def::hash_tuple(last.data(), cmp_def);
                         let here = hash.position_of(code, |entry: &Tuple| {
                             key_def::compare_tuples(entry.data(), last.data(), cmp_def)
                                 == Ordering::Equal
                         });
-                        match here {
-                            Some(slot) => hash.next(slot),
-                            None => None,
+                        match (here, at) {
+                            (Some(slot), _) => hash.next(slot),
+                            // `last` was deleted: the rest of its run shifted back into its
+                            // slot, so the walk goes on from that slot itself.
+                            (None, Some((_, At::Hash(at, capacity))))
+                                if capacity == hash.capacity() =>
+                            {
+                                hash.get(at).map(|_| at).or_else(|| hash.next(at))
+                            }
+                            // Resized: every slot moved; start again.
+                            (None, Some(_)) => hash.first(),
+                            (None, None) => None,
                         }
                     }
                     _ if self.iterator == IteratorType::Gt => {
@@ -481,8 +511,108 @@ impl Cursor {
                     }
                     _ => hash.first(),
                 }?;
+                self.at = Some((hash.version(), At::Hash(slot, hash.capacity())));
                 hash.get(slot).cloned()
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::r#box::key_def::{FieldType, KeyPart};
+
+    fn index(kind: IndexKind) -> Index {
+        let key_def = KeyDef::new(vec![KeyPart {
+            fieldno: 0,
+            field_type: FieldType::Unsigned,
+        }]);
+        let def = IndexDef {
+            space_id: 512,
+            id: 0,
+            name: "pk".into(),
+            kind,
+            unique: true,
+            key_def,
+        };
+        Index::new(def, None)
+    }
+
+    fn tuple(n: u8) -> Tuple {
+        Tuple::new(&[0x91, n])
+    }
+
+    fn first_field(tuple: &Tuple) -> u8 {
+        tuple.data()[1]
+    }
+
+    /// Walk with `cursor`, calling `between` after every step; the visited keys.
+    fn walk(index: &mut Index, mut cursor: Cursor, between: impl Fn(&mut Index, u8)) -> Vec<u8> {
+        let mut seen = Vec::new();
+        while let Some(found) = cursor.next(index) {
+            seen.push(first_field(&found));
+            between(index, first_field(&found));
+        }
+        seen
+    }
+
+    #[test]
+    fn tree_cursor_steps_and_survives_changes() {
+        let mut tree = index(IndexKind::Tree);
+        for n in (0..40).step_by(2) {
+            tree.insert(tuple(n));
+        }
+        let all = tree.cursor(IteratorType::All, &[0x90], 0);
+        assert_eq!(walk(&mut tree, all, |_, _| {}), (0..40).step_by(2).collect::<Vec<_>>());
+        // Deleting what was just visited and inserting just ahead of it are both seen.
+        let all = tree.cursor(IteratorType::All, &[0x90], 0);
+        let seen = walk(&mut tree, all, |index, n| {
+            index.remove(&tuple(n));
+            if n % 4 == 0 && n < 40 {
+                index.insert(tuple(n + 1));
+            }
+        });
+        let expected: Vec<u8> = (0..40)
+            .filter(|n| n % 2 == 0 || (n - 1) % 4 == 0)
+            .collect();
+        assert_eq!(seen, expected);
+        let reverse = tree.cursor(IteratorType::Le, &[0x90], 0);
+        assert!(walk(&mut tree, reverse, |_, _| {}).is_empty());
+    }
+
+    #[test]
+    fn tree_cursor_reverse_from_a_key() {
+        let mut tree = index(IndexKind::Tree);
+        for n in 0..10 {
+            tree.insert(tuple(n));
+        }
+        let le = tree.cursor(IteratorType::Le, &[0x91, 5], 1);
+        assert_eq!(walk(&mut tree, le, |_, _| {}), vec![5, 4, 3, 2, 1, 0]);
+        let lt = tree.cursor(IteratorType::Lt, &[0x91, 5], 1);
+        let seen = walk(&mut tree, lt, |index, n| {
+            index.remove(&tuple(n - 1));
+        });
+        assert_eq!(seen, vec![4, 2, 0]);
+    }
+
+    #[test]
+    fn hash_cursor_visits_every_entry_once() {
+        let mut hash = index(IndexKind::Hash);
+        for n in 0..100 {
+            hash.insert(tuple(n));
+        }
+        let all = hash.cursor(IteratorType::All, &[0x90], 0);
+        let mut seen = walk(&mut hash, all, |_, _| {});
+        seen.sort_unstable();
+        assert_eq!(seen, (0..100).collect::<Vec<_>>());
+        // Deleting each visited entry (no resize on delete) still visits all of them.
+        let all = hash.cursor(IteratorType::All, &[0x90], 0);
+        let mut seen = walk(&mut hash, all, |index, n| {
+            index.remove(&tuple(n));
+        });
+        seen.sort_unstable();
+        assert_eq!(seen, (0..100).collect::<Vec<_>>());
+        assert!(hash.is_empty());
     }
 }

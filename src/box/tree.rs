@@ -473,7 +473,7 @@ impl<T: Clone> BpsTree<T> {
             leaf_first: NIL,
             leaf_last: NIL,
             len: 0,
-            version: 0,
+            version: super::container_epoch(),
             leaf_capacity,
             inner_capacity,
         }

@@ -8,7 +8,7 @@
 
 use std::rc::Rc;
 
-use mlua::{Function, Lua, Table, UserData, UserDataMethods, Value};
+use mlua::{Function, Lua, Table, Value};
 
 use crate::r#box::db::{Db, Request, RequestKind};
 use crate::r#box::index::{Cursor, IteratorType};
@@ -36,7 +36,7 @@ const SCHEMA_HOOK_KEY: &str = "tarantula.box.on_schema";
 
 /// A Lua value as MessagePack: a tuple's own bytes, or the value encoded.
 pub fn encode(lua: &Lua, value: &Value) -> mlua::Result<Vec<u8>> {
-    if let Some(tuple) = super::tuple::from_value(value) {
+    if let Some(tuple) = super::tuple::from_value(lua, value) {
         return Ok(tuple.data().to_vec());
     }
     let mut out = Vec::new();
@@ -77,37 +77,45 @@ fn fiber_id(tx: &Tx) -> u64 {
 /// Execute a change: in the fiber's open transaction, or as its own committed one. Runs
 /// the space's triggers, and the schema hook when definitions changed.
 fn change(lua: &Lua, tx: &Tx, request: &Request) -> mlua::Result<Outcome> {
+    let applied = apply(tx, request, |txn, before| run_triggers(lua, tx, txn, before));
+    notify_schema(lua, tx)?;
+    match applied {
+        Ok(Some(tuple)) => Ok((push(lua, tuple)?, Value::Nil)),
+        Ok(None) => Ok((Value::Nil, Value::Nil)),
+        Err(err) => fail(lua, &err),
+    }
+}
+
+/// The core of [`change`], free of Lua: execute `request` as the current user in the
+/// current fiber's transaction, call `triggers(txn, first new statement)`, and commit
+/// unless a `box.begin()` is open. The new tuple (or the deleted one) comes back.
+pub fn apply(
+    tx: &Tx,
+    request: &Request,
+    triggers: impl FnOnce(&Txn, usize) -> Result<(), BoxError>,
+) -> Result<Option<Tuple>, BoxError> {
     let mut request = request.clone();
     request.uid = tx.current_uid();
-    let request = &request;
     let fiber = fiber_id(tx);
     let open = tx.txns.borrow_mut().remove(&fiber);
     let multi = open.is_some();
     let mut txn = open.unwrap_or_else(Txn::autocommit);
     let before = txn.stmts.len();
-    let outcome = with_db(tx, |db| db.execute(&mut txn, request));
-    let result = match outcome {
+    let result = match with_db(tx, |db| db.execute(&mut txn, &request)) {
         Ok(tuples) => tuples.into_iter().next(),
         Err(err) => {
             // Nothing of this statement is in `txn`: keep or drop it as it was.
             let _ = finish(tx, fiber, txn, multi);
-            return fail(lua, &err);
+            return Err(err);
         }
     };
-    if let Err(err) = run_triggers(lua, tx, &txn, before) {
+    if let Err(err) = triggers(&txn, before) {
         undo_since(tx, &mut txn, before);
         let _ = finish(tx, fiber, txn, multi);
-        return fail(lua, &err);
+        return Err(err);
     }
-    let committed = finish(tx, fiber, txn, multi);
-    notify_schema(lua, tx)?;
-    if let Err(err) = committed {
-        return fail(lua, &err);
-    }
-    match result {
-        Some(tuple) => Ok((push(lua, tuple)?, Value::Nil)),
-        None => Ok((Value::Nil, Value::Nil)),
-    }
+    finish(tx, fiber, txn, multi)?;
+    Ok(result)
 }
 
 /// Keep an open transaction for its fiber, or commit an implicit one.
@@ -220,31 +228,10 @@ fn number(value: &Value) -> Option<u64> {
     }
 }
 
-/// A cursor over an index, for `index:pairs()`.
-struct LuaCursor {
-    space_id: u32,
-    index_id: u32,
-    /// The user who opened it: a view shows that user's rows only.
-    uid: u32,
-    cursor: Cursor,
-}
-
-impl UserData for LuaCursor {
-    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
-        methods.add_method_mut("next", |lua, this, ()| {
-            let tx = lua.app_data_ref::<Rc<Tx>>().map(|tx| tx.clone());
-            let Some(tx) = tx else { return Ok(Value::Nil) };
-            let next = tx.db.borrow().as_ref().and_then(|db| {
-                db.cursor_next(this.space_id, this.index_id, this.uid, &mut this.cursor)
-            });
-            next.map_or(Ok(Value::Nil), |tuple| push(lua, tuple))
-        });
-    }
-}
-
 /// The `internal.data` table.
 pub fn open(lua: &Lua, tx: &Rc<Tx>) -> mlua::Result<Table> {
     lua.set_app_data(tx.clone());
+    super::tuple::open(lua)?;
     let module = lua.create_table()?;
     module.set(
         "set_hooks",
@@ -256,6 +243,7 @@ pub fn open(lua: &Lua, tx: &Rc<Tx>) -> mlua::Result<Table> {
     open_requests(lua, tx, &module)?;
     open_reads(lua, tx, &module)?;
     open_txn(lua, tx, &module)?;
+    module.set("fast", super::box_fast::open(lua, tx)?)?;
     Ok(module)
 }
 
@@ -387,12 +375,15 @@ fn open_reads(lua: &Lua, tx: &Rc<Tx>, module: &Table) -> mlua::Result<()> {
                     open_cursor(db, space_id, index_id, iterator, &key, uid)
                 }) {
                     Ok(cursor) => Ok((
-                        Value::UserData(lua.create_userdata(LuaCursor {
-                            space_id,
-                            index_id,
-                            uid,
-                            cursor,
-                        })?),
+                        super::box_fast::push_cursor(
+                            lua,
+                            super::box_fast::LuaCursor {
+                                space_id,
+                                index_id,
+                                uid,
+                                cursor,
+                            },
+                        )?,
                         Value::Nil,
                     )),
                     Err(err) => fail(lua, &err),
@@ -447,17 +438,14 @@ fn open_reads(lua: &Lua, tx: &Rc<Tx>, module: &Table) -> mlua::Result<()> {
     module.set(
         "tuple_transform",
         lua.create_function(
-            |lua, (tuple, args): (mlua::AnyUserData, mlua::Variadic<Value>)| {
-                let tuple = tuple.borrow::<super::tuple::LuaTuple>()?;
+            |lua, (tuple, args): (Value, mlua::Variadic<Value>)| {
                 super::tuple::transform(lua, &tuple, args)
             },
         )?,
     )?;
     module.set(
         "set_tuple_methods",
-        lua.create_function(|lua, methods: Table| {
-            lua.set_named_registry_value(super::tuple::METHODS_KEY, methods)
-        })?,
+        lua.create_function(|lua, methods: Table| super::tuple::add_methods(lua, &methods))?,
     )?;
     module.set(
         "new_tuple",

@@ -3,74 +3,45 @@
 //!
 //! Owned by the TX thread. Every data request encodes its key or tuple, and mlua's handle
 //! per table entry made that cost about a microsecond for a two-field tuple. This walks
-//! nil, booleans, numbers, strings and tables (with or without a `__serialize` string hint)
-//! directly on the Lua stack, and gives up on anything else (userdata, cdata, functions,
-//! `__serialize` functions, invalid numbers, too deep or too sparse tables); the caller then
-//! uses the full encoder (msgpack.rs), which produces the same bytes or the proper error.
+//! nil, booleans, numbers, strings, tuples (their own bytes) and tables (with or without a
+//! `__serialize` string hint) directly on the Lua stack, and gives up on anything else
+//! (other userdata, cdata, functions, `__serialize` functions, invalid numbers, too deep or
+//! too sparse tables); the caller then uses the full encoder (msgpack.rs), which produces
+//! the same bytes or the proper error.
 
-use std::cell::{Cell, RefCell};
 use std::ffi::c_int;
 
-use mlua::{Function, Lua, Value, ffi};
+use mlua::{Lua, Value, ffi};
 
 use super::serializer::SerializerCfg;
 
-thread_local! {
-    /// Where the raw encoder writes (the TX thread's; it is never re-entered).
-    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-    /// The options of the encode under way.
-    static OPTIONS: Cell<Option<SerializerCfg>> = const { Cell::new(None) };
-}
-
-/// The encoder as a Lua C function, created once: calling a cached C function through
-/// mlua allocates nothing per call, where `Lua::exec_raw` allocates two closures.
-struct Encoder(Function);
-
-fn encoder(lua: &Lua) -> mlua::Result<Function> {
-    if let Some(encoder) = lua.app_data_ref::<Encoder>() {
-        return Ok(encoder.0.clone());
-    }
-    // SAFETY: `raw_encode` follows the lua_CFunction contract: it reads its one argument,
-    // pushes one boolean, never raises and never panics.
-    let function = unsafe { lua.create_c_function(raw_encode)? };
-    lua.set_app_data(Encoder(function.clone()));
-    Ok(function)
-}
-
-/// The C function: encode argument 1 into `SCRATCH`; returns whether it could.
-unsafe extern "C-unwind" fn raw_encode(state: *mut ffi::lua_State) -> c_int {
-    let cfg = OPTIONS.with(Cell::get).unwrap_or_default();
-    let ok = SCRATCH.with(|scratch| {
-        let Ok(mut out) = scratch.try_borrow_mut() else {
-            return false;
-        };
-        out.clear();
-        // SAFETY: argument 1 exists (the caller passes exactly one value).
-        unsafe { ffi::lua_gettop(state) >= 1 && encode_at(state, 1, 0, &cfg, &mut out) }
-    });
-    // SAFETY: one slot is always available to a C function's result.
-    unsafe { ffi::lua_pushboolean(state, c_int::from(ok)) };
-    1
-}
-
 /// Encode `value` into `out` if it is plain; on `false`, `out` is as it was.
 pub fn try_encode(lua: &Lua, value: &Value, cfg: &SerializerCfg, out: &mut Vec<u8>) -> bool {
-    let Ok(encoder) = encoder(lua) else {
-        return false;
-    };
-    OPTIONS.with(|options| options.set(Some(*cfg)));
-    let ok = encoder.call::<bool>(value.clone()).unwrap_or(false);
-    if ok {
-        SCRATCH.with(|scratch| out.extend_from_slice(&scratch.borrow()));
+    let before = out.len();
+    let ok = lua.exec_raw_lua(|raw| {
+        // SAFETY: the value is pushed on a checked slot, encoded in place and popped.
+        unsafe {
+            let state = raw.state();
+            if ffi::lua_checkstack(state, 2) == 0 || raw.push_value(value).is_err() {
+                return false;
+            }
+            let ok = encode_at(state, ffi::lua_gettop(state), 0, cfg, out);
+            ffi::lua_pop(state, 1);
+            ok
+        }
+    });
+    if !ok {
+        out.truncate(before);
     }
     ok
 }
 
-/// Encode the value at absolute stack index `idx`.
+/// Encode the value at absolute stack index `idx`; on `false`, `out` may hold a part of
+/// it (the caller truncates).
 ///
 /// # Safety
 /// `state` is a valid Lua state and `idx` a valid absolute index on it.
-unsafe fn encode_at(
+pub unsafe fn encode_at(
     state: *mut ffi::lua_State,
     idx: c_int,
     depth: usize,
@@ -97,6 +68,11 @@ unsafe fn encode_at(
                 out.extend_from_slice(std::slice::from_raw_parts(data.cast::<u8>(), len));
             }
             ffi::LUA_TTABLE => return table(state, idx, depth, cfg, out),
+            // A tuple is its own bytes; other userdata are the full encoder's business.
+            ffi::LUA_TUSERDATA => match super::tuple::get_raw(state, idx) {
+                Some(tuple) => out.extend_from_slice(tuple.data()),
+                None => return false,
+            },
             _ => return false,
         }
         true

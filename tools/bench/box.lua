@@ -1,5 +1,5 @@
 -- Storage benchmark, the same script in tarantula and tarantool (wal_mode = 'none'):
---   tarantula tools/bench/box.lua [N]      tarantool tools/bench/box.lua [N]
+--   tarantula tools/bench/box.lua [N [tree|hash]]   tarantool tools/bench/box.lua [N [tree|hash]]
 -- For a TREE and a HASH primary key: N inserts of {i, 20-byte string}, N gets, a full
 -- scan; and the resident memory each tuple costs. One line per figure.
 local clock = require('clock')
@@ -42,11 +42,15 @@ local function bench(kind)
     end
     elapsed = clock.monotonic() - started
     print(string.format('%s scan: %d in %.3f s: %.0f per second', kind, count, elapsed, count / elapsed))
-    print(string.format('%s memory per tuple: %.1f bytes: %.0f per second', kind,
-        (after - before) * 1024 / N, (after - before) * 1024 / N))
+    print(string.format('%s memory per tuple: %.0f bytes', kind, (after - before) * 1024 / N))
     space:drop()
 end
 
-bench('tree')
-bench('hash')
+-- One kind per process when asked, so the memory figure is not muddied by the other's.
+if arg[2] ~= 'hash' then
+    bench('tree')
+end
+if arg[2] ~= 'tree' then
+    bench('hash')
+end
 os.exit(0)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Side-by-side benchmarks of tarantula and Tarantool 2.6 (apt-get install tarantool), run by
-# the same clients in the same run. Usage: tools/bench/compare.sh [fiber|console|all]
+# the same clients in the same run. Usage: tools/bench/compare.sh [fiber|box|console|all]
 # Prints one markdown table row per figure: what, tarantula, tarantool, ratio (>1: we win).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -19,6 +19,11 @@ best() {
     done | sort -n | tail -1
 }
 
+# resident bytes per tuple of one index kind (one run: the figure barely varies)
+bytes() {
+    (cd "$tmp" && "$1" "$3" 1000000 "$2") | grep "$2 memory" | sed -E 's/.*: ([0-9]+) bytes/\1/'
+}
+
 row() {
     printf '| %s | %s | %s | %.2f |\n' "$1" "$2" "$3" "$(echo "$2 / $3" | bc -l)"
 }
@@ -28,6 +33,22 @@ if [[ $what == fiber || $what == all ]]; then
     for kind in 'create+finish' 'yield+resume'; do
         row "fiber $kind per second" "$(best "$ours" "$kind" "$script" 1000000)" \
             "$(best "$theirs" "$kind" "$script" 1000000)"
+    done
+fi
+
+if [[ $what == box || $what == all ]]; then
+    script=$PWD/tools/bench/box.lua
+    for kind in tree hash; do
+        for figure in insert get scan; do
+            row "$kind $figure per second (1M tuples)" \
+                "$(best "$ours" "$kind $figure" "$script" 1000000 "$kind")" \
+                "$(best "$theirs" "$kind $figure" "$script" 1000000 "$kind")"
+        done
+        # Memory: fewer bytes is better, so the ratio is theirs / ours.
+        mine=$(bytes "$ours" "$kind" "$script")
+        other=$(bytes "$theirs" "$kind" "$script")
+        printf '| %s resident bytes per tuple (1M tuples) | %s | %s | %.2f |\n' \
+            "$kind" "$mine" "$other" "$(echo "$other / $mine" | bc -l)"
     done
 fi
 

@@ -22,6 +22,23 @@ local function check(value, err)
     return value
 end
 
+-- The hot requests first try internal.data.fast (raw Lua C functions): they answer a
+-- result, `false, code, message, type` for a failure, or a lone false where only the
+-- general function applies.
+local fast = data.fast
+
+-- true and the result of a fast answer (raising its failure), or false when the general
+-- function must answer. The error's trace points at the caller of the box method.
+local function settle(result, code, message, kind)
+    if result ~= false then
+        return true, result
+    end
+    if code ~= nil then
+        error(errors.new(code, message, kind, 3), 3)
+    end
+    return false
+end
+
 local function raise(code, ...)
     error(errors.make(2, code, ...), 3)
 end
@@ -191,6 +208,10 @@ end
 
 function index_methods.get(index, key)
     check_index(index, 'get')
+    local done, tuple = settle(fast.get(index.space_id, index.id, key))
+    if done then
+        return check(tuple)
+    end
     return check(data.get(index.space_id, index.id, key))
 end
 
@@ -201,13 +222,8 @@ function index_methods.pairs(index, key, opts)
         iterator = box.index.ALL
     end
     local cursor = check(data.cursor(index.space_id, index.id, iterator, key))
-    return function()
-        local tuple = cursor:next()
-        if tuple ~= nil then
-            return true, tuple
-        end
-        return nil
-    end, nil, nil
+    -- fast.next(cursor, _) answers `true, tuple`, then nil at the end.
+    return fast.next, cursor, nil
 end
 index_methods.ipairs = index_methods.pairs
 
@@ -252,11 +268,19 @@ end
 
 function index_methods.update(index, key, ops)
     check_index(index, 'update')
+    local done, tuple = settle(fast.update(index.space_id, index.id, key, ops))
+    if done then
+        return check(tuple)
+    end
     return check(data.update(index.space_id, index.id, key, ops))
 end
 
 function index_methods.delete(index, key)
     check_index(index, 'delete')
+    local done, tuple = settle(fast.delete(index.space_id, index.id, key))
+    if done then
+        return check(tuple)
+    end
     return check(data.delete(index.space_id, index.id, key))
 end
 
@@ -461,17 +485,29 @@ end
 
 function space_methods.insert(space, tuple)
     check_space(space, 'insert')
+    local done, result = settle(fast.insert(space.id, tuple))
+    if done then
+        return check(result)
+    end
     return check(data.insert(space.id, tuple))
 end
 
 function space_methods.replace(space, tuple)
     check_space(space, 'replace')
+    local done, result = settle(fast.replace(space.id, tuple))
+    if done then
+        return check(result)
+    end
     return check(data.replace(space.id, tuple))
 end
 space_methods.put = space_methods.replace
 
 function space_methods.update(space, key, ops)
     check_space(space, 'update')
+    local done, tuple = settle(fast.update(space.id, 0, key, ops))
+    if done then
+        return check(tuple)
+    end
     return check(data.update(space.id, 0, key, ops))
 end
 
@@ -482,6 +518,10 @@ end
 
 function space_methods.delete(space, key)
     check_space(space, 'delete')
+    local done, tuple = settle(fast.delete(space.id, 0, key))
+    if done then
+        return check(tuple)
+    end
     return check(data.delete(space.id, 0, key))
 end
 
