@@ -394,7 +394,7 @@ impl Db {
         if !index.def.unique {
             return Err(BoxError::new(ErrCode::MORE_THAN_ONE_TUPLE, &[]));
         }
-        key_def::validate_key(request.key, &index.def.key_def, false)?;
+        key_def::validate_exact_key(request.key, &index.def.key_def)?;
         Ok(index.find_by_key(request.key).cloned())
     }
 

@@ -398,7 +398,11 @@ impl Cursor {
         let reverse = self.iterator.is_reverse();
         let position = match (&self.last, self.started, self.at) {
             (Some(_), true, Some((version, At::Tree(at)))) if version == tree.version() => {
-                if reverse { tree.prev(&at) } else { tree.next(&at) }
+                if reverse {
+                    tree.prev(&at)
+                } else {
+                    tree.next(&at)
+                }
             }
             (Some(last), true, _) => {
                 let cmp = index.tuple_cmp();
@@ -564,7 +568,10 @@ mod tests {
             tree.insert(tuple(n));
         }
         let all = tree.cursor(IteratorType::All, &[0x90], 0);
-        assert_eq!(walk(&mut tree, all, |_, _| {}), (0..40).step_by(2).collect::<Vec<_>>());
+        assert_eq!(
+            walk(&mut tree, all, |_, _| {}),
+            (0..40).step_by(2).collect::<Vec<_>>()
+        );
         // Deleting what was just visited and inserting just ahead of it are both seen.
         let all = tree.cursor(IteratorType::All, &[0x90], 0);
         let seen = walk(&mut tree, all, |index, n| {
@@ -573,9 +580,7 @@ mod tests {
                 index.insert(tuple(n + 1));
             }
         });
-        let expected: Vec<u8> = (0..40)
-            .filter(|n| n % 2 == 0 || (n - 1) % 4 == 0)
-            .collect();
+        let expected: Vec<u8> = (0..40).filter(|n| n % 2 == 0 || (n - 1) % 4 == 0).collect();
         assert_eq!(seen, expected);
         let reverse = tree.cursor(IteratorType::Le, &[0x90], 0);
         assert!(walk(&mut tree, reverse, |_, _| {}).is_empty());

@@ -880,6 +880,32 @@ fn open_array(data: &[u8], what: &str) -> Result<(u32, usize), BoxError> {
 /// iterator ALL, and for an empty key with GT on HASH.
 pub fn validate_key(key: &[u8], def: &KeyDef, allow_partial: bool) -> Result<u32, BoxError> {
     let (part_count, head) = open_array(key, "key")?;
+    validate_parts(key, head, part_count, def, allow_partial)
+}
+
+/// Checks the full key of a unique lookup (get, update, delete) the way 1.6's
+/// `primary_key_validate` does: exactly as many parts as `def` (ER_EXACT_MATCH, too many
+/// parts included), each of its type.
+pub fn validate_exact_key(key: &[u8], def: &KeyDef) -> Result<(), BoxError> {
+    let (part_count, head) = open_array(key, "key")?;
+    let expected = def.part_count();
+    if part_count != expected {
+        return Err(BoxError::new(
+            ErrCode::EXACT_MATCH,
+            &[&expected, &part_count],
+        ));
+    }
+    validate_parts(key, head, part_count, def, false).map(|_| ())
+}
+
+/// The part count and part type checks of [`validate_key`] after the array header.
+fn validate_parts(
+    key: &[u8],
+    head: usize,
+    part_count: u32,
+    def: &KeyDef,
+    allow_partial: bool,
+) -> Result<u32, BoxError> {
     let expected = def.part_count();
     if part_count > expected {
         return Err(BoxError::new(

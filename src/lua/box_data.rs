@@ -77,7 +77,9 @@ fn fiber_id(tx: &Tx) -> u64 {
 /// Execute a change: in the fiber's open transaction, or as its own committed one. Runs
 /// the space's triggers, and the schema hook when definitions changed.
 fn change(lua: &Lua, tx: &Tx, request: &Request) -> mlua::Result<Outcome> {
-    let applied = apply(tx, request, |txn, before| run_triggers(lua, tx, txn, before));
+    let applied = apply(tx, request, |txn, before| {
+        run_triggers(lua, tx, txn, before)
+    });
     notify_schema(lua, tx)?;
     match applied {
         Ok(Some(tuple)) => Ok((push(lua, tuple)?, Value::Nil)),
@@ -437,11 +439,9 @@ fn open_reads(lua: &Lua, tx: &Rc<Tx>, module: &Table) -> mlua::Result<()> {
     )?;
     module.set(
         "tuple_transform",
-        lua.create_function(
-            |lua, (tuple, args): (Value, mlua::Variadic<Value>)| {
-                super::tuple::transform(lua, &tuple, args)
-            },
-        )?,
+        lua.create_function(|lua, (tuple, args): (Value, mlua::Variadic<Value>)| {
+            super::tuple::transform(lua, &tuple, args)
+        })?,
     )?;
     module.set(
         "set_tuple_methods",

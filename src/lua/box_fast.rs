@@ -105,8 +105,10 @@ unsafe fn encode_tuple(state: *mut ffi::lua_State, idx: c_int, out: &mut Vec<u8>
     out.clear();
     // SAFETY: as the caller promises.
     unsafe {
-        matches!(ffi::lua_type(state, idx), ffi::LUA_TTABLE | ffi::LUA_TUSERDATA)
-            && super::mp_fast::encode_at(state, idx, 0, &SerializerCfg::default(), out)
+        matches!(
+            ffi::lua_type(state, idx),
+            ffi::LUA_TTABLE | ffi::LUA_TUSERDATA
+        ) && super::mp_fast::encode_at(state, idx, 0, &SerializerCfg::default(), out)
     }
 }
 

@@ -58,7 +58,10 @@ fn new_luajit() -> Lua {
     // `Lua` handle is cloned out of mlua's registry cache, which keeps it valid.
     unsafe {
         let state = mlua::ffi::luaL_newstate();
-        assert!(!state.is_null(), "cannot create the Lua state: out of memory");
+        assert!(
+            !state.is_null(),
+            "cannot create the Lua state: out of memory"
+        );
         mlua::ffi::luaL_openlibs(state);
         Lua::get_or_init_from_ptr(state).clone()
     }

@@ -89,7 +89,11 @@ pub unsafe fn push<T>(state: *mut ffi::lua_State, class: &Class, value: T) {
 /// `class` was registered for `T`. The reference is valid while the object is reachable
 /// from the stack, and must not be held across a call back into Lua that could reach the
 /// same object.
-pub unsafe fn get<'a, T>(state: *mut ffi::lua_State, idx: c_int, class: &Class) -> Option<&'a mut T> {
+pub unsafe fn get<'a, T>(
+    state: *mut ffi::lua_State,
+    idx: c_int,
+    class: &Class,
+) -> Option<&'a mut T> {
     // SAFETY: as the caller promises; the metatable comparison proves the block is a
     // `Slot<T>` made by `push`.
     unsafe {
@@ -131,5 +135,88 @@ pub unsafe fn arg_u32(state: *mut ffi::lua_State, idx: c_int) -> Option<u32> {
         }
         let n = ffi::lua_tonumber(state, idx);
         (n >= 0.0 && n <= f64::from(u32::MAX) && n.fract() == 0.0).then_some(n as u32)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mlua::{Lua, Value};
+    use std::rc::Rc;
+
+    static TEST_KEY: u8 = 0;
+    static TEST_CLASS: Class = Class { key: &TEST_KEY };
+    static OTHER_KEY: u8 = 0;
+    static OTHER_CLASS: Class = Class { key: &OTHER_KEY };
+
+    fn push_object(lua: &Lua, value: Rc<u32>) -> Value {
+        lua.exec_raw_lua(|raw| unsafe {
+            let state = raw.state();
+            assert!(ffi::lua_checkstack(state, 3) != 0);
+            push(state, &TEST_CLASS, value);
+            raw.pop_value()
+        })
+    }
+
+    fn read_object(lua: &Lua, value: &Value, class: &Class) -> Option<u32> {
+        lua.exec_raw_lua(|raw| unsafe {
+            let state = raw.state();
+            assert!(ffi::lua_checkstack(state, 3) != 0);
+            raw.push_value(value).unwrap();
+            let found = get::<Rc<u32>>(state, -1, class).map(|rc| **rc);
+            ffi::lua_pop(state, 1);
+            found
+        })
+    }
+
+    /// Objects read back only through their own class, and `__gc` drops each value once.
+    #[test]
+    fn objects_are_typed_and_dropped() {
+        let lua = Lua::new();
+        lua.exec_raw_lua(|raw| unsafe {
+            let state = raw.state();
+            assert!(ffi::lua_checkstack(state, 4) != 0);
+            register::<Rc<u32>>(state, &TEST_CLASS, |_| {});
+            register::<Rc<u32>>(state, &OTHER_CLASS, |_| {});
+        });
+        let shared = Rc::new(7);
+        let object = push_object(&lua, shared.clone());
+        assert_eq!(Rc::strong_count(&shared), 2);
+        assert_eq!(read_object(&lua, &object, &TEST_CLASS), Some(7));
+        assert_eq!(read_object(&lua, &object, &OTHER_CLASS), None);
+        let plain: Value = lua.load("return newproxy(true)").eval().unwrap();
+        assert_eq!(read_object(&lua, &plain, &TEST_CLASS), None);
+        assert_eq!(read_object(&lua, &Value::Integer(1), &TEST_CLASS), None);
+        for _ in 0..100 {
+            push_object(&lua, shared.clone());
+        }
+        drop(object);
+        lua.gc_collect().unwrap();
+        lua.gc_collect().unwrap();
+        assert_eq!(Rc::strong_count(&shared), 1);
+    }
+
+    #[test]
+    fn whole_u32_arguments_only() {
+        let lua = Lua::new();
+        for (source, expected) in [
+            ("return 5", Some(5)),
+            ("return 0", Some(0)),
+            ("return 4294967295", Some(u32::MAX)),
+            ("return 4294967296", None),
+            ("return -1", None),
+            ("return 1.5", None),
+            ("return '5'", None),
+            ("return 0/0", None),
+        ] {
+            let value: Value = lua.load(source).eval().unwrap();
+            let got = lua.exec_raw_lua(|raw| unsafe {
+                raw.push_value(&value).unwrap();
+                let got = arg_u32(raw.state(), -1);
+                ffi::lua_pop(raw.state(), 1);
+                got
+            });
+            assert_eq!(got, expected, "{source}");
+        }
     }
 }

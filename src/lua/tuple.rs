@@ -77,8 +77,7 @@ fn table(lua: &Lua, tuple: &Tuple, first: Option<i64>, last: Option<i64>) -> mlu
 
 /// The tuple a method was called on.
 fn this(lua: &Lua, value: &Value, method: &str) -> mlua::Result<Tuple> {
-    from_value(lua, value)
-        .ok_or_else(|| mlua::Error::runtime(format!("Usage: tuple:{method}()")))
+    from_value(lua, value).ok_or_else(|| mlua::Error::runtime(format!("Usage: tuple:{method}()")))
 }
 
 /// The methods written in Rust, by name.
@@ -116,7 +115,8 @@ fn rust_methods(lua: &Lua, methods: &Table) -> mlua::Result<()> {
             find(lua, &this(lua, &tuple, "findall")?, args, true)
         })?,
     )?;
-    let pairs = lua.create_function(|lua, tuple: Value| pairs(lua, &this(lua, &tuple, "pairs")?))?;
+    let pairs =
+        lua.create_function(|lua, tuple: Value| pairs(lua, &this(lua, &tuple, "pairs")?))?;
     methods.set("pairs", pairs.clone())?;
     methods.set("ipairs", pairs)?;
     methods.set(
@@ -147,10 +147,12 @@ pub fn open(lua: &Lua) -> mlua::Result<()> {
     let methods = lua.create_table()?;
     rust_methods(lua, &methods)?;
     lua.set_named_registry_value(METHODS_KEY, &methods)?;
-    let slow_field = Value::Function(lua.create_function(|lua, (tuple, fieldno): (Value, i64)| {
-        field(lua, &this(lua, &tuple, "field")?, fieldno)
-    })?);
-    let tostring = Value::Function(lua.create_function(|lua, tuple: Value| to_string(lua, &tuple))?);
+    let slow_field =
+        Value::Function(lua.create_function(|lua, (tuple, fieldno): (Value, i64)| {
+            field(lua, &this(lua, &tuple, "field")?, fieldno)
+        })?);
+    let tostring =
+        Value::Function(lua.create_function(|lua, tuple: Value| to_string(lua, &tuple))?);
     let methods = Value::Table(methods);
     lua.exec_raw_lua(|raw| {
         // SAFETY: six slots are checked; every push is consumed by a set or the register.
@@ -192,29 +194,27 @@ unsafe extern "C-unwind" fn index(state: *mut ffi::lua_State) -> c_int {
     unsafe {
         match ffi::lua_type(state, 2) {
             ffi::LUA_TNUMBER => {
-                let n = ffi::lua_tonumber(state, 2);
-                let pushed = n >= 1.0
-                    && n.fract() == 0.0
-                    && n <= f64::from(u32::MAX)
-                    && match get_raw(state, 1) {
-                        Some(tuple) => match key_def::tuple_field(tuple.data(), n as u32 - 1) {
-                            Some(bytes) => push_scalar(state, bytes),
-                            None => {
-                                ffi::lua_pushnil(state);
-                                true
-                            }
-                        },
-                        None => false,
-                    };
+                // A fractional field number is truncated, as Tarantool's FFI conversion does.
+                let n = ffi::lua_tonumber(state, 2).trunc();
+                if !(1.0..=f64::from(u32::MAX)).contains(&n) {
+                    ffi::lua_pushnil(state);
+                    return 1;
+                }
+                let pushed = match get_raw(state, 1) {
+                    Some(tuple) => match key_def::tuple_field(tuple.data(), n as u32 - 1) {
+                        Some(bytes) => push_scalar(state, bytes),
+                        None => {
+                            ffi::lua_pushnil(state);
+                            true
+                        }
+                    },
+                    None => false,
+                };
                 if !pushed {
-                    if n.fract() != 0.0 || n < 1.0 {
-                        ffi::lua_pushnil(state);
-                    } else {
-                        ffi::lua_pushvalue(state, ffi::lua_upvalueindex(2));
-                        ffi::lua_pushvalue(state, 1);
-                        ffi::lua_pushvalue(state, 2);
-                        ffi::lua_call(state, 2, 1);
-                    }
+                    ffi::lua_pushvalue(state, ffi::lua_upvalueindex(2));
+                    ffi::lua_pushvalue(state, 1);
+                    ffi::lua_pushnumber(state, n);
+                    ffi::lua_call(state, 2, 1);
                 }
             }
             ffi::LUA_TSTRING => {
@@ -270,7 +270,11 @@ unsafe fn push_scalar(state: *mut ffi::lua_State, bytes: &[u8]) -> bool {
             .ok()
             .filter(|n| n.unsigned_abs() <= NUMBER_INT_MAX)
             .map(|n| n as f64),
-        Marker::F32 => rest.read_data_f32().ok().map(f64::from).filter(|n| n.is_finite()),
+        Marker::F32 => rest
+            .read_data_f32()
+            .ok()
+            .map(f64::from)
+            .filter(|n| n.is_finite()),
         Marker::F64 => rest.read_data_f64().ok().filter(|n| n.is_finite()),
         _ => None,
     };
