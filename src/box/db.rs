@@ -6,6 +6,9 @@
 //! the data is this one.
 
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+
+use crate::fiber::IdHasher;
 
 use super::alter;
 use super::index::IteratorType;
@@ -90,7 +93,8 @@ impl Default for TupleLimits {
 
 /// The spaces and everything the schema rows configure.
 pub struct Db {
-    spaces: HashMap<u32, Space>,
+    /// By id, hashed by one multiplication: every request looks its space up.
+    spaces: HashMap<u32, Space, BuildHasherDefault<IdHasher>>,
     names: HashMap<String, u32>,
     /// Bumped on every change of a space or index definition; sent with every reply.
     pub schema_version: u32,
@@ -113,7 +117,7 @@ impl Db {
     /// The schema before any row: the stored system spaces with their primary keys only.
     pub fn new(instance_uuid: &str) -> Db {
         let mut db = Db {
-            spaces: HashMap::new(),
+            spaces: HashMap::default(),
             names: HashMap::new(),
             schema_version: 0,
             changed_spaces: Vec::new(),
