@@ -206,11 +206,18 @@ function index_methods.select(index, key, opts)
     return check(data.select(index.space_id, index.id, iterator, offset, limit, key))
 end
 
+local fast_get = fast.get
+
 function index_methods.get(index, key)
     check_index(index, 'get')
-    local done, tuple = settle(fast.get(index.space_id, index.id, key))
-    if done then
-        return check(tuple)
+    -- settle() inlined: this is the hottest read.
+    local tuple, code, message, kind = fast_get(index.space_id, index.id, key)
+    if tuple then
+        return tuple
+    elseif tuple == nil then
+        return
+    elseif code ~= nil then
+        error(errors.new(code, message, kind, 2), 2)
     end
     return check(data.get(index.space_id, index.id, key))
 end
@@ -483,20 +490,30 @@ end
 
 -- {{{ DML on spaces
 
+local fast_insert = fast.insert
+
 function space_methods.insert(space, tuple)
     check_space(space, 'insert')
-    local done, result = settle(fast.insert(space.id, tuple))
-    if done then
-        return check(result)
+    -- settle() inlined: a hot write.
+    local result, code, message, kind = fast_insert(space.id, tuple)
+    if result then
+        return result
+    elseif code ~= nil then
+        error(errors.new(code, message, kind, 2), 2)
     end
     return check(data.insert(space.id, tuple))
 end
 
+local fast_replace = fast.replace
+
 function space_methods.replace(space, tuple)
     check_space(space, 'replace')
-    local done, result = settle(fast.replace(space.id, tuple))
-    if done then
-        return check(result)
+    -- settle() inlined: a hot write.
+    local result, code, message, kind = fast_replace(space.id, tuple)
+    if result then
+        return result
+    elseif code ~= nil then
+        error(errors.new(code, message, kind, 2), 2)
     end
     return check(data.replace(space.id, tuple))
 end
