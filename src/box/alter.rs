@@ -542,16 +542,8 @@ fn on_replace_cluster(
     new: Option<&Tuple>,
 ) -> Result<Option<AlterUndo>, BoxError> {
     let entry_of = |tuple: &Tuple| -> Result<(u32, String), BoxError> {
-        let fields = mp::array_items(tuple.data()).ok_or_else(|| bad_msgpack("_cluster"))?;
-        let id = fields
-            .first()
-            .and_then(|f| mp::read_u64(f))
-            .ok_or_else(|| bad_msgpack("_cluster"))?;
-        let uuid = fields
-            .get(1)
-            .and_then(|f| mp::read_string(f))
-            .unwrap_or_default();
-        Ok((id as u32, uuid))
+        let row = Row::of(tuple, "_cluster")?;
+        Ok((row.id(0)?, row.string_or_default(1)))
     };
     let server_id = db.server_id;
     match (old, new) {
@@ -596,31 +588,19 @@ fn on_replace_cluster(
 
 /// Parse a `_user` row: `[id, owner, name, type, auth]`.
 fn user_def_of(tuple: &Tuple) -> Result<UserDef, BoxError> {
-    let fields = mp::array_items(tuple.data()).ok_or_else(|| bad_msgpack("_user"))?;
-    let read_id = |n: usize| {
-        fields
-            .get(n)
-            .and_then(|f| mp::read_u64(f))
-            .ok_or_else(|| bad_msgpack("_user"))
-    };
-    let id = read_id(0)? as u32;
-    let owner = read_id(1)? as u32;
-    let name = fields
-        .get(2)
-        .and_then(|f| mp::read_string(f))
-        .ok_or_else(|| bad_msgpack("_user"))?;
+    let row = Row::of(tuple, "_user")?;
+    let id = row.id(0)?;
+    let owner = row.id(1)?;
+    let name = row.string(2)?;
     check_identifier(&name)?;
-    let kind = fields
-        .get(3)
-        .and_then(|f| mp::read_string(f))
-        .unwrap_or_default();
+    let kind = row.string_or_default(3);
     let create = |why: &str| BoxError::new(ErrCode::CREATE_USER, &[&name, &why]);
     let is_role = match kind.as_str() {
         "user" => false,
         "role" => true,
         _ => return Err(create("unknown user type")),
     };
-    let hash2 = match fields.get(4) {
+    let hash2 = match row.fields.get(4) {
         Some(auth) => auth_hash2(auth).map_err(&create)?,
         None => None,
     };
@@ -700,20 +680,11 @@ fn owns_objects(db: &Db, uid: u32) -> bool {
 
 /// Parse a `_func` row: `[id, owner, name, setuid, language]`.
 fn func_def_of(tuple: &Tuple) -> Result<FuncDef, BoxError> {
-    let fields = mp::array_items(tuple.data()).ok_or_else(|| bad_msgpack("_func"))?;
-    let id = fields
-        .first()
-        .and_then(|f| mp::read_u64(f))
-        .ok_or_else(|| bad_msgpack("_func"))? as u32;
-    let owner = fields
-        .get(1)
-        .and_then(|f| mp::read_u64(f))
-        .ok_or_else(|| bad_msgpack("_func"))? as u32;
-    let name = fields
-        .get(2)
-        .and_then(|f| mp::read_string(f))
-        .ok_or_else(|| bad_msgpack("_func"))?;
-    let setuid = fields.get(3).and_then(|f| mp::read_u64(f)).unwrap_or(0) != 0;
+    let row = Row::of(tuple, "_func")?;
+    let id = row.id(0)?;
+    let owner = row.id(1)?;
+    let name = row.string(2)?;
+    let setuid = row.number(3).unwrap_or(0) != 0;
     if name.is_empty() || name.len() > 65000 {
         return Err(BoxError::new(
             ErrCode::CREATE_FUNCTION,
@@ -754,23 +725,14 @@ fn on_replace_func(
 
 /// Parse a `_priv` row: `[grantor, grantee, object_type, object_id, privilege]`.
 fn grant_of(tuple: &Tuple) -> Result<(u32, GrantKey, u8), BoxError> {
-    let fields = mp::array_items(tuple.data()).ok_or_else(|| bad_msgpack("_priv"))?;
-    let number = |n: usize| {
-        fields
-            .get(n)
-            .and_then(|f| mp::read_u64(f))
-            .ok_or_else(|| bad_msgpack("_priv"))
-    };
-    let grantor = number(0)? as u32;
-    let grantee = number(1)? as u32;
-    let kind_name = fields
-        .get(2)
-        .and_then(|f| mp::read_string(f))
-        .unwrap_or_default();
+    let row = Row::of(tuple, "_priv")?;
+    let grantor = row.id(0)?;
+    let grantee = row.id(1)?;
+    let kind_name = row.string_or_default(2);
     let kind = ObjectType::parse(&kind_name)
         .ok_or_else(|| BoxError::new(ErrCode::UNKNOWN_SCHEMA_OBJECT, &[&kind_name]))?;
-    let object = number(3)? as u32;
-    let bits = (number(4)? & 0xff) as u8;
+    let object = row.id(3)?;
+    let bits = (row.number(4)? & 0xff) as u8;
     Ok((grantor, (grantee, kind, object), bits))
 }
 
@@ -828,6 +790,43 @@ fn on_replace_priv(
 }
 
 // }}}
+
+/// The fields of a system space row; a missing or mistyped field is ER_INVALID_MSGPACK
+/// naming the space.
+struct Row<'a> {
+    fields: Vec<&'a [u8]>,
+    space: &'static str,
+}
+
+impl<'a> Row<'a> {
+    fn of(tuple: &'a Tuple, space: &'static str) -> Result<Row<'a>, BoxError> {
+        let fields = mp::array_items(tuple.data()).ok_or_else(|| bad_msgpack(space))?;
+        Ok(Row { fields, space })
+    }
+
+    fn number(&self, n: usize) -> Result<u64, BoxError> {
+        self.fields
+            .get(n)
+            .and_then(|f| mp::read_u64(f))
+            .ok_or_else(|| bad_msgpack(self.space))
+    }
+
+    /// A number field holding a 32-bit id (the low 32 bits of a larger number).
+    fn id(&self, n: usize) -> Result<u32, BoxError> {
+        self.number(n).map(|id| id as u32)
+    }
+
+    fn string(&self, n: usize) -> Result<String, BoxError> {
+        self.fields
+            .get(n)
+            .and_then(|f| mp::read_string(f))
+            .ok_or_else(|| bad_msgpack(self.space))
+    }
+
+    fn string_or_default(&self, n: usize) -> String {
+        self.string(n).unwrap_or_default()
+    }
+}
 
 fn bad_msgpack(what: &str) -> BoxError {
     BoxError::new(ErrCode::INVALID_MSGPACK, &[&format!("{what} row")])

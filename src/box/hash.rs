@@ -68,14 +68,6 @@ fn stored_hash(hash: u32) -> u32 {
     if hash == 0 { 1 } else { hash }
 }
 
-/// A SplitMix64 step: spreads a caller's seed (often a counter) over all 64 bits.
-fn mix_seed(seed: u64) -> u64 {
-    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 /// An open-addressing hash table; see the module docs.
 ///
 /// Elements that `eq` says are equal are one element: inserting replaces.
@@ -392,7 +384,7 @@ impl<T> HashTable<T> {
         let mut state = seed;
         let mut slot = 0;
         for _ in 0..RANDOM_TRIES {
-            state = mix_seed(state);
+            state = crate::r#box::mix_seed(state);
             slot = (((state >> 32) * self.capacity() as u64) >> 32) as usize;
             if let Some(item) = self.items[slot].as_ref() {
                 return Some(item);
@@ -523,25 +515,7 @@ mod tests {
     use std::rc::Rc;
     use std::time::Instant;
 
-    /// A deterministic xorshift generator, so failures reproduce from the seed.
-    struct Rng(u64);
-
-    impl Rng {
-        fn new(seed: u64) -> Self {
-            Self(mix_seed(seed) | 1)
-        }
-
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-
-        fn below(&mut self, bound: u64) -> u64 {
-            self.next() % bound
-        }
-    }
+    use crate::r#box::TestRng as Rng;
 
     /// Elements of the model tests: (key, payload), equal by key, so a replace is visible
     /// through the payload.
@@ -554,7 +528,7 @@ mod tests {
 
     /// A decent hash (the low bits of a mix) to reach large tables.
     fn good_hash(key: u64) -> u32 {
-        mix_seed(key) as u32
+        crate::r#box::mix_seed(key) as u32
     }
 
     /// Random inserts, replaces, deletes and lookups against a HashMap, checking invariants

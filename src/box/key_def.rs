@@ -504,15 +504,8 @@ fn decode(data: &[u8]) -> Option<Value<'_>> {
         Marker::FixMap(_) | Marker::Map16 | Marker::Map32 => {
             Value::Map(data.get(..skip_value(data)?)?)
         }
-        Marker::FixExt1
-        | Marker::FixExt2
-        | Marker::FixExt4
-        | Marker::FixExt8
-        | Marker::FixExt16
-        | Marker::Ext8
-        | Marker::Ext16
-        | Marker::Ext32 => Value::Ext(data.get(..skip_value(data)?)?),
-        Marker::Reserved => return None,
+        marker if super::mp::is_ext(marker) => Value::Ext(data.get(..skip_value(data)?)?),
+        _ => return None,
     };
     Some(value)
 }
@@ -1042,6 +1035,7 @@ pub fn merge_with_primary(secondary: &KeyDef, primary: &KeyDef) -> KeyDef {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::r#box::TestRng;
 
     // {{{ Helpers
 
@@ -1175,22 +1169,6 @@ mod tests {
     /// A signaling NaN (quiet bit clear, some other fraction bit set).
     fn signaling_nan() -> f64 {
         f64::from_bits(0x7FF0_0000_0000_0001)
-    }
-
-    /// A small deterministic generator for the garbage tests.
-    struct XorShift(u64);
-
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-
-        fn below(&mut self, bound: u64) -> u64 {
-            self.next() % bound
-        }
     }
 
     // }}}
@@ -1786,7 +1764,7 @@ mod tests {
 
     #[test]
     fn random_values_sort_into_a_total_order() {
-        let mut random = XorShift(0x1234_5678_9abc_def1);
+        let mut random = TestRng::new(0x1234_5678_9abc_def1);
         let pool = ascending_values();
         let mut values: Vec<Vec<u8>> = Vec::new();
         for _ in 0..400 {
@@ -2236,7 +2214,7 @@ mod tests {
             0xc4, 0xc5, 0xc6, 0xc7, 0xc8, 0xc9, 0xd4, 0xd8, 0xc1, 0xff,
         ];
         let defs = garbage_defs();
-        let mut random = XorShift(0x9e37_79b9_7f4a_7c15);
+        let mut random = TestRng::new(0x9e37_79b9_7f4a_7c15);
         for _ in 0..30_000 {
             let len = random.below(40) as usize;
             let bytes: Vec<u8> = (0..len)
@@ -2255,7 +2233,7 @@ mod tests {
     #[test]
     fn damaged_tuples_never_panic() {
         let defs = garbage_defs();
-        let mut random = XorShift(42);
+        let mut random = TestRng::new(42);
         let tuples = [
             array(&[
                 uint(1),

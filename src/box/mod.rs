@@ -24,3 +24,34 @@ pub(crate) fn container_epoch() -> u64 {
     static EPOCH: AtomicU64 = AtomicU64::new(0);
     EPOCH.fetch_add(1 << 32, Ordering::Relaxed)
 }
+
+/// SplitMix64's finalizer: a well-spread 64-bit value from any seed (`index:random`
+/// positions, test generators).
+pub(crate) fn mix_seed(seed: u64) -> u64 {
+    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A deterministic xorshift generator for tests, so failures reproduce from the seed.
+#[cfg(test)]
+pub(crate) struct TestRng(u64);
+
+#[cfg(test)]
+impl TestRng {
+    pub(crate) fn new(seed: u64) -> Self {
+        Self(mix_seed(seed) | 1)
+    }
+
+    pub(crate) fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    pub(crate) fn below(&mut self, bound: u64) -> u64 {
+        self.next() % bound
+    }
+}

@@ -108,6 +108,22 @@ pub fn map_items(data: &[u8]) -> Option<Vec<(&[u8], &[u8])>> {
 }
 
 /// An unsigned integer value (any width; a non-negative signed encoding too).
+/// Whether `marker` starts a MessagePack extension.
+pub fn is_ext(marker: rmp::Marker) -> bool {
+    use rmp::Marker;
+    matches!(
+        marker,
+        Marker::FixExt1
+            | Marker::FixExt2
+            | Marker::FixExt4
+            | Marker::FixExt8
+            | Marker::FixExt16
+            | Marker::Ext8
+            | Marker::Ext16
+            | Marker::Ext32
+    )
+}
+
 pub fn read_u64(data: &[u8]) -> Option<u64> {
     let mut cursor = data;
     rmp::decode::read_int::<u64, _>(&mut cursor).ok()

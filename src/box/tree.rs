@@ -141,14 +141,6 @@ fn even_sizes(total: usize, parts: usize) -> [usize; GROUP_MAX] {
     sizes
 }
 
-/// A SplitMix64 step: spreads a caller's seed (often a counter) over all 64 bits.
-fn mix_seed(seed: u64) -> u64 {
-    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 /// Grows a full arena by a quarter rather than doubling it: the arena is about a tenth of the
 /// tree's memory, and doubling would leave up to half of it unused. Growth stays geometric,
 /// so pushes stay amortized O(1) (large reallocations are mostly remaps, not copies).
@@ -605,7 +597,7 @@ impl<T: Clone> BpsTree<T> {
         if self.len == 0 {
             return None;
         }
-        let rank = (mix_seed(seed) % self.len as u64) as usize;
+        let rank = (crate::r#box::mix_seed(seed) % self.len as u64) as usize;
         self.get(&self.position_at(rank)?)
     }
 
@@ -1585,25 +1577,7 @@ mod tests {
     use std::rc::Rc;
     use std::time::Instant;
 
-    /// A deterministic xorshift generator, so failures reproduce from the seed.
-    struct Rng(u64);
-
-    impl Rng {
-        fn new(seed: u64) -> Self {
-            Self(mix_seed(seed) | 1)
-        }
-
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-
-        fn below(&mut self, bound: u64) -> u64 {
-            self.next() % bound
-        }
-    }
+    use crate::r#box::TestRng as Rng;
 
     /// Elements of the model tests: (key, payload), ordered by key only, so a replace is
     /// visible through the payload.

@@ -165,18 +165,11 @@ fn skip_item(rest: &mut &[u8]) -> Result<u64, Malformed> {
             let pairs = rmp::decode::read_map_len(rest).map_err(|_| Malformed)?;
             return Ok(2 * u64::from(pairs));
         }
-        Marker::FixExt1
-        | Marker::FixExt2
-        | Marker::FixExt4
-        | Marker::FixExt8
-        | Marker::FixExt16
-        | Marker::Ext8
-        | Marker::Ext16
-        | Marker::Ext32 => {
+        marker if super::mp::is_ext(marker) => {
             let meta = rmp::decode::read_ext_meta(rest).map_err(|_| Malformed)?;
             return take(rest, meta.size as usize).map(|_| 0);
         }
-        Marker::Reserved => return Err(Malformed),
+        _ => return Err(Malformed),
     };
     *rest = after_marker;
     take(rest, payload_len).map(|_| 0)

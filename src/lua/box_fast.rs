@@ -157,24 +157,58 @@ unsafe fn change(state: *mut ffi::lua_State, tx: &Tx, request: &Request) -> c_in
     }
 }
 
+/// What a request needs from its first arguments: the space id (argument 1) and, for
+/// keyed requests, the index id (argument 2).
+enum Ids {
+    Space,
+    SpaceAndIndex,
+}
+
+/// The common start of every request: the ids, the slow path for a change to a space that
+/// is not plain ([`plain_space`]), the scratch buffers; then `body(tx, space, index,
+/// scratch)`. A lone `false` when an id is not a whole number or the scratch is busy.
+///
+/// # Safety
+/// `state` is a call of a function [`open`] made, with four free slots.
+unsafe fn request(
+    state: *mut ffi::lua_State,
+    ids: Ids,
+    change: bool,
+    body: impl FnOnce(&Tx, u32, u32, &mut [Vec<u8>; 2]) -> c_int,
+) -> c_int {
+    // SAFETY: as the caller promises.
+    unsafe {
+        let tx = tx(state);
+        let Some(space_id) = arg_u32(state, 1) else {
+            return slow(state);
+        };
+        let index_id = match ids {
+            Ids::Space => 0,
+            Ids::SpaceAndIndex => match arg_u32(state, 2) {
+                Some(id) => id,
+                None => return slow(state),
+            },
+        };
+        if change && !plain_space(tx, space_id) {
+            return slow(state);
+        }
+        SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut scratch) => body(tx, space_id, index_id, &mut scratch),
+            Err(_) => slow(state),
+        })
+    }
+}
+
 /// `fast.insert(space_id, tuple)` and `fast.replace(...)`: the kind is upvalue 2.
 unsafe extern "C-unwind" fn store(state: *mut ffi::lua_State) -> c_int {
     // SAFETY: made by `open` with upvalues (tx, kind); arguments read by index.
     unsafe {
-        let tx = tx(state);
         let kind = if ffi::lua_toboolean(state, ffi::lua_upvalueindex(2)) != 0 {
             RequestKind::Replace
         } else {
             RequestKind::Insert
         };
-        let Some(space_id) = arg_u32(state, 1).filter(|id| plain_space(tx, *id)) else {
-            return slow(state);
-        };
-        SCRATCH.with(|scratch| {
-            let Ok(mut scratch) = scratch.try_borrow_mut() else {
-                return slow(state);
-            };
-            let data = &mut scratch[0];
+        request(state, Ids::Space, true, |tx, space_id, _, [data, _]| {
             if !encode_tuple(state, 2, data) {
                 return slow(state);
             }
@@ -189,26 +223,20 @@ unsafe extern "C-unwind" fn store(state: *mut ffi::lua_State) -> c_int {
 unsafe extern "C-unwind" fn delete(state: *mut ffi::lua_State) -> c_int {
     // SAFETY: made by `open` with upvalue 1 the tx; arguments read by index.
     unsafe {
-        let tx = tx(state);
-        let (Some(space_id), Some(index_id)) = (arg_u32(state, 1), arg_u32(state, 2)) else {
-            return slow(state);
-        };
-        if !plain_space(tx, space_id) {
-            return slow(state);
-        }
-        SCRATCH.with(|scratch| {
-            let Ok(mut scratch) = scratch.try_borrow_mut() else {
-                return slow(state);
-            };
-            let key = &mut scratch[0];
-            if !encode_key(state, 3, key) {
-                return slow(state);
-            }
-            let mut request = Request::new(RequestKind::Delete, space_id);
-            request.index_id = index_id;
-            request.key = key;
-            change(state, tx, &request)
-        })
+        request(
+            state,
+            Ids::SpaceAndIndex,
+            true,
+            |tx, space_id, index_id, [key, _]| {
+                if !encode_key(state, 3, key) {
+                    return slow(state);
+                }
+                let mut request = Request::new(RequestKind::Delete, space_id);
+                request.index_id = index_id;
+                request.key = key;
+                change(state, tx, &request)
+            },
+        )
     }
 }
 
@@ -216,28 +244,22 @@ unsafe extern "C-unwind" fn delete(state: *mut ffi::lua_State) -> c_int {
 unsafe extern "C-unwind" fn update(state: *mut ffi::lua_State) -> c_int {
     // SAFETY: made by `open` with upvalue 1 the tx; arguments read by index.
     unsafe {
-        let tx = tx(state);
-        let (Some(space_id), Some(index_id)) = (arg_u32(state, 1), arg_u32(state, 2)) else {
-            return slow(state);
-        };
-        if !plain_space(tx, space_id) {
-            return slow(state);
-        }
-        SCRATCH.with(|scratch| {
-            let Ok(mut scratch) = scratch.try_borrow_mut() else {
-                return slow(state);
-            };
-            let [key, ops] = &mut *scratch;
-            if !encode_key(state, 3, key) || !encode_tuple(state, 4, ops) {
-                return slow(state);
-            }
-            let mut request = Request::new(RequestKind::Update, space_id);
-            request.index_id = index_id;
-            request.key = key;
-            request.tuple = ops;
-            request.index_base = 1;
-            change(state, tx, &request)
-        })
+        request(
+            state,
+            Ids::SpaceAndIndex,
+            true,
+            |tx, space_id, index_id, [key, ops]| {
+                if !encode_key(state, 3, key) || !encode_tuple(state, 4, ops) {
+                    return slow(state);
+                }
+                let mut request = Request::new(RequestKind::Update, space_id);
+                request.index_id = index_id;
+                request.key = key;
+                request.tuple = ops;
+                request.index_base = 1;
+                change(state, tx, &request)
+            },
+        )
     }
 }
 
@@ -245,31 +267,28 @@ unsafe extern "C-unwind" fn update(state: *mut ffi::lua_State) -> c_int {
 unsafe extern "C-unwind" fn get(state: *mut ffi::lua_State) -> c_int {
     // SAFETY: made by `open` with upvalue 1 the tx; arguments read by index.
     unsafe {
-        let tx = tx(state);
-        let (Some(space_id), Some(index_id)) = (arg_u32(state, 1), arg_u32(state, 2)) else {
-            return slow(state);
-        };
-        SCRATCH.with(|scratch| {
-            let Ok(mut scratch) = scratch.try_borrow_mut() else {
-                return slow(state);
-            };
-            let key = &mut scratch[0];
-            if !encode_key(state, 3, key) {
-                return slow(state);
-            }
-            let uid = tx.current_uid();
-            let outcome = match tx.db.try_borrow() {
-                Ok(db) => match db.as_ref() {
-                    Some(db) => db.get(space_id, index_id, key, uid),
-                    None => return slow(state),
-                },
-                Err(_) => return slow(state),
-            };
-            match outcome {
-                Ok(tuple) => found(state, tuple),
-                Err(err) => failed(state, &err),
-            }
-        })
+        request(
+            state,
+            Ids::SpaceAndIndex,
+            false,
+            |tx, space_id, index_id, [key, _]| {
+                if !encode_key(state, 3, key) {
+                    return slow(state);
+                }
+                let uid = tx.current_uid();
+                let outcome = match tx.db.try_borrow() {
+                    Ok(db) => match db.as_ref() {
+                        Some(db) => db.get(space_id, index_id, key, uid),
+                        None => return slow(state),
+                    },
+                    Err(_) => return slow(state),
+                };
+                match outcome {
+                    Ok(tuple) => found(state, tuple),
+                    Err(err) => failed(state, &err),
+                }
+            },
+        )
     }
 }
 

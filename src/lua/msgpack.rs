@@ -375,14 +375,7 @@ fn read_item(context: &Context<'_>, rest: &mut &[u8]) -> Result<Item, Failure> {
                 Item::Map(size)
             });
         }
-        Marker::FixExt1
-        | Marker::FixExt2
-        | Marker::FixExt4
-        | Marker::FixExt8
-        | Marker::FixExt16
-        | Marker::Ext8
-        | Marker::Ext16
-        | Marker::Ext32 => return Err(extension(rest)),
+        marker if crate::r#box::mp::is_ext(marker) => return Err(extension(rest)),
         _ => *rest = peek,
     }
     use rmp::decode::RmpRead as _;

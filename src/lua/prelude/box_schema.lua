@@ -360,18 +360,28 @@ local function check_options(options, template, what)
     return options
 end
 
-function space_methods.create_index(space, name, options)
-    check_space(space, 'create_index')
+-- The name and options of a create call, checked.
+local function check_create(name, options, known)
     if type(name) ~= 'string' then
         raise(codes.ILLEGAL_PARAMS, "name should be a string")
     end
-    options = check_options(options, INDEX_OPTIONS)
+    return check_options(options, known)
+end
+
+-- create() of something that exists: the object itself with if_not_exists, else `code`.
+local function exists(existing, options, code, name)
+    if options.if_not_exists then
+        return existing
+    end
+    error(errors.make(2, code, name), 3)
+end
+
+function space_methods.create_index(space, name, options)
+    check_space(space, 'create_index')
+    options = check_create(name, options, INDEX_OPTIONS)
     local existing = space.index[name]
     if existing ~= nil then
-        if options.if_not_exists then
-            return existing
-        end
-        raise(codes.INDEX_EXISTS, name)
+        return exists(existing, options, codes.INDEX_EXISTS, name)
     end
     local iid = options.id
     if iid == nil then
@@ -414,16 +424,10 @@ local configured_api = {
 }
 
 function configured_api.schema.space.create(name, options)
-    if type(name) ~= 'string' then
-        raise(codes.ILLEGAL_PARAMS, "name should be a string")
-    end
-    options = check_options(options, SPACE_OPTIONS)
+    options = check_create(name, options, SPACE_OPTIONS)
     local existing = box.space[name]
     if existing ~= nil then
-        if options.if_not_exists then
-            return existing
-        end
-        raise(codes.SPACE_EXISTS, name)
+        return exists(existing, options, codes.SPACE_EXISTS, name)
     end
     local id = options.id
     if id == nil then
@@ -490,33 +494,22 @@ end
 
 -- {{{ DML on spaces
 
-local fast_insert = fast.insert
-
-function space_methods.insert(space, tuple)
-    check_space(space, 'insert')
-    -- settle() inlined: a hot write.
-    local result, code, message, kind = fast_insert(space.id, tuple)
-    if result then
-        return result
-    elseif code ~= nil then
-        error(errors.new(code, message, kind, 2), 2)
+-- space:insert and space:replace, with settle() inlined: the hot writes.
+local function store_method(name)
+    local fast_store, store = fast[name], data[name]
+    return function(space, tuple)
+        check_space(space, name)
+        local result, code, message, kind = fast_store(space.id, tuple)
+        if result then
+            return result
+        elseif code ~= nil then
+            error(errors.new(code, message, kind, 2), 2)
+        end
+        return check(store(space.id, tuple))
     end
-    return check(data.insert(space.id, tuple))
 end
-
-local fast_replace = fast.replace
-
-function space_methods.replace(space, tuple)
-    check_space(space, 'replace')
-    -- settle() inlined: a hot write.
-    local result, code, message, kind = fast_replace(space.id, tuple)
-    if result then
-        return result
-    elseif code ~= nil then
-        error(errors.new(code, message, kind, 2), 2)
-    end
-    return check(data.replace(space.id, tuple))
-end
+space_methods.insert = store_method('insert')
+space_methods.replace = store_method('replace')
 space_methods.put = space_methods.replace
 
 function space_methods.update(space, key, ops)
@@ -764,7 +757,9 @@ local function grantee_row(name, want_role)
     return row
 end
 
-local function grant(want_role, name, privileges, object_type, object_name, options)
+-- The arguments of grant and revoke resolved: a table with the grantee's row, the
+-- privileges (names and bits), the object type and id, the options and the bits held now.
+local function grant_request(want_role, name, privileges, object_type, object_name, options)
     local grantee = grantee_row(name, want_role)
     if object_type == nil then
         -- grant(user, 'role name'): the role, with execute
@@ -773,49 +768,44 @@ local function grant(want_role, name, privileges, object_type, object_name, opti
     if type(object_name) == 'table' and options == nil then
         options, object_name = object_name, nil
     end
-    options = options or {}
-    local bits = privilege_bits(privileges)
     local id = object_id(object_type, object_name)
-    local key = { grantee[1], object_type, id }
-    local row = box.space._priv:get(key)
-    local old = row and row[5] or 0
-    if bit.band(old, bits) == bits then
-        if options.if_not_exists then
-            return
-        end
-        if object_type == 'role' then
-            raise(codes.ROLE_GRANTED, grantee[3], object_name_of('role', id))
-        end
-        raise(codes.PRIV_GRANTED, grantee[3], privileges, object_type, object_name_of(object_type, id))
-    end
-    local grantor = options.grantor and grantee_row(options.grantor)[1] or session.uid()
-    box.space._priv:replace({ grantor, grantee[1], object_type, id, bit.bor(old, bits) })
+    local row = box.space._priv:get({ grantee[1], object_type, id })
+    return {
+        grantee = grantee, privileges = privileges, bits = privilege_bits(privileges),
+        object_type = object_type, id = id, options = options or {}, old = row and row[5] or 0,
+    }
 end
 
-local function revoke(want_role, name, privileges, object_type, object_name, options)
-    local grantee = grantee_row(name, want_role)
-    if object_type == nil then
-        privileges, object_type, object_name = 'execute', 'role', privileges
-    end
-    if type(object_name) == 'table' and options == nil then
-        options, object_name = object_name, nil
-    end
-    options = options or {}
-    local bits = privilege_bits(privileges)
-    local id = object_id(object_type, object_name)
-    local key = { grantee[1], object_type, id }
-    local row = box.space._priv:get(key)
-    local old = row and row[5] or 0
-    if bit.band(old, bits) ~= bits then
-        if options.if_exists then
+local function grant(...)
+    local r = grant_request(...)
+    if bit.band(r.old, r.bits) == r.bits then
+        if r.options.if_not_exists then
             return
         end
-        if object_type == 'role' then
-            raise(codes.ROLE_NOT_GRANTED, grantee[3], object_name_of('role', id))
+        if r.object_type == 'role' then
+            raise(codes.ROLE_GRANTED, r.grantee[3], object_name_of('role', r.id))
         end
-        raise(codes.PRIV_NOT_GRANTED, grantee[3], privileges, object_type, object_name_of(object_type, id))
+        raise(codes.PRIV_GRANTED, r.grantee[3], r.privileges, r.object_type,
+            object_name_of(r.object_type, r.id))
     end
-    local new = bit.band(old, bit.bnot(bits))
+    local grantor = r.options.grantor and grantee_row(r.options.grantor)[1] or session.uid()
+    box.space._priv:replace({ grantor, r.grantee[1], r.object_type, r.id, bit.bor(r.old, r.bits) })
+end
+
+local function revoke(...)
+    local r = grant_request(...)
+    if bit.band(r.old, r.bits) ~= r.bits then
+        if r.options.if_exists then
+            return
+        end
+        if r.object_type == 'role' then
+            raise(codes.ROLE_NOT_GRANTED, r.grantee[3], object_name_of('role', r.id))
+        end
+        raise(codes.PRIV_NOT_GRANTED, r.grantee[3], r.privileges, r.object_type,
+            object_name_of(r.object_type, r.id))
+    end
+    local key = { r.grantee[1], r.object_type, r.id }
+    local new = bit.band(r.old, bit.bnot(r.bits))
     if new == 0 then
         box.space._priv:delete(key)
     else
@@ -869,7 +859,9 @@ end
 
 local user_api, role_api, func_api = {}, {}, {}
 
-function user_api.create(name, options)
+-- The checks before creating a user or role: the name, and no user or role with it (quietly
+-- with if_not_exists). Returns the options, or nil when there is nothing to do.
+local function grantee_to_create(name, options)
     if type(name) ~= 'string' then
         raise(codes.ILLEGAL_PARAMS, "name should be a string")
     end
@@ -877,9 +869,17 @@ function user_api.create(name, options)
     local existing = user_row(name)
     if existing ~= nil then
         if options.if_not_exists then
-            return
+            return nil
         end
         raise(existing[4] == 'role' and codes.ROLE_EXISTS or codes.USER_EXISTS, name)
+    end
+    return options
+end
+
+function user_api.create(name, options)
+    options = grantee_to_create(name, options)
+    if options == nil then
+        return
     end
     local auth = options.password and password_auth(options.password) or setmetatable({}, MAP)
     local row = box.space._user:auto_increment({ session.uid(), name, 'user', auth })
@@ -915,16 +915,8 @@ function user_api.revoke(name, ...) revoke(false, name, ...) end
 user_api.info = info
 
 function role_api.create(name, options)
-    if type(name) ~= 'string' then
-        raise(codes.ILLEGAL_PARAMS, "name should be a string")
-    end
-    options = options or {}
-    local existing = user_row(name)
-    if existing ~= nil then
-        if options.if_not_exists then
-            return
-        end
-        raise(existing[4] == 'role' and codes.ROLE_EXISTS or codes.USER_EXISTS, name)
+    if grantee_to_create(name, options) == nil then
+        return
     end
     box.space._user:auto_increment({ session.uid(), name, 'role' })
 end
