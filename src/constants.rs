@@ -74,3 +74,16 @@ pub const CONSOLE_HISTORY_MAX: usize = 1000;
 
 /// Server ids are 1..VCLOCK_MAX-1 (id 0 is reserved): the vclock has this many components.
 pub const VCLOCK_MAX: usize = 32;
+
+/// Largest iproto packet accepted. A packet is read into memory whole before it runs, so
+/// this bounds what one connection can make the server hold; 1.6 allowed 2 GiB, but tuples
+/// are capped far lower (`slab_alloc_maximal`, 1 MiB by default, at most this much).
+pub const IPROTO_PACKET_SIZE_MAX: usize = 128 * 1024 * 1024;
+
+/// Bytes of replies queued for one iproto client above which its next requests wait: a
+/// client that does not read holds at most this (plus one reply) of server memory.
+pub const IPROTO_OUTPUT_SIZE_MAX: usize = 4 * 1024 * 1024;
+
+/// Requests of one iproto connection run per loop turn before the loop serves the others:
+/// a client pipelining thousands of requests cannot starve the rest.
+pub const IPROTO_REQUESTS_PER_TURN_MAX: usize = 256;

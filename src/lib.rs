@@ -29,5 +29,7 @@ pub mod fiber;
 pub mod log;
 pub mod lua;
 pub mod net;
+pub mod process;
+pub mod proto;
 pub mod server;
 pub mod tx;

@@ -122,13 +122,31 @@ pub struct Tx {
         RefCell<HashSet<u32, std::hash::BuildHasherDefault<crate::fiber::IdHasher>>>,
     /// Sessions of the server and its clients.
     pub sessions: RefCell<Sessions>,
+    /// Which session triggers exist (only then does a connection pay for a fiber to run
+    /// them).
+    pub session_triggers: Cell<SessionTriggers>,
+    /// The binary protocol's listener (`box.cfg.listen`).
+    pub iproto_listener: Cell<Option<mio::Token>>,
+    /// iproto requests being run by fibers, by fiber id: where each one's reply goes.
+    pub iproto_requests: RefCell<IdMap<crate::lua::iproto::PendingRequest>>,
+}
+
+/// Whether any `box.session.on_connect`, `on_disconnect`, `on_auth` triggers are set.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SessionTriggers {
+    pub on_connect: bool,
+    pub on_disconnect: bool,
+    pub on_auth: bool,
 }
 
 impl Tx {
     /// The user the running fiber acts as.
     pub fn current_uid(&self) -> u32 {
-        let session = self.sched.borrow().current_session();
-        self.sessions.borrow().uid(session)
+        let (session, euid) = {
+            let sched = self.sched.borrow();
+            (sched.current_session(), sched.current_euid())
+        };
+        euid.unwrap_or_else(|| self.sessions.borrow().uid(session))
     }
 }
 

@@ -107,7 +107,6 @@ pub fn map_items(data: &[u8]) -> Option<Vec<(&[u8], &[u8])>> {
     Some(items)
 }
 
-/// An unsigned integer value (any width; a non-negative signed encoding too).
 /// Whether `marker` starts a MessagePack extension.
 pub fn is_ext(marker: rmp::Marker) -> bool {
     use rmp::Marker;
@@ -124,6 +123,7 @@ pub fn is_ext(marker: rmp::Marker) -> bool {
     )
 }
 
+/// An unsigned integer value (any width; a non-negative signed encoding too).
 pub fn read_u64(data: &[u8]) -> Option<u64> {
     let mut cursor = data;
     rmp::decode::read_int::<u64, _>(&mut cursor).ok()

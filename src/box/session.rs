@@ -4,7 +4,7 @@
 //! console and background fibers run in it as admin. Every client connection gets a session
 //! of its own; a fiber runs in the session of the fiber that created it.
 
-use super::schema::ADMIN;
+use super::schema::{ADMIN, GUEST};
 
 /// The server's own session.
 pub const ADMIN_SESSION: u32 = 1;
@@ -95,12 +95,12 @@ impl Sessions {
         self.sessions.get_mut(&u64::from(id))
     }
 
-    /// The user session `id` runs as (admin for a session that no longer exists: only
-    /// the server's own fibers can outlive their session).
+    /// The user session `id` runs as. Fibers that outlive their session keep its user
+    /// (see `lua::session::close`); an unknown id gets the least privilege, guest.
     pub fn uid(&self, id: u32) -> u32 {
         self.sessions
             .get(&u64::from(id))
-            .map_or(ADMIN, |session| session.uid)
+            .map_or(GUEST, |session| session.uid)
     }
 
     pub fn len(&self) -> usize {
@@ -125,6 +125,7 @@ mod tests {
         assert_eq!(sessions.uid(id), 0);
         assert!(sessions.close(ADMIN_SESSION).is_none());
         assert!(sessions.close(id).is_some());
-        assert_eq!(sessions.uid(id), ADMIN);
+        // A closed session's id no longer grants anything.
+        assert_eq!(sessions.uid(id), GUEST);
     }
 }

@@ -30,6 +30,8 @@ pub struct FiberMeta {
     wait_seq: u64,
     /// The session the fiber runs in (inherited from the fiber that created it).
     pub session: u32,
+    /// The user a setuid function runs as, instead of the session's, while it runs.
+    pub euid: Option<u32>,
     /// Whether `fiber:cancel()` ends the current wait (a coio job's wait is not cancellable:
     /// the job runs to completion on its worker regardless).
     cancellable: bool,
@@ -93,6 +95,7 @@ impl Sched {
             wait_seq: 0,
             cancellable: true,
             session: self.current_session(),
+            euid: None,
         };
         self.fibers.insert(id, meta);
         Ok(id)
@@ -121,6 +124,22 @@ impl Sched {
         self.current()
             .and_then(|id| self.fibers.get(&id))
             .map_or(crate::r#box::session::ADMIN_SESSION, |meta| meta.session)
+    }
+
+    /// The effective user of the running fiber, if a setuid call overrides its session's.
+    pub fn current_euid(&self) -> Option<u32> {
+        self.current()
+            .and_then(|id| self.fibers.get(&id))
+            .and_then(|meta| meta.euid)
+    }
+
+    /// Fibers of a closing session keep running as its user.
+    pub fn orphan_session(&mut self, session: u32, uid: u32) {
+        for meta in self.fibers.values_mut() {
+            if meta.session == session && meta.euid.is_none() {
+                meta.euid = Some(uid);
+            }
+        }
     }
 
     /// The fiber running now, if any.

@@ -12,6 +12,7 @@ use mlua::{Lua, MultiValue, Table, Value};
 use crate::cfg::{CfgChanges, CfgValue};
 use crate::constants::{TARANTOOL_VERSION, TARANTULA_VERSION};
 use crate::error::BoxError;
+use crate::net::ListenKind;
 use crate::tx::Tx;
 
 use super::util::failure;
@@ -118,6 +119,10 @@ fn info(lua: &Lua, tx: &Tx) -> mlua::Result<Table> {
     let replication = lua.create_table()?;
     replication.set("status", "off")?;
     info.set("replication", replication)?;
+    // The address box.cfg.listen bound (a later Tarantool's box.info.listen).
+    if let Some(token) = tx.iproto_listener.get() {
+        info.set("listen", tx.net.borrow().listener_name(token))?;
+    }
     Ok(info)
 }
 
@@ -233,9 +238,26 @@ fn apply(tx: &Tx, changes: &CfgChanges) -> Result<(), BoxError> {
             ("log_level", None) => crate::log::set_level(5),
             ("coredump", Some(CfgValue::Bool(true))) => enable_coredump(),
             ("custom_proc_title", Some(CfgValue::Str(title))) => set_process_title(title),
+            ("listen", value) => listen(tx, value.as_ref().and_then(CfgValue::as_str))?,
             _ => {}
         }
     }
+    Ok(())
+}
+
+/// Serve the binary protocol on `uri` (None: stop), replacing the listener of before.
+fn listen(tx: &Tx, uri: Option<&str>) -> Result<(), BoxError> {
+    if let Some(token) = tx.iproto_listener.take() {
+        tx.net.borrow_mut().close(token);
+    }
+    let Some(uri) = uri.filter(|uri| !uri.is_empty()) else {
+        return Ok(());
+    };
+    let bound = tx.net.borrow_mut().listen(uri, ListenKind::Iproto);
+    let (token, name) =
+        bound.map_err(|err| BoxError::system(&format!("failed to bind to {uri}"), &err))?;
+    tx.iproto_listener.set(Some(token));
+    log::info!("binary: bound to {name}");
     Ok(())
 }
 

@@ -16,6 +16,7 @@ use crate::r#box::key_def;
 use crate::r#box::tuple::Tuple;
 use crate::r#box::txn::Txn;
 use crate::error::{BoxError, ErrCode};
+use crate::process::{apply, commit, fiber_id, not_configured, with_db};
 use crate::tx::Tx;
 
 use super::tuple::push;
@@ -58,26 +59,13 @@ fn encode_key(lua: &Lua, value: &Value) -> mlua::Result<Vec<u8>> {
     }
 }
 
-fn not_configured() -> BoxError {
-    BoxError::with_message(ErrCode::UNKNOWN, "Please call box.cfg{} first")
-}
-
-/// Run `body` with the database, or fail before box.cfg{}.
-fn with_db<R>(tx: &Tx, body: impl FnOnce(&mut Db) -> Result<R, BoxError>) -> Result<R, BoxError> {
-    let mut db = tx.db.borrow_mut();
-    let db = db.as_mut().ok_or_else(not_configured)?;
-    body(db)
-}
-
-/// The fiber running now (0 outside fibers, which only the loop itself is).
-fn fiber_id(tx: &Tx) -> u64 {
-    tx.sched.borrow().current().unwrap_or(0)
-}
-
 /// Execute a change: in the fiber's open transaction, or as its own committed one. Runs
 /// the space's triggers, and the schema hook when definitions changed.
 fn change(lua: &Lua, tx: &Tx, request: &Request) -> mlua::Result<Outcome> {
-    let applied = apply(tx, request, |txn, before| {
+    let mut request = request.clone();
+    request.uid = tx.current_uid();
+    let owner = Some(fiber_id(tx));
+    let applied = apply(tx, &request, owner, |txn, before| {
         run_triggers(lua, tx, txn, before)
     });
     notify_schema(lua, tx)?;
@@ -88,73 +76,14 @@ fn change(lua: &Lua, tx: &Tx, request: &Request) -> mlua::Result<Outcome> {
     }
 }
 
-/// The core of [`change`], free of Lua: execute `request` as the current user in the
-/// current fiber's transaction, call `triggers(txn, first new statement)`, and commit
-/// unless a `box.begin()` is open. The new tuple (or the deleted one) comes back.
-pub fn apply(
-    tx: &Tx,
-    request: &Request,
-    triggers: impl FnOnce(&Txn, usize) -> Result<(), BoxError>,
-) -> Result<Option<Tuple>, BoxError> {
-    let mut request = request.clone();
-    request.uid = tx.current_uid();
-    let fiber = fiber_id(tx);
-    let open = tx.txns.borrow_mut().remove(&fiber);
-    let multi = open.is_some();
-    let mut txn = open.unwrap_or_else(Txn::autocommit);
-    let before = txn.stmts.len();
-    let result = match with_db(tx, |db| db.execute(&mut txn, &request)) {
-        Ok(tuples) => tuples.into_iter().next(),
-        Err(err) => {
-            // Nothing of this statement is in `txn`: keep or drop it as it was.
-            let _ = finish(tx, fiber, txn, multi);
-            return Err(err);
-        }
-    };
-    if let Err(err) = triggers(&txn, before) {
-        undo_since(tx, &mut txn, before);
-        let _ = finish(tx, fiber, txn, multi);
-        return Err(err);
-    }
-    finish(tx, fiber, txn, multi)?;
-    Ok(result)
-}
-
-/// Keep an open transaction for its fiber, or commit an implicit one.
-fn finish(tx: &Tx, fiber: u64, txn: Txn, multi: bool) -> Result<(), BoxError> {
-    if multi {
-        tx.txns.borrow_mut().insert(fiber, txn);
-        return Ok(());
-    }
-    commit(tx, txn)
-}
-
-/// Write a transaction's rows through the journal; roll it back if that fails.
-fn commit(tx: &Tx, txn: Txn) -> Result<(), BoxError> {
-    if txn.is_empty() {
-        return Ok(());
-    }
-    let written = tx.journal.borrow_mut().write(&txn);
-    if let Err(err) = written {
-        with_db(tx, |db| {
-            db.rollback(txn);
-            Ok(())
-        })?;
-        return Err(err);
-    }
-    Ok(())
-}
-
-/// Undo the statements a failed step added to `txn`.
-fn undo_since(tx: &Tx, txn: &mut Txn, before: usize) {
-    let tail = Txn {
-        stmts: txn.stmts.split_off(before),
-        multi_statement: txn.multi_statement,
-    };
-    let _ = with_db(tx, |db| {
-        db.rollback(tail);
-        Ok(())
+/// A change an iproto request's fiber runs (`request.uid` set by the caller): committed
+/// on its own, with the space's triggers and the schema hook, as [`change`] does.
+pub fn change_in_fiber(lua: &Lua, tx: &Tx, request: &Request) -> Result<Option<Tuple>, BoxError> {
+    let applied = apply(tx, request, None, |txn, before| {
+        run_triggers(lua, tx, txn, before)
     });
+    notify_schema(lua, tx).map_err(BoxError::from)?;
+    applied
 }
 
 /// Call the `on_replace` triggers of the spaces the new statements touched.

@@ -147,7 +147,10 @@ fn plain_space(tx: &Tx, space_id: u32) -> bool {
 /// # Safety
 /// `state` is valid with four free slots.
 unsafe fn change(state: *mut ffi::lua_State, tx: &Tx, request: &Request) -> c_int {
-    let applied = super::box_data::apply(tx, request, |_, _| Ok(()));
+    let mut request = request.clone();
+    request.uid = tx.current_uid();
+    let owner = Some(crate::process::fiber_id(tx));
+    let applied = crate::process::apply(tx, &request, owner, |_, _| Ok(()));
     // SAFETY: as the caller promises.
     unsafe {
         match applied {

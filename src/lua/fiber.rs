@@ -197,6 +197,10 @@ fn run_fiber_with(lua: &Lua, tx: &Tx, id: FiberId, start: Option<MultiValue>) {
         if tx.txns.borrow().contains_key(&id) {
             super::box_data::rollback_fiber(tx, id);
         }
+        // An iproto request's fiber that raised past its handler still owes a reply.
+        if tx.iproto_requests.borrow().contains_key(&id) {
+            super::iproto::abandon_request(tx, id);
+        }
         let mut fibers = tx.fibers.borrow_mut();
         if let Some(body) = fibers.bodies.remove(&id) {
             if reusable && fibers.pool.len() < FIBER_POOL_MAX {

@@ -12,6 +12,7 @@ pub mod box_fast;
 pub mod console;
 pub mod fiber;
 pub mod fio;
+pub mod iproto;
 pub mod json;
 pub mod misc;
 pub mod mp_fast;
@@ -40,6 +41,7 @@ const PRELUDE: &[(&str, &str)] = &[
     ("console.lua", include_str!("prelude/console.lua")),
     ("box.lua", include_str!("prelude/box.lua")),
     ("box_schema.lua", include_str!("prelude/box_schema.lua")),
+    ("iproto.lua", include_str!("prelude/iproto.lua")),
     ("main.lua", include_str!("prelude/main.lua")),
 ];
 
@@ -78,6 +80,7 @@ pub fn new_state(tx: &Rc<Tx>) -> mlua::Result<Lua> {
     loaded.set("internal.fio", fio::open_module(&lua, tx)?)?;
     loaded.set("internal.data", box_data::open(&lua, tx)?)?;
     loaded.set("internal.session", session::open(&lua, tx)?)?;
+    loaded.set("internal.iproto", iproto::open(&lua, tx)?)?;
     loaded.set("yaml", yaml::open(&lua)?)?;
     loaded.set("json", json::open(&lua)?)?;
     loaded.set("msgpack", msgpack::open(&lua)?)?;

@@ -27,6 +27,18 @@ pub fn open_for_fiber(tx: &Tx, fiber: FiberId, kind: SessionKind, peer: &str) ->
     session
 }
 
+/// Close session `id`; fibers still running in it keep its user.
+pub fn close_session(tx: &Tx, id: u32) -> bool {
+    let closed = tx.sessions.borrow_mut().close(id);
+    match closed {
+        Some(session) => {
+            tx.sched.borrow_mut().orphan_session(id, session.uid);
+            true
+        }
+        None => false,
+    }
+}
+
 fn current(tx: &Tx) -> u32 {
     tx.sched.borrow().current_session()
 }
@@ -118,7 +130,7 @@ pub fn open(lua: &Lua, tx: &Rc<Tx>) -> mlua::Result<Table> {
     let t = tx.clone();
     module.set(
         "close",
-        lua.create_function(move |_, id: u32| Ok(t.sessions.borrow_mut().close(id).is_some()))?,
+        lua.create_function(move |_, id: u32| Ok(close_session(&t, id)))?,
     )?;
     Ok(module)
 }

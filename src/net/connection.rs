@@ -127,6 +127,19 @@ impl Connection {
         }
     }
 
+    /// Unconsumed input and the output queue at once, to write replies while reading
+    /// requests in place. What is appended to the queue goes out with the next `flush`.
+    pub fn buffers(&mut self) -> (&[u8], &mut Vec<u8>) {
+        (&self.input[self.input_start..], &mut self.output)
+    }
+
+    /// Queue bytes for the peer without writing them yet (the next `flush` does).
+    pub fn append(&mut self, bytes: &[u8]) {
+        if !self.failed {
+            self.output.extend_from_slice(bytes);
+        }
+    }
+
     /// Bytes queued and not yet written.
     pub fn output_len(&self) -> usize {
         self.output.len() - self.output_start

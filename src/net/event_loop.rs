@@ -23,7 +23,8 @@ use signal_hook_mio::v1_0::Signals;
 
 use crate::constants::POLL_EVENTS_MAX;
 use crate::fiber::WakeReason;
-use crate::lua::{console, fiber};
+use crate::lua::{console, fiber, iproto};
+use crate::net::ListenKind;
 use crate::tx::{Tx, TxMsg};
 
 /// The waker's token: the inbox has messages.
@@ -71,6 +72,7 @@ impl EventLoop {
             let now = self.tx.tick().monotonic;
             self.tx.sched.borrow_mut().fire_timers(now);
             fiber::run_ready(&self.lua, &self.tx);
+            iproto::serve_pending(&self.lua, &self.tx);
             if let Some(code) = self.tx.exit_code.get() {
                 return code;
             }
@@ -93,7 +95,7 @@ impl EventLoop {
 
     fn poll_timeout(&self, now: Instant) -> Option<Duration> {
         let sched = self.tx.sched.borrow();
-        if sched.has_ready() {
+        if sched.has_ready() || self.tx.net.borrow().has_pending() {
             return Some(Duration::ZERO);
         }
         sched
@@ -130,13 +132,32 @@ impl EventLoop {
 
     fn on_socket(&mut self, token: Token, readable: bool, writable: bool) {
         if self.tx.net.borrow().is_listener(token) {
-            let accepted = self.tx.net.borrow_mut().accept(token);
+            let uuid = self
+                .tx
+                .db
+                .borrow()
+                .as_ref()
+                .map(|db| db.instance_uuid.clone());
+            let uuid = uuid.unwrap_or_default();
+            let accepted = self.tx.net.borrow_mut().accept(token, &uuid);
             for client in &accepted {
-                console::spawn_client(&self.lua, &self.tx, client);
+                match client.kind {
+                    ListenKind::Console => console::spawn_client(&self.lua, &self.tx, client),
+                    ListenKind::Iproto => iproto::on_accept(&self.lua, &self.tx, client),
+                }
             }
             return;
         }
-        let wake = self.tx.net.borrow_mut().ready(token, readable, writable);
+        let limits = iproto::limits(&self.tx);
+        let wake = self
+            .tx
+            .net
+            .borrow_mut()
+            .ready(token, readable, writable, limits);
+        if self.tx.net.borrow().is_iproto(token) {
+            iproto::serve(&self.lua, &self.tx, token);
+            return;
+        }
         let mut sched = self.tx.sched.borrow_mut();
         for fiber in wake {
             sched.wakeup(fiber, WakeReason::Woken);

@@ -8,6 +8,7 @@
 pub mod connection;
 pub mod console;
 pub mod event_loop;
+pub mod iproto;
 pub mod listen;
 pub mod stdin;
 
@@ -20,7 +21,16 @@ use crate::constants::{CONNECTION_COUNT_MAX, GREETING_SIZE};
 use crate::fiber::FiberId;
 use connection::{Connection, Stream};
 use console::ConsoleConn;
+use iproto::{IprotoConn, Limits};
 use listen::{ListenSocket, Listener};
+
+/// 32 fresh random bytes for a greeting salt (from the OS generator, through uuid v4).
+fn random_salt() -> [u8; 32] {
+    let mut salt = [0u8; 32];
+    salt[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    salt[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    salt
+}
 
 /// Tokens below this are the loop's own (waker, signals).
 pub const FIRST_SOURCE_TOKEN: usize = 16;
@@ -30,12 +40,15 @@ pub const FIRST_SOURCE_TOKEN: usize = 16;
 pub enum ListenKind {
     /// The text admin console (`console.listen`).
     Console,
+    /// The binary protocol (`box.cfg{listen = ...}`).
+    Iproto,
 }
 
 /// One registered socket.
 pub enum Source {
     Listener(Listener),
     Console(ConsoleConn),
+    Iproto(IprotoConn),
 }
 
 /// A client accepted by a listener, for the loop to start serving.
@@ -52,6 +65,9 @@ pub struct Net {
     /// Tokens are never reused, so a stale token held by a fiber never names a new socket.
     next_token: usize,
     connection_count: usize,
+    /// iproto connections to look at again at the end of the loop turn (replies from
+    /// fibers to flush, requests left over from a turn's budget, a client unblocked).
+    pending: Vec<Token>,
 }
 
 impl Net {
@@ -61,6 +77,7 @@ impl Net {
             sources: HashMap::new(),
             next_token: FIRST_SOURCE_TOKEN,
             connection_count: 0,
+            pending: Vec::new(),
         }
     }
 
@@ -97,8 +114,45 @@ impl Net {
                 let _ = self.registry.deregister(console.conn.stream.source());
                 self.connection_count -= 1;
             }
+            Source::Iproto(client) => {
+                let _ = self.registry.deregister(client.conn.stream.source());
+                self.connection_count -= 1;
+            }
         }
         Some(source)
+    }
+
+    pub fn iproto_mut(&mut self, token: Token) -> Option<&mut IprotoConn> {
+        match self.sources.get_mut(&token) {
+            Some(Source::Iproto(client)) => Some(client),
+            _ => None,
+        }
+    }
+
+    /// Look at iproto connection `token` again at the end of this loop turn.
+    pub fn mark_pending(&mut self, token: Token) {
+        if let Some(client) = self.iproto_mut(token)
+            && !client.pending
+        {
+            client.pending = true;
+            self.pending.push(token);
+        }
+    }
+
+    /// Whether connections wait for another look this turn (the poll must not sleep).
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// The connections marked pending, unmarked.
+    pub fn take_pending(&mut self) -> Vec<Token> {
+        let tokens = std::mem::take(&mut self.pending);
+        for token in &tokens {
+            if let Some(client) = self.iproto_mut(*token) {
+                client.pending = false;
+            }
+        }
+        tokens
     }
 
     pub fn console_mut(&mut self, token: Token) -> Option<&mut ConsoleConn> {
@@ -108,8 +162,9 @@ impl Net {
         }
     }
 
-    /// Accept every pending client of a listener.
-    pub fn accept(&mut self, token: Token) -> Vec<Accepted> {
+    /// Accept every pending client of a listener; `instance_uuid` goes into iproto
+    /// greetings.
+    pub fn accept(&mut self, token: Token, instance_uuid: &str) -> Vec<Accepted> {
         let mut accepted = Vec::new();
         loop {
             let Some(Source::Listener(listener)) = self.sources.get_mut(&token) else {
@@ -125,13 +180,18 @@ impl Net {
                     return accepted;
                 }
             };
-            if let Some(client) = self.add_connection(stream, kind) {
+            if let Some(client) = self.add_connection(stream, kind, instance_uuid) {
                 accepted.push(client);
             }
         }
     }
 
-    fn add_connection(&mut self, mut stream: Stream, kind: ListenKind) -> Option<Accepted> {
+    fn add_connection(
+        &mut self,
+        mut stream: Stream,
+        kind: ListenKind,
+        instance_uuid: &str,
+    ) -> Option<Accepted> {
         let peer = stream.peer_name();
         if self.connection_count >= CONNECTION_COUNT_MAX {
             log::warn!("too many connections, dropping {peer}");
@@ -144,25 +204,53 @@ impl Net {
             return None;
         }
         let mut conn = Connection::new(stream);
+        let salt = random_salt();
         let greeting = match kind {
             ListenKind::Console => console::greeting(),
+            ListenKind::Iproto => crate::proto::xrow::greeting(instance_uuid, &salt),
         };
         debug_assert_eq!(greeting.len(), GREETING_SIZE);
         conn.queue(&greeting);
         self.connection_count += 1;
         let source = match kind {
             ListenKind::Console => Source::Console(ConsoleConn::new(conn, peer.clone())),
+            // The session is opened by the caller, which owns the session table.
+            ListenKind::Iproto => Source::Iproto(IprotoConn::new(conn, peer.clone(), 0, salt)),
         };
         self.sources.insert(token, source);
         Some(Accepted { token, kind, peer })
     }
 
     /// Route a readiness event. Returns the fibers the event unblocks; a listener's token
-    /// gives nothing here (the loop calls [`Net::accept`] for it).
-    pub fn ready(&mut self, token: Token, readable: bool, writable: bool) -> Vec<FiberId> {
+    /// gives nothing here (the loop calls [`Net::accept`] for it), nor does an iproto
+    /// connection (the loop then runs its requests).
+    pub fn ready(
+        &mut self,
+        token: Token,
+        readable: bool,
+        writable: bool,
+        limits: Limits,
+    ) -> Vec<FiberId> {
         match self.sources.get_mut(&token) {
             Some(Source::Console(console)) => console.on_ready(readable, writable),
+            Some(Source::Iproto(client)) => {
+                client.on_ready(readable, writable, limits);
+                Vec::new()
+            }
             _ => Vec::new(),
+        }
+    }
+
+    /// Whether `token` is an iproto connection.
+    pub fn is_iproto(&self, token: Token) -> bool {
+        matches!(self.sources.get(&token), Some(Source::Iproto(_)))
+    }
+
+    /// The bound address of the first listener of `kind`.
+    pub fn listener_name(&self, token: Token) -> Option<String> {
+        match self.sources.get(&token) {
+            Some(Source::Listener(listener)) => Some(listener.name.clone()),
+            _ => None,
         }
     }
 

@@ -1,0 +1,396 @@
+//! The iproto server side of one client: greeting, framing, and the requests TX runs at
+//! once (PING, AUTH, SELECT and changes to plain spaces); CALL, EVAL and the rest go to Lua
+//! fibers (lua/iproto.rs) and come back as replies.
+//!
+//! Owned by the TX thread. Each connection moves through:
+//!
+//! ```text
+//!   accept ─▶ Connecting (on_connect triggers run in a fiber) ─▶ Active ─▶ Closed
+//!               └─ no triggers: Active at once        a trigger error: error reply, Closed
+//! ```
+//!
+//! While Active, [`process`] takes whole packets off the input, at most
+//! [`IPROTO_REQUESTS_PER_TURN_MAX`] per loop turn, and stops early when the client is not
+//! reading (more than [`IPROTO_OUTPUT_SIZE_MAX`] bytes of replies queued) or has too many
+//! requests running in fibers (`net_msg_max`). Input is read only while less than the
+//! read-ahead limit is unprocessed, so a client that does not read its replies is throttled
+//! down to holding a bounded amount of server memory, and the others are served meanwhile.
+
+use mio::Token;
+
+use crate::r#box::db::RequestKind;
+use crate::r#box::schema;
+use crate::constants::{
+    IPROTO_OUTPUT_SIZE_MAX, IPROTO_PACKET_SIZE_MAX, IPROTO_REQUESTS_PER_TURN_MAX,
+};
+use crate::error::{BoxError, ErrCode};
+use crate::process::{self, with_db};
+use crate::proto::iproto_constants::request_type;
+use crate::proto::xrow::{self, Body, Frame, Header};
+use crate::tx::Tx;
+
+use super::connection::{Connection, IoOutcome};
+
+/// Where a connection is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnState {
+    /// The greeting is out; on_connect triggers are running, requests wait.
+    Connecting,
+    /// Serving requests.
+    Active,
+}
+
+/// One iproto client.
+pub struct IprotoConn {
+    pub conn: Connection,
+    pub peer: String,
+    /// The session requests run in (its user changes with AUTH).
+    pub session: u32,
+    /// This connection's greeting salt (chap-sha1 uses its first 20 bytes).
+    pub salt: [u8; 32],
+    pub state: ConnState,
+    /// Requests handed to fibers whose replies are still owed.
+    pub in_flight: usize,
+    /// Queued for another look at the end of the loop turn.
+    pub pending: bool,
+}
+
+/// A request that needs Lua, for lua/iproto.rs to run in a fiber of the session.
+#[derive(Debug)]
+pub struct LuaRequest {
+    pub token: Token,
+    pub session: u32,
+    pub sync: u64,
+    pub kind: u32,
+    /// The packet body, copied out of the input buffer.
+    pub body: Vec<u8>,
+}
+
+/// What [`process`] leaves behind.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Processed {
+    /// Nothing more to do until the socket or a fiber says so.
+    Idle,
+    /// The per-turn budget ran out with requests left: look again next turn.
+    MoreWork,
+    /// The connection must be closed (broken framing, or the peer is gone).
+    Close,
+}
+
+/// The per-turn input limits of a connection.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Unprocessed input bytes above which the socket is not read (`readahead`).
+    pub readahead: usize,
+    /// Requests in fibers above which no more are taken (`net_msg_max`).
+    pub in_flight_max: usize,
+}
+
+impl IprotoConn {
+    pub fn new(conn: Connection, peer: String, session: u32, salt: [u8; 32]) -> IprotoConn {
+        IprotoConn {
+            conn,
+            peer,
+            session,
+            salt,
+            state: ConnState::Connecting,
+            in_flight: 0,
+            pending: false,
+        }
+    }
+
+    /// The client cannot be given more work now.
+    fn blocked(&self, limits: Limits) -> bool {
+        self.state != ConnState::Active
+            || self.conn.output_len() > IPROTO_OUTPUT_SIZE_MAX
+            || self.in_flight >= limits.in_flight_max
+    }
+
+    /// Handle readiness: write what is queued, read what fits.
+    pub fn on_ready(&mut self, readable: bool, writable: bool, limits: Limits) {
+        if writable && !self.conn.failed {
+            self.conn.flush();
+        }
+        if readable && !self.conn.read_pending {
+            self.read(limits, None);
+        }
+    }
+
+    /// Read up to the read-ahead limit, or up to the end of a packet `need` bytes long.
+    fn read(&mut self, limits: Limits, need: Option<usize>) {
+        let limit = need.unwrap_or(0).max(limits.readahead);
+        self.conn.fill(limit);
+    }
+
+    /// The peer is gone (or broke the connection) and nothing it sent is left to run.
+    fn finished(&self) -> bool {
+        self.conn.failed || (self.conn.eof && self.conn.input().is_empty())
+    }
+}
+
+/// Run the requests waiting on connection `token`; requests that need Lua are appended to
+/// `lua_requests` for the caller to start (no Lua runs here).
+pub fn process(
+    tx: &Tx,
+    token: Token,
+    limits: Limits,
+    lua_requests: &mut Vec<LuaRequest>,
+) -> Processed {
+    let mut net = tx.net.borrow_mut();
+    let Some(client) = net.iproto_mut(token) else {
+        return Processed::Idle;
+    };
+    let mut outcome = Processed::Idle;
+    for _ in 0..IPROTO_REQUESTS_PER_TURN_MAX {
+        if client.blocked(limits) {
+            break;
+        }
+        match xrow::next_frame(client.conn.input(), IPROTO_PACKET_SIZE_MAX) {
+            Frame::Incomplete { need } => {
+                if client.conn.read_pending || need.is_some_and(|n| n > limits.readahead) {
+                    let before = client.conn.input().len();
+                    client.read(limits, need);
+                    if client.conn.input().len() > before {
+                        continue;
+                    }
+                }
+                break;
+            }
+            Frame::Broken(why) => {
+                log::error!("{}: {why}", client.peer);
+                return Processed::Close;
+            }
+            Frame::Complete { start, end } => {
+                let session = client.session;
+                let salt = client.salt;
+                let (input, output) = client.conn.buffers();
+                let packet = &input[start..end];
+                let context = Context {
+                    tx,
+                    token,
+                    session,
+                    salt: &salt,
+                };
+                if let Some(request) = handle_packet(&context, packet, output) {
+                    client.in_flight += 1;
+                    lua_requests.push(request);
+                }
+                client.conn.consume(end);
+            }
+        }
+        outcome = Processed::MoreWork;
+    }
+    if client.conn.output_len() > 0 && matches!(client.conn.flush(), IoOutcome::Failed) {
+        return Processed::Close;
+    }
+    if client.finished() && client.in_flight == 0 {
+        return Processed::Close;
+    }
+    let more = matches!(
+        xrow::next_frame(client.conn.input(), IPROTO_PACKET_SIZE_MAX),
+        Frame::Complete { .. }
+    );
+    match outcome {
+        Processed::MoreWork if more && !client.blocked(limits) => Processed::MoreWork,
+        _ => Processed::Idle,
+    }
+}
+
+/// What a request runs with.
+struct Context<'a> {
+    tx: &'a Tx,
+    token: Token,
+    session: u32,
+    salt: &'a [u8; 32],
+}
+
+/// Run one packet, writing its reply to `out`, or hand it to Lua.
+fn handle_packet(context: &Context<'_>, packet: &[u8], out: &mut Vec<u8>) -> Option<LuaRequest> {
+    let tx = context.tx;
+    let schema_id = schema_version(tx);
+    let (header, body_bytes) = match xrow::decode_header(packet) {
+        Ok(decoded) => decoded,
+        Err(err) => {
+            xrow::write_error_reply(out, 0, schema_id, &err);
+            return None;
+        }
+    };
+    let sync = header.sync;
+    if header.schema_id != 0 && header.schema_id != schema_id {
+        let err = BoxError::new(
+            ErrCode::WRONG_SCHEMA_VERSION,
+            &[&schema_id, &header.schema_id],
+        );
+        xrow::write_error_reply(out, sync, schema_id, &err);
+        return None;
+    }
+    let body = match xrow::decode_body(body_bytes) {
+        Ok(body) => body,
+        Err(err) => {
+            xrow::write_error_reply(out, sync, schema_id, &err);
+            return None;
+        }
+    };
+    let result = match header.kind {
+        request_type::PING => {
+            xrow::write_ok_reply(out, sync, schema_id);
+            Ok(None)
+        }
+        request_type::SELECT
+        | request_type::INSERT
+        | request_type::REPLACE
+        | request_type::UPDATE
+        | request_type::DELETE
+        | request_type::UPSERT => data_request(context, &header, &body, body_bytes, out),
+        request_type::AUTH => authenticate(context, &header, &body, out),
+        request_type::CALL_16 | request_type::CALL | request_type::EVAL => {
+            Ok(Some(to_lua(context, &header, body_bytes)))
+        }
+        request_type::JOIN | request_type::SUBSCRIBE => Err(BoxError::new(
+            ErrCode::UNSUPPORTED,
+            &[&"Tarantula", &"replication requests yet"],
+        )),
+        other => Err(BoxError::new(ErrCode::UNKNOWN_REQUEST_TYPE, &[&other])),
+    };
+    match result {
+        Ok(request) => request,
+        Err(err) => {
+            if err.code == ErrCode::UNKNOWN_REQUEST_TYPE {
+                log::error!("ER_UNKNOWN_REQUEST_TYPE: {}", err.message);
+            }
+            xrow::write_error_reply(out, sync, schema_version(tx), &err);
+            None
+        }
+    }
+}
+
+/// The schema version replies carry.
+fn schema_version(tx: &Tx) -> u32 {
+    tx.db.borrow().as_ref().map_or(0, |db| db.schema_version)
+}
+
+/// The user of a session.
+fn session_uid(tx: &Tx, session: u32) -> u32 {
+    tx.sessions.borrow().uid(session)
+}
+
+/// A copy of the request for a fiber.
+fn to_lua(context: &Context<'_>, header: &Header, body: &[u8]) -> LuaRequest {
+    LuaRequest {
+        token: context.token,
+        session: context.session,
+        sync: header.sync,
+        kind: header.kind,
+        body: body.to_vec(),
+    }
+}
+
+/// SELECT and the changes. Changes of spaces whose `on_replace` triggers are Lua, and of
+/// system spaces (the schema hook is Lua), run in a fiber.
+fn data_request(
+    context: &Context<'_>,
+    header: &Header,
+    body: &Body<'_>,
+    body_bytes: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<Option<LuaRequest>, BoxError> {
+    let tx = context.tx;
+    let uid = session_uid(tx, context.session);
+    let request = xrow::data_request(header.kind, body, uid)?;
+    if request.kind == RequestKind::Select {
+        let tuples = with_db(tx, |db| db.select(&request))?;
+        let schema_id = schema_version(tx);
+        xrow::write_data_reply(out, header.sync, schema_id, tuples.iter().map(|t| t.data()));
+        return Ok(None);
+    }
+    let space_id = request.space_id;
+    let needs_lua = (schema::SYSTEM_ID_MIN..=schema::SYSTEM_ID_MAX).contains(&space_id)
+        || tx.trigger_spaces.borrow().contains(&space_id);
+    if needs_lua {
+        return Ok(Some(to_lua(context, header, body_bytes)));
+    }
+    let tuple = process::apply(tx, &request, None, |_, _| Ok(()))?;
+    let schema_id = schema_version(tx);
+    // UPSERT answers nothing, whatever it did (as 1.6).
+    let tuple = tuple.filter(|_| request.kind != RequestKind::Upsert);
+    xrow::write_data_reply(out, header.sync, schema_id, tuple.iter().map(|t| t.data()));
+    Ok(None)
+}
+
+/// AUTH: check the scramble against the user's password and switch the session's user.
+/// With on_auth triggers, the triggers run in a fiber that then answers.
+fn authenticate(
+    context: &Context<'_>,
+    header: &Header,
+    body: &Body<'_>,
+    out: &mut Vec<u8>,
+) -> Result<Option<LuaRequest>, BoxError> {
+    let tx = context.tx;
+    let user = xrow::required(body.user_name, "user name")?;
+    let tuple = xrow::required(body.tuple, "tuple")?;
+    let user = String::from_utf8_lossy(user).into_owned();
+    let scramble = auth_scramble(tuple)?;
+    let uid = with_db(tx, |db| {
+        db.access.authenticate(&user, context.salt, scramble)
+    })?;
+    if let Some(session) = tx.sessions.borrow_mut().get_mut(context.session) {
+        session.uid = uid;
+    }
+    if tx.session_triggers.get().on_auth {
+        // The fiber runs the triggers with the user's name, then answers.
+        return Ok(Some(to_lua(context, header, user.as_bytes())));
+    }
+    xrow::write_ok_reply(out, header.sync, schema_version(tx));
+    Ok(None)
+}
+
+/// The scramble of an AUTH tuple `[mechanism, scramble]` (empty for a bare `[]`, the
+/// guest's way back); 20 bytes, as str or bin.
+fn auth_scramble(tuple: &[u8]) -> Result<&[u8], BoxError> {
+    let items = crate::r#box::mp::array_items(tuple).ok_or_else(|| {
+        BoxError::new(ErrCode::INVALID_MSGPACK, &[&"authentication request body"])
+    })?;
+    let Some(scramble) = items.get(1) else {
+        return Ok(&[]);
+    };
+    let mut cursor = *scramble;
+    let len = match rmp::decode::read_marker(&mut cursor) {
+        Ok(rmp::Marker::Bin8 | rmp::Marker::Bin16 | rmp::Marker::Bin32) => {
+            rmp::decode::read_bin_len(&mut &scramble[..]).ok()
+        }
+        _ => rmp::decode::read_str_len(&mut &scramble[..]).ok(),
+    };
+    let data = len.and_then(|len| scramble.get(scramble.len() - len as usize..));
+    match data {
+        Some(data) if data.len() == 20 => Ok(data),
+        _ => Err(BoxError::new(
+            ErrCode::INVALID_MSGPACK,
+            &[&"invalid scramble size"],
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scrambles_of_auth_tuples() {
+        let mut tuple = vec![0x92, 0xa9];
+        tuple.extend_from_slice(b"chap-sha1");
+        tuple.extend_from_slice(&[0xc4, 20]);
+        tuple.extend_from_slice(&[7; 20]);
+        assert_eq!(auth_scramble(&tuple).unwrap(), &[7; 20]);
+        let mut as_str = vec![0x92, 0xa9];
+        as_str.extend_from_slice(b"chap-sha1");
+        as_str.push(0xb4);
+        as_str.extend_from_slice(&[8; 20]);
+        assert_eq!(auth_scramble(&as_str).unwrap(), &[8; 20]);
+        assert_eq!(auth_scramble(&[0x90]).unwrap(), &[] as &[u8]);
+        let short = [0x92, 0xa1, b'x', 0xc4, 1, 0];
+        assert_eq!(
+            auth_scramble(&short).unwrap_err().code,
+            ErrCode::INVALID_MSGPACK
+        );
+    }
+}

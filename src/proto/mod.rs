@@ -1,0 +1,4 @@
+//! The wire: iproto constants and the packet codec. Pure; owned by nobody.
+
+pub mod iproto_constants;
+pub mod xrow;

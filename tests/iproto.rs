@@ -1,0 +1,190 @@
+//! The binary protocol against captured exchanges of real Tarantool (TARANTOOL-2.6-OBSERVED.md
+//! §5.2): the same request bytes get replies equal field by field (2.x's extra error map
+//! 0x52 aside), and bad input gets an error reply or, for broken framing, a closed
+//! connection, while the server goes on serving.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use common::{Server, wait_for};
+
+const SETUP: &str = "box.cfg{listen = '127.0.0.1:0', log = 'tarantula.log'}\n\
+    box.schema.user.grant('guest', 'read,write,execute', 'universe')\n\
+    local s = box.schema.space.create('tester')\n\
+    s:create_index('primary', {type = 'hash'})\n\
+    s:insert{1, 'Hello', {2, 'x', {3}}, {k = 'v'}}\n\
+    function hello(x) return 'hi ' .. x, 2 end\n\
+    io.stdout:write('IPROTO ', box.info.listen, '\\n') io.stdout:flush()\n";
+
+fn hex(text: &str) -> Vec<u8> {
+    let clean: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    (0..clean.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&clean[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+fn start() -> (Server, String) {
+    let server = Server::start(SETUP);
+    let address = wait_for("the iproto address", || {
+        let line = server.stdout.recv_timeout(Duration::from_secs(10)).ok()?;
+        line.strip_prefix("IPROTO ").map(|a| a.trim().to_string())
+    });
+    (server, address)
+}
+
+/// A connected client that has read the greeting.
+fn connect(address: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut greeting = [0u8; 128];
+    stream.read_exact(&mut greeting).unwrap();
+    assert!(greeting.starts_with(b"Tarantool 1.6.9 (Binary) "));
+    assert_eq!((greeting[63], greeting[127]), (b'\n', b'\n'));
+    stream
+}
+
+/// Read one reply: (status, sync, body bytes).
+fn reply(stream: &mut TcpStream) -> (u32, u64, Vec<u8>) {
+    let mut prefix = [0u8; 5];
+    stream.read_exact(&mut prefix).unwrap();
+    assert_eq!(prefix[0], 0xce);
+    let len = u32::from_be_bytes(prefix[1..].try_into().unwrap()) as usize;
+    let mut packet = vec![0u8; len];
+    stream.read_exact(&mut packet).unwrap();
+    // {0: ce status, 1: cf sync, 5: ce schema}
+    assert_eq!(&packet[..3], &[0x83, 0x00, 0xce]);
+    let status = u32::from_be_bytes(packet[3..7].try_into().unwrap());
+    assert_eq!(&packet[7..9], &[0x01, 0xcf]);
+    let sync = u64::from_be_bytes(packet[9..17].try_into().unwrap());
+    assert_eq!(&packet[17..19], &[0x05, 0xce]);
+    (status, sync, packet[23..].to_vec())
+}
+
+fn exchange(stream: &mut TcpStream, request: &str) -> (u32, u64, Vec<u8>) {
+    stream.write_all(&hex(request)).unwrap();
+    reply(stream)
+}
+
+/// An error body `{0x31: str32 message}`.
+fn error_message(body: &[u8]) -> String {
+    assert_eq!(&body[..3], &[0x81, 0x31, 0xdb]);
+    String::from_utf8(body[7..].to_vec()).unwrap()
+}
+
+#[test]
+fn captured_exchanges() {
+    let (_server, address) = start();
+    let mut client = connect(&address);
+    // PING
+    let (status, sync, body) = exchange(&mut client, "ce00000006820040010180");
+    assert_eq!((status, sync, body), (0, 1, vec![0x80]));
+    // SELECT key 1
+    let (status, sync, body) = exchange(
+        &mut client,
+        "ce0000001582000101088610cd02001100126413001400209101",
+    );
+    assert_eq!((status, sync), (0, 8));
+    assert_eq!(
+        body,
+        hex("8130dd000000019401a548656c6c6f9302a178910381a16ba176")
+    );
+    // INSERT dup
+    let (status, _, body) = exchange(&mut client, "ce0000001182000201098210cd0200219201a3647570");
+    assert_eq!(status, 0x8003);
+    assert_eq!(
+        error_message(&body),
+        "Duplicate key exists in unique index 'primary' in space 'tester'"
+    );
+    // INSERT no such space
+    let (status, _, body) = exchange(&mut client, "ce0000000d820002010a8210cd03e7219101");
+    assert_eq!(status, 0x8024);
+    assert_eq!(error_message(&body), "Space '999' does not exist");
+    // INSERT, REPLACE, UPDATE, UPSERT, DELETE, DELETE missing
+    let steps = [
+        (
+            "ce00000011820002010c8210cd020021920aa374656e",
+            "8130dd00000001920aa374656e",
+        ),
+        (
+            "ce00000011820003010d8210cd020021920aa354454e",
+            "8130dd00000001920aa354454e",
+        ),
+        (
+            "ce00000019820004010e8410cd0200110020910a219193a13d01a3757064",
+            "8130dd00000001920aa3757064",
+        ),
+        (
+            "ce00000017820009010f8310cd020021920ba175289193a13d01a178",
+            "8130dd00000000",
+        ),
+        (
+            "ce0000000f82000501108310cd0200110020910a",
+            "8130dd00000001920aa3757064",
+        ),
+        ("ce0000000f82000501118310cd0200110020910a", "8130dd00000000"),
+    ];
+    for (request, expected) in steps {
+        let (status, _, body) = exchange(&mut client, request);
+        assert_eq!((status, body), (0, hex(expected)), "{request}");
+    }
+    // CALL (10), CALL_16 (6), EVAL, EVAL error, missing function, unknown type
+    let (_, _, body) = exchange(&mut client, "ce0000001182000a01128222a568656c6c6f2191a178");
+    assert_eq!(body, hex("8130dd00000002a46869207802"));
+    let (_, _, body) = exchange(&mut client, "ce0000001182000601138222a568656c6c6f2191a178");
+    assert_eq!(body, hex("8130dd0000000291a4686920789102"));
+    let (_, _, body) = exchange(
+        &mut client,
+        "ce0000001f82000801148227b572657475726e20312c207b322c20337d2c206e696c2190",
+    );
+    assert_eq!(body, hex("8130dd0000000301920203c0"));
+    let (status, _, body) = exchange(
+        &mut client,
+        "ce0000001782000801158227ad6572726f722822626f6f6d22292190",
+    );
+    assert_eq!(
+        (status, error_message(&body).as_str()),
+        (0x8020, "eval:1: boom")
+    );
+    let (status, _, body) = exchange(
+        &mut client,
+        "ce0000001282000a01168222a86e6f73756368666e2190",
+    );
+    assert_eq!(status, 0x8021);
+    assert_eq!(error_message(&body), "Procedure 'nosuchfn' is not defined");
+    let (status, sync, body) = exchange(&mut client, "ce00000006820063011780");
+    assert_eq!((status, sync), (0x8030, 0x17));
+    assert_eq!(error_message(&body), "Unknown request type 99");
+}
+
+#[test]
+fn bad_input_keeps_the_server_serving() {
+    let (_server, address) = start();
+    let mut client = connect(&address);
+    // A body whose space id is a string: an error reply, and the connection lives.
+    let (status, _, body) = exchange(&mut client, "ce0000000c82000201018210a178219101");
+    assert_eq!(status, 0x8000 | 20);
+    assert_eq!(error_message(&body), "Invalid MsgPack - packet body");
+    // A missing mandatory key.
+    let (status, _, body) = exchange(&mut client, "ce0000000a82000201028110cd0200");
+    assert_eq!(status, 0x8000 | 69);
+    assert_eq!(
+        error_message(&body),
+        "Missing mandatory field 'tuple' in request"
+    );
+    let (status, _, _) = exchange(&mut client, "ce00000006820040010380");
+    assert_eq!(status, 0);
+    // Broken framing: the length prefix is not a uint. The connection closes.
+    client.write_all(&[0xa1, 0x00]).unwrap();
+    let mut rest = Vec::new();
+    assert_eq!(client.read_to_end(&mut rest).unwrap_or(0), 0);
+    // Others are still served.
+    let mut other = connect(&address);
+    let (status, _, _) = exchange(&mut other, "ce00000006820040010180");
+    assert_eq!(status, 0);
+}
