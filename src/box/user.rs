@@ -83,6 +83,10 @@ pub struct Access {
     funcs: HashMap<u32, FuncDef>,
     func_names: HashMap<String, u32>,
     grants: HashMap<GrantKey, u8>,
+    /// Each user's roles, transitively, computed on first use: every access check of a
+    /// user without universal rights needs them, and a scan of all grants per request
+    /// would cost more than the request. Cleared by every grant change.
+    roles_cache: std::cell::RefCell<HashMap<u32, std::rc::Rc<[u32]>>>,
 }
 
 /// The privilege names used in messages: "Read", "Write", "Execute".
@@ -156,6 +160,7 @@ impl Access {
             0 => self.grants.remove(&key),
             bits => self.grants.insert(key, bits),
         };
+        self.roles_cache.borrow_mut().clear();
         previous.unwrap_or(0)
     }
 
@@ -198,10 +203,20 @@ impl Access {
     /// Every bit `uid` holds on an object, through itself and its roles.
     pub fn effective(&self, uid: u32, object: ObjectType, id: u32) -> u8 {
         let mut bits = self.own_grant(uid, object, id);
-        for role in self.roles_of(uid) {
-            bits |= self.own_grant(role, object, id);
+        for role in self.cached_roles(uid).iter() {
+            bits |= self.own_grant(*role, object, id);
         }
         bits
+    }
+
+    /// [`Self::roles_of`], remembered until the next grant change.
+    fn cached_roles(&self, uid: u32) -> std::rc::Rc<[u32]> {
+        if let Some(roles) = self.roles_cache.borrow().get(&uid) {
+            return roles.clone();
+        }
+        let roles: std::rc::Rc<[u32]> = self.roles_of(uid).into_iter().collect();
+        self.roles_cache.borrow_mut().insert(uid, roles.clone());
+        roles
     }
 
     /// `uid`'s bits on the universe.
