@@ -360,7 +360,9 @@ fn auth_scramble(tuple: &[u8]) -> Result<&[u8], BoxError> {
         }
         _ => rmp::decode::read_str_len(&mut &scramble[..]).ok(),
     };
-    let data = len.and_then(|len| scramble.get(scramble.len() - len as usize..));
+    let data = len
+        .and_then(|len| scramble.len().checked_sub(len as usize))
+        .and_then(|start| scramble.get(start..));
     match data {
         Some(data) if data.len() == 20 => Ok(data),
         _ => Err(BoxError::new(
