@@ -188,3 +188,160 @@ fn bad_input_keeps_the_server_serving() {
     let (status, _, _) = exchange(&mut other, "ce00000006820040010180");
     assert_eq!(status, 0);
 }
+
+const CALLS_SETUP: &str = "box.cfg{listen = '127.0.0.1:0', log = 'tarantula.log'}\n\
+    box.schema.user.grant('guest', 'read,write,execute', 'universe')\n\
+    local s = box.schema.space.create('tester')\n\
+    s:create_index('primary')\n\
+    obj = {k = 5}\n\
+    function obj:get(x) return self.k + x end\n\
+    lib = {inner = {f = function(a, b) return a, b end}}\n\
+    function many() return {{1, 2}, {3}} end\n\
+    function mixed() return box.tuple.new{1}, {2}, 3, {a = 1} end\n\
+    function echo(...) return ... end\n\
+    function sleepy(x) require('fiber').sleep(0.01) return x end\n\
+    function boom() error('boom', 0) end\n\
+    function custom() box.error{code = 42, reason = 'custom'} end\n\
+    function opentxn() box.begin() box.space.tester:replace{77} return 1 end\n\
+    function serialized() return setmetatable({}, {__serialize = function() return {7} end}) end\n\
+    function who() return box.session.uid() end\n\
+    flag = false\n\
+    box.schema.func.create('who_setuid', {setuid = true})\n\
+    who_setuid = who\n\
+    io.stdout:write('IPROTO ', box.info.listen, '\\n') io.stdout:flush()\n";
+
+/// A CALL (code 6 or 10) or EVAL of `what` with `args`; returns the status and the body.
+fn call(stream: &mut TcpStream, kind: u8, what: &str, args: rmpv::Value) -> (u32, rmpv::Value) {
+    let key = if kind == 8 { 0x27 } else { 0x22 };
+    let body = rmpv::Value::Map(vec![(key.into(), what.into()), (0x21.into(), args)]);
+    let header = rmpv::Value::Map(vec![(0.into(), kind.into()), (1.into(), 7.into())]);
+    let mut packet = Vec::new();
+    rmpv::encode::write_value(&mut packet, &header).unwrap();
+    rmpv::encode::write_value(&mut packet, &body).unwrap();
+    let mut frame = vec![0xce];
+    frame.extend_from_slice(&(packet.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&packet);
+    stream.write_all(&frame).unwrap();
+    let (status, sync, body) = reply(stream);
+    assert_eq!(sync, 7);
+    (status, rmpv::decode::read_value(&mut &body[..]).unwrap())
+}
+
+/// The DATA of an OK body.
+fn data(body: rmpv::Value) -> rmpv::Value {
+    match body {
+        rmpv::Value::Map(mut pairs) if pairs.len() == 1 && pairs[0].0 == 0x30.into() => {
+            pairs.remove(0).1
+        }
+        other => panic!("not a data body: {other}"),
+    }
+}
+
+/// The message of an error body.
+fn message(body: rmpv::Value) -> String {
+    match body {
+        rmpv::Value::Map(pairs) if pairs[0].0 == 0x31.into() => {
+            pairs[0].1.as_str().unwrap().to_string()
+        }
+        other => panic!("not an error body: {other}"),
+    }
+}
+
+#[test]
+fn calls_and_evals_as_tarantool_answers_them() {
+    use rmpv::Value as V;
+    let arr = |items: Vec<V>| V::Array(items);
+    let server = Server::start(CALLS_SETUP);
+    let address = wait_for("the iproto address", || {
+        let line = server.stdout.recv_timeout(Duration::from_secs(10)).ok()?;
+        line.strip_prefix("IPROTO ").map(|a| a.trim().to_string())
+    });
+    let mut c = connect(&address);
+    let ok = |c: &mut TcpStream, kind, what: &str, args: Vec<V>| {
+        let (status, body) = call(c, kind, what, V::Array(args));
+        assert_eq!(status, 0, "{what}: {body}");
+        data(body)
+    };
+    let fails = |c: &mut TcpStream, kind, what: &str, args: Vec<V>| {
+        let (status, body) = call(c, kind, what, V::Array(args));
+        (status & 0x7fff, message(body))
+    };
+    // Methods and paths; 1.6 wraps scalars in tuples, CALL 10 does not.
+    assert_eq!(
+        ok(&mut c, 6, "obj:get", vec![1.into()]),
+        arr(vec![arr(vec![6.into()])])
+    );
+    assert_eq!(
+        ok(&mut c, 10, "obj:get", vec![1.into()]),
+        arr(vec![6.into()])
+    );
+    assert_eq!(
+        ok(&mut c, 10, "lib.inner.f", vec![1.into(), "x".into()]),
+        arr(vec![1.into(), "x".into()])
+    );
+    // A table of tables is a list of tuples for CALL 6, one value for CALL 10.
+    let pairs = arr(vec![arr(vec![1.into(), 2.into()]), arr(vec![3.into()])]);
+    assert_eq!(ok(&mut c, 6, "many", vec![]), pairs);
+    assert_eq!(ok(&mut c, 10, "many", vec![]), arr(vec![pairs.clone()]));
+    let map = V::Map(vec![("a".into(), 1.into())]);
+    assert_eq!(
+        ok(&mut c, 6, "mixed", vec![]),
+        arr(vec![
+            arr(vec![1.into()]),
+            arr(vec![2.into()]),
+            arr(vec![3.into()]),
+            arr(vec![map.clone()])
+        ])
+    );
+    // Arguments the fast path declines (tables, nil) go through the general handler.
+    let nested = arr(vec![1.into(), map.clone()]);
+    assert_eq!(
+        ok(&mut c, 10, "echo", vec![nested.clone()]),
+        arr(vec![nested])
+    );
+    assert_eq!(
+        ok(&mut c, 10, "echo", vec![V::Nil, 2.into()]),
+        arr(vec![V::Nil, 2.into()])
+    );
+    // A function that yields; results the raw encoder declines.
+    assert_eq!(
+        ok(&mut c, 10, "sleepy", vec!["z".into()]),
+        arr(vec!["z".into()])
+    );
+    assert_eq!(
+        ok(&mut c, 10, "serialized", vec![]),
+        arr(vec![arr(vec![6.into()])])
+    );
+    // Errors: raised strings, box errors, missing functions and methods, non-functions.
+    assert_eq!(fails(&mut c, 10, "boom", vec![]), (32, "boom".to_string()));
+    assert_eq!(
+        fails(&mut c, 6, "custom", vec![]),
+        (42, "custom".to_string())
+    );
+    for name in ["nope.x", "obj:missing", "obj.k.z", "..."] {
+        let expected = format!("Procedure '{name}' is not defined");
+        assert_eq!(fails(&mut c, 10, name, vec![]), (33, expected));
+    }
+    let (code, text) = fails(&mut c, 10, "flag", vec![]);
+    assert_eq!((code, text.contains("boolean")), (32, true), "{text}");
+    // A transaction left open is rolled back; the call still answers.
+    assert_eq!(ok(&mut c, 10, "opentxn", vec![]), arr(vec![1.into()]));
+    assert_eq!(
+        ok(&mut c, 8, "return box.space.tester:get{77}", vec![]),
+        arr(vec![])
+    );
+    // A setuid function runs as its owner (admin), and only while it runs.
+    assert_eq!(ok(&mut c, 10, "who_setuid", vec![]), arr(vec![1.into()]));
+    assert_eq!(ok(&mut c, 10, "who", vec![]), arr(vec![0.into()]));
+    // EVAL: arguments, syntax errors.
+    assert_eq!(
+        ok(&mut c, 8, "return ...", vec![1.into(), "a".into()]),
+        arr(vec![1.into(), "a".into()])
+    );
+    let (code, text) = fails(&mut c, 8, "return (", vec![]);
+    assert_eq!(code, 32);
+    assert!(text.starts_with("eval:1:"), "{text}");
+    // Still one connection, still serving.
+    let (status, _, _) = exchange(&mut c, "ce00000006820040010180");
+    assert_eq!(status, 0);
+}

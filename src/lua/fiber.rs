@@ -25,6 +25,9 @@ pub enum Resume {
     /// Its first run, when it was queued rather than started at once: the function and its
     /// arguments, packed in a Lua table.
     Start(RegistryKey),
+    /// Its first run, in the request entry ([`set_request_entry`]) with no arguments: an
+    /// iproto request fiber, whose request waits in Rust.
+    Entry,
     /// A coio job finished: its output becomes the values of the yield.
     Coio(CoioOutput),
 }
@@ -54,6 +57,13 @@ pub struct LuaFibers {
     pool: Vec<Coroutine>,
     /// Coroutines held as handles, in bodies and in the pool.
     handles: usize,
+    /// The function request fibers start in (one handle for all of them).
+    request_entry: Option<Function>,
+}
+
+/// Set the function fibers made by [`spawn_entry`] run.
+pub fn set_request_entry(tx: &Tx, entry: Function) {
+    tx.fibers.borrow_mut().request_entry = Some(entry);
 }
 
 /// What the trampoline yields when its fiber's function has finished and the coroutine
@@ -138,6 +148,14 @@ pub fn spawn_queued(lua: &Lua, tx: &Tx, name: &str, args: MultiValue) -> mlua::R
     Ok(id)
 }
 
+/// Create a fiber running the request entry, queued to start in this loop turn. Nothing is
+/// made in Lua until it runs: the cheap start of a request fiber.
+pub fn spawn_entry(lua: &Lua, tx: &Tx, name: &str) -> mlua::Result<FiberId> {
+    let id = spawn(lua, tx, name, Some(Resume::Entry))?;
+    tx.sched.borrow_mut().schedule(id);
+    Ok(id)
+}
+
 /// Resume fibers from the ready queue, at most [`FIBER_RESUMES_PER_TURN_MAX`] of them.
 /// Returns how many ran.
 pub fn run_ready(lua: &Lua, tx: &Tx) -> usize {
@@ -156,6 +174,7 @@ pub fn run_ready(lua: &Lua, tx: &Tx) -> usize {
 /// its wait was woken (true) or timed out (false).
 fn resume_values(
     lua: &Lua,
+    tx: &Tx,
     reason: WakeReason,
     start: Option<MultiValue>,
     resume: Option<Resume>,
@@ -163,6 +182,10 @@ fn resume_values(
     let values = match (start, resume) {
         (Some(args), _) => Ok(args),
         (None, Some(Resume::Start(packed))) => unpack(lua, &packed),
+        (None, Some(Resume::Entry)) => match tx.fibers.borrow().request_entry.clone() {
+            Some(entry) => Ok(MultiValue::from_iter([Value::Function(entry)])),
+            None => Err(mlua::Error::runtime("no request entry is installed")),
+        },
         (None, Some(Resume::Coio(output))) => output(lua),
         (None, None) => Ok(MultiValue::from_iter([Value::Boolean(
             reason == WakeReason::Woken,
@@ -186,7 +209,7 @@ fn run_fiber_with(lua: &Lua, tx: &Tx, id: FiberId, start: Option<MultiValue>) {
         return;
     };
     crate::log::set_fiber(Some((id, name)));
-    let values = resume_values(lua, reason, start, resume);
+    let values = resume_values(lua, tx, reason, start, resume);
     let result = thread.resume::<Value>(values);
     let reusable = matches!(result, Ok(Value::LightUserData(done)) if done == FIBER_DONE);
     let finished = reusable || thread.status() != ThreadStatus::Resumable;

@@ -123,11 +123,18 @@ fn spawn_handler(
     Ok(id)
 }
 
-/// Start the fiber of a request; if that fails, answer the error at once.
+/// Start the fiber of a request; if that fails, answer the error at once. CALL and EVAL
+/// start in the request entry, which reads the request from Rust (iproto_call.rs); the
+/// others get their handler and arguments now.
 fn start_request(lua: &Lua, tx: &Tx, request: LuaRequest) {
-    let started = request_args(lua, &request).and_then(|(name, args)| {
-        spawn_handler(lua, tx, name, request.session, &args).map_err(BoxError::from)
-    });
+    let started = match request.kind {
+        request_type::CALL_16 | request_type::CALL | request_type::EVAL => {
+            super::fiber::spawn_entry(lua, tx, "iproto").map_err(BoxError::from)
+        }
+        _ => request_args(lua, request.kind, &request.body).and_then(|(name, args)| {
+            spawn_handler(lua, tx, name, request.session, &args).map_err(BoxError::from)
+        }),
+    };
     let pending = PendingRequest {
         token: request.token,
         sync: request.sync,
@@ -136,6 +143,9 @@ fn start_request(lua: &Lua, tx: &Tx, request: LuaRequest) {
     };
     match started {
         Ok(fiber) => {
+            if let Some(meta) = tx.sched.borrow_mut().get_mut(fiber) {
+                meta.session = request.session;
+            }
             tx.iproto_requests.borrow_mut().insert(fiber, pending);
         }
         Err(err) => reply_to(tx, &pending, Err(err)),
@@ -154,10 +164,10 @@ pub struct PendingRequest {
 /// The request of the running fiber, taken: it is answered once.
 fn take_request(tx: &Tx) -> mlua::Result<PendingRequest> {
     let fiber = crate::process::fiber_id(tx);
-    tx.iproto_requests
-        .borrow_mut()
-        .remove(&fiber)
-        .ok_or_else(|| mlua::Error::runtime("no iproto request in this fiber"))
+    let request = tx.iproto_requests.borrow_mut().remove(&fiber);
+    // A setuid function's user ends with its request.
+    super::iproto_call::set_euid(tx, None);
+    request.ok_or_else(|| mlua::Error::runtime("no iproto request in this fiber"))
 }
 
 /// A request fiber ended without answering (it raised past its handler): answer for it.
@@ -177,12 +187,12 @@ impl From<mlua::Error> for BoxError {
 
 /// The handler and its arguments for a request (its token and sync stay in Rust, in
 /// [`Tx::iproto_requests`] under the fiber's id).
-fn request_args(lua: &Lua, request: &LuaRequest) -> Result<(&'static str, Vec<Value>), BoxError> {
-    let mut args = vec![Value::Integer(i64::from(request.kind))];
-    let name = match request.kind {
+fn request_args(lua: &Lua, kind: u32, body: &[u8]) -> Result<(&'static str, Vec<Value>), BoxError> {
+    let mut args = vec![Value::Integer(i64::from(kind))];
+    let name = match kind {
         request_type::CALL_16 | request_type::CALL | request_type::EVAL => {
-            let body = xrow::decode_body(&request.body)?;
-            let (text, what) = match request.kind {
+            let body = xrow::decode_body(body)?;
+            let (text, what) = match kind {
                 request_type::EVAL => (body.expr, "expression"),
                 _ => (body.function_name, "function name"),
             };
@@ -191,14 +201,14 @@ fn request_args(lua: &Lua, request: &LuaRequest) -> Result<(&'static str, Vec<Va
             args.push(Value::String(lua.create_string(text)?));
             let (values, _) = super::msgpack::decode_value(lua, tuple)?;
             args.push(values);
-            if request.kind == request_type::EVAL {
+            if kind == request_type::EVAL {
                 "eval"
             } else {
                 "call"
             }
         }
         request_type::AUTH => {
-            args.push(Value::String(lua.create_string(&request.body)?));
+            args.push(Value::String(lua.create_string(body)?));
             "auth"
         }
         _ => "dml",
@@ -217,16 +227,16 @@ fn reply_to(tx: &Tx, request: &PendingRequest, outcome: Result<Vec<Vec<u8>>, Box
 
 /// Append a reply built by `build(out, schema_id)` to connection `token`, give its
 /// in-flight slot back and have the loop flush it; dropped if the connection is gone.
-fn write_reply(tx: &Tx, token: Token, build: impl FnOnce(&mut Vec<u8>, u32)) {
+pub fn write_reply(tx: &Tx, token: Token, build: impl FnOnce(&mut Vec<u8>, u32)) {
     let schema_id = tx.db.borrow().as_ref().map_or(0, |db| db.schema_version);
     let mut net = tx.net.borrow_mut();
     let Some(client) = net.iproto_mut(token) else {
         return;
     };
     client.in_flight = client.in_flight.saturating_sub(1);
-    let mut reply = Vec::new();
-    build(&mut reply, schema_id);
-    client.conn.append(&reply);
+    if !client.conn.failed {
+        build(client.conn.buffers().1, schema_id);
+    }
     net.mark_pending(token);
 }
 
@@ -307,10 +317,37 @@ fn run_dml(lua: &Lua, tx: &Tx, request: &PendingRequest) {
 /// The `internal.iproto` table.
 pub fn open(lua: &Lua, tx: &Rc<Tx>) -> mlua::Result<Table> {
     let module = lua.create_table()?;
+    let t = tx.clone();
     module.set(
         "set_handlers",
-        lua.create_function(|lua, handlers: Table| {
+        lua.create_function(move |lua, handlers: Table| {
+            super::fiber::set_request_entry(&t, handlers.get("request")?);
             lua.set_named_registry_value(HANDLERS_KEY, handlers)
+        })?,
+    )?;
+    let t = tx.clone();
+    module.set(
+        "request_args",
+        lua.create_function(move |lua, ()| {
+            let fiber = crate::process::fiber_id(&t);
+            let (kind, body) = {
+                let requests = t.iproto_requests.borrow();
+                let request = requests
+                    .get(&fiber)
+                    .ok_or_else(|| mlua::Error::runtime("no iproto request in this fiber"))?;
+                (request.kind, request.body.clone())
+            };
+            match request_args(lua, kind, &body) {
+                Ok((name, args)) => {
+                    let mut values = MultiValue::from_iter(args);
+                    values.push_front(Value::String(lua.create_string(name)?));
+                    Ok(values)
+                }
+                Err(err) => Ok(MultiValue::from_iter([
+                    Value::Nil,
+                    super::util::error_value(lua, &err)?,
+                ])),
+            }
         })?,
     )?;
     let t = tx.clone();
@@ -364,6 +401,7 @@ pub fn open(lua: &Lua, tx: &Rc<Tx>) -> mlua::Result<Table> {
             Ok(())
         })?,
     )?;
+    super::iproto_call::open(lua, tx, &module)?;
     open_checks(lua, tx, &module)?;
     open_connection(lua, tx, &module)?;
     Ok(module)
@@ -411,12 +449,7 @@ fn open_checks(lua: &Lua, tx: &Rc<Tx>, module: &Table) -> mlua::Result<()> {
     module.set(
         "set_euid",
         lua.create_function(move |_, uid: Option<u32>| {
-            let mut sched = t.sched.borrow_mut();
-            if let Some(id) = sched.current()
-                && let Some(meta) = sched.get_mut(id)
-            {
-                meta.euid = uid;
-            }
+            super::iproto_call::set_euid(&t, uid);
             Ok(())
         })?,
     )?;

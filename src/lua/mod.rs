@@ -13,6 +13,7 @@ pub mod console;
 pub mod fiber;
 pub mod fio;
 pub mod iproto;
+pub mod iproto_call;
 pub mod json;
 pub mod misc;
 pub mod mp_fast;

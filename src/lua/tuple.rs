@@ -244,7 +244,7 @@ unsafe extern "C-unwind" fn len(state: *mut ffi::lua_State) -> c_int {
 ///
 /// # Safety
 /// `state` is a valid Lua state with a free slot.
-unsafe fn push_scalar(state: *mut ffi::lua_State, bytes: &[u8]) -> bool {
+pub unsafe fn push_scalar(state: *mut ffi::lua_State, bytes: &[u8]) -> bool {
     use rmp::Marker;
     use rmp::decode::RmpRead as _;
     let mut rest = bytes;

@@ -172,6 +172,51 @@ function handlers.disconnect()
     internal.disconnected()
 end
 
+-- CALL and EVAL fibers start here. internal.iproto.prepare pushes the function and its
+-- arguments straight from the request, and reply_fast encodes the results straight into
+-- the reply; what they decline (false) goes through the handlers above.
+
+local prepare, reply_fast = internal.prepare, internal.reply_fast
+-- What run_request returns when prepare declined: no Lua code can return this table.
+local SLOW = {}
+
+local function invoke(fn, ...)
+    if fn == false then
+        local code, message = ...
+        if code == nil then
+            return SLOW
+        end
+        error(errors.new(code, message), 0)
+    end
+    return fn(...)
+end
+
+local function run_request()
+    return invoke(prepare())
+end
+
+local function finish(ok, ...)
+    if not ok then
+        finish_transaction()
+        return internal.reply_error((...))
+    end
+    if (...) == SLOW and select('#', ...) == 1 then
+        local name, kind, text, args = internal.request_args()
+        if name == nil then
+            return internal.reply_error(kind)
+        end
+        return handlers[name](kind, text, args)
+    end
+    if not reply_fast(...) then
+        finish_transaction()
+        return internal.reply(...)
+    end
+end
+
+function handlers.request()
+    return finish(pcall(run_request))
+end
+
 internal.set_handlers(handlers)
 
 -- }}}
