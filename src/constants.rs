@@ -56,6 +56,13 @@ pub const SOCKET_READ_CHUNK: usize = 64 * 1024;
 /// Client connections (console and iproto together) served at once; accept pauses above it.
 pub const CONNECTION_COUNT_MAX: usize = 10_000;
 
+/// Bytes a `net.box` connection reads per call before it files the replies it holds; the
+/// replies themselves are bounded by the requests in flight (each has a waiting fiber).
+pub const NETBOX_READAHEAD: usize = 1024 * 1024;
+
+/// Outgoing `net.box` connections open at once.
+pub const NETBOX_CONNECTION_COUNT_MAX: usize = 10_000;
+
 /// Capacity of the TX inbox (messages from the WAL, relay, applier, coio and stdin threads).
 /// Senders block when it is full, which is backpressure on those threads, never on TX.
 pub const TX_INBOX_CAPACITY: usize = 4096;

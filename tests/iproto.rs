@@ -310,7 +310,7 @@ fn calls_and_evals_as_tarantool_answers_them() {
     );
     assert_eq!(
         ok(&mut c, 10, "serialized", vec![]),
-        arr(vec![arr(vec![6.into()])])
+        arr(vec![arr(vec![7.into()])])
     );
     // Errors: raised strings, box errors, missing functions and methods, non-functions.
     assert_eq!(fails(&mut c, 10, "boom", vec![]), (32, "boom".to_string()));

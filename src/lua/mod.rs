@@ -18,6 +18,7 @@ pub mod json;
 pub mod misc;
 pub mod mp_fast;
 pub mod msgpack;
+pub mod netbox;
 pub mod raw;
 pub mod serializer;
 pub mod session;
@@ -43,6 +44,7 @@ const PRELUDE: &[(&str, &str)] = &[
     ("box.lua", include_str!("prelude/box.lua")),
     ("box_schema.lua", include_str!("prelude/box_schema.lua")),
     ("iproto.lua", include_str!("prelude/iproto.lua")),
+    ("net_box.lua", include_str!("prelude/net_box.lua")),
     ("main.lua", include_str!("prelude/main.lua")),
 ];
 
@@ -82,6 +84,7 @@ pub fn new_state(tx: &Rc<Tx>) -> mlua::Result<Lua> {
     loaded.set("internal.data", box_data::open(&lua, tx)?)?;
     loaded.set("internal.session", session::open(&lua, tx)?)?;
     loaded.set("internal.iproto", iproto::open(&lua, tx)?)?;
+    loaded.set("internal.netbox", netbox::open(&lua, tx)?)?;
     loaded.set("yaml", yaml::open(&lua)?)?;
     loaded.set("json", json::open(&lua)?)?;
     loaded.set("msgpack", msgpack::open(&lua)?)?;

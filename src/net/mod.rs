@@ -10,6 +10,7 @@ pub mod console;
 pub mod event_loop;
 pub mod iproto;
 pub mod listen;
+pub mod netbox;
 pub mod stdin;
 
 use std::collections::HashMap;
@@ -17,12 +18,13 @@ use std::io;
 
 use mio::{Interest, Registry, Token};
 
-use crate::constants::{CONNECTION_COUNT_MAX, GREETING_SIZE};
+use crate::constants::{CONNECTION_COUNT_MAX, GREETING_SIZE, NETBOX_CONNECTION_COUNT_MAX};
 use crate::fiber::FiberId;
 use connection::{Connection, Stream};
 use console::ConsoleConn;
 use iproto::{IprotoConn, Limits};
 use listen::{ListenSocket, Listener};
+use netbox::NetboxConn;
 
 /// 32 fresh random bytes for a greeting salt (from the OS generator, through uuid v4).
 fn random_salt() -> [u8; 32] {
@@ -49,6 +51,16 @@ pub enum Source {
     Listener(Listener),
     Console(ConsoleConn),
     Iproto(IprotoConn),
+    /// An outgoing connection of `net.box`.
+    Netbox(NetboxConn),
+}
+
+/// Where a `net.box` connection goes.
+pub enum Target {
+    /// A host name or address, and a port.
+    Tcp(String, u16),
+    /// A unix socket path.
+    Unix(String),
 }
 
 /// A client accepted by a listener, for the loop to start serving.
@@ -65,6 +77,7 @@ pub struct Net {
     /// Tokens are never reused, so a stale token held by a fiber never names a new socket.
     next_token: usize,
     connection_count: usize,
+    netbox_count: usize,
     /// iproto connections to look at again at the end of the loop turn (replies from
     /// fibers to flush, requests left over from a turn's budget, a client unblocked).
     pending: Vec<Token>,
@@ -77,6 +90,7 @@ impl Net {
             sources: HashMap::new(),
             next_token: FIRST_SOURCE_TOKEN,
             connection_count: 0,
+            netbox_count: 0,
             pending: Vec::new(),
         }
     }
@@ -87,9 +101,10 @@ impl Net {
         token
     }
 
-    /// Whether any socket is open: an open socket keeps the process serving.
+    /// Whether a listener or a client is open: that keeps the process serving (an outgoing
+    /// `net.box` connection alone does not; its fibers do while they wait).
     pub fn is_serving(&self) -> bool {
-        !self.sources.is_empty()
+        self.sources.len() > self.netbox_count
     }
 
     /// Bind and register a listener. Returns its token and the bound address as text.
@@ -118,8 +133,54 @@ impl Net {
                 let _ = self.registry.deregister(client.conn.stream.source());
                 self.connection_count -= 1;
             }
+            Source::Netbox(client) => {
+                let _ = self.registry.deregister(client.stream_mut().source());
+                self.netbox_count -= 1;
+            }
         }
         Some(source)
+    }
+
+    /// Start an outgoing `net.box` connection (the connect completes in the loop). A host
+    /// name is resolved here, blocking: `net.box` targets are addresses or names the
+    /// resolver answers from local files.
+    pub fn connect(
+        &mut self,
+        target: &Target,
+        credentials: Option<(String, String)>,
+    ) -> io::Result<Token> {
+        if self.netbox_count >= NETBOX_CONNECTION_COUNT_MAX {
+            return Err(io::Error::other("too many net.box connections"));
+        }
+        let mut stream = match target {
+            Target::Tcp(host, port) => {
+                use std::net::ToSocketAddrs as _;
+                let addr = (host.as_str(), *port)
+                    .to_socket_addrs()?
+                    .next()
+                    .ok_or_else(|| {
+                        io::Error::new(io::ErrorKind::NotFound, "no address for the host")
+                    })?;
+                let stream = mio::net::TcpStream::connect(addr)?;
+                let _ = stream.set_nodelay(true);
+                Stream::Tcp(stream)
+            }
+            Target::Unix(path) => Stream::Unix(mio::net::UnixStream::connect(path)?),
+        };
+        let token = self.take_token();
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        self.registry.register(stream.source(), token, interest)?;
+        self.netbox_count += 1;
+        self.sources
+            .insert(token, Source::Netbox(NetboxConn::new(stream, credentials)));
+        Ok(token)
+    }
+
+    pub fn netbox_mut(&mut self, token: Token) -> Option<&mut NetboxConn> {
+        match self.sources.get_mut(&token) {
+            Some(Source::Netbox(client)) => Some(client),
+            _ => None,
+        }
     }
 
     pub fn iproto_mut(&mut self, token: Token) -> Option<&mut IprotoConn> {
@@ -237,6 +298,7 @@ impl Net {
                 client.on_ready(readable, writable, limits);
                 Vec::new()
             }
+            Some(Source::Netbox(client)) => client.on_ready(readable, writable),
             _ => Vec::new(),
         }
     }
