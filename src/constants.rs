@@ -87,8 +87,16 @@ pub const VCLOCK_MAX: usize = 32;
 /// are capped far lower (`slab_alloc_maximal`, 1 MiB by default, at most this much).
 pub const IPROTO_PACKET_SIZE_MAX: usize = 128 * 1024 * 1024;
 
+/// Largest iproto reply. A reply is a packet too: peers read it whole, and Tarantula's own
+/// client accepts no more than it sends; a bigger reply becomes an ER_MEMORY_ISSUE error.
+/// The length prefix could hold 4 GiB.
+pub const IPROTO_REPLY_SIZE_MAX: usize = IPROTO_PACKET_SIZE_MAX;
+const _: () = assert!(IPROTO_REPLY_SIZE_MAX <= u32::MAX as usize);
+
 /// Bytes of replies queued for one iproto client above which its next requests wait: a
-/// client that does not read holds at most this (plus one reply) of server memory.
+/// client that does not read holds at most this of server memory, plus one reply, plus the
+/// replies of its requests already running in fibers (at most `net_msg_max`, and at most
+/// [`IPROTO_REQUESTS_PER_TURN_MAX`] started per loop turn).
 pub const IPROTO_OUTPUT_SIZE_MAX: usize = 4 * 1024 * 1024;
 
 /// Requests of one iproto connection run per loop turn before the loop serves the others:

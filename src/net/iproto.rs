@@ -122,9 +122,15 @@ impl IprotoConn {
         self.conn.fill(limit);
     }
 
-    /// The peer is gone (or broke the connection) and nothing it sent is left to run.
+    /// The peer is gone (or broke the connection) and nothing it sent is left to run: after
+    /// EOF, a partial packet will never be completed, so it does not keep the connection.
     fn finished(&self) -> bool {
-        self.conn.failed || (self.conn.eof && self.conn.input().is_empty())
+        self.conn.failed
+            || (self.conn.eof
+                && !matches!(
+                    xrow::next_frame(self.conn.input(), IPROTO_PACKET_SIZE_MAX),
+                    Frame::Complete { .. }
+                ))
     }
 }
 

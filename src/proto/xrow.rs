@@ -16,13 +16,17 @@
 
 use crate::r#box::db::{Request, RequestKind};
 use crate::r#box::key_def::skip_value;
-use crate::constants::{GREETING_SIZE, TARANTOOL_VERSION};
-use crate::error::{BoxError, ErrCode};
+use crate::constants::{GREETING_SIZE, IPROTO_REPLY_SIZE_MAX, TARANTOOL_VERSION};
+use crate::error::{BoxError, ErrCode, ErrorKind};
 
 use super::iproto_constants::{key, request_type};
 
 /// Bytes of the length prefix we write: 0xce and a big-endian u32.
 pub const LEN_PREFIX_SIZE: usize = 5;
+
+/// Bytes of an error message sent in a reply; the rest is cut off. Far above any message
+/// the server words, and far below [`IPROTO_REPLY_SIZE_MAX`].
+const ERROR_MESSAGE_SIZE_MAX: usize = 1024 * 1024;
 
 // {{{ framing
 
@@ -311,11 +315,24 @@ pub fn begin_packet(out: &mut Vec<u8>, kind: u32, sync: u64, schema_id: Option<u
     start
 }
 
-/// Finish the packet begun at `start`: patch its length prefix.
+/// Finish the packet begun at `start`: patch its length prefix. The caller bounds what it
+/// writes: a packet must fit the prefix (replies are held to [`IPROTO_REPLY_SIZE_MAX`]).
 pub fn end_packet(out: &mut [u8], start: usize) {
     let len = out.len() - start - LEN_PREFIX_SIZE;
     let len = u32::try_from(len).expect("a packet over 4 GiB");
     out[start + 1..start + LEN_PREFIX_SIZE].copy_from_slice(&len.to_be_bytes());
+}
+
+/// Bytes a reply packet takes besides its data items: the length prefix, the header
+/// written by [`begin_packet`] (with a schema id), and `{0x30: array32}`.
+const DATA_REPLY_OVERHEAD: usize = LEN_PREFIX_SIZE + 1 + 6 + 10 + 6 + 2 + 5;
+
+/// ER_MEMORY_ISSUE for a reply of `size` bytes over the limit, as Tarantool reports a reply
+/// it cannot allocate.
+fn reply_too_large(size: usize) -> BoxError {
+    let mut err = BoxError::new(ErrCode::MEMORY_ISSUE, &[&size, &"iproto", &"reply"]);
+    err.kind = ErrorKind::OutOfMemory;
+    err
 }
 
 /// Start the body `{0x30: [` of a reply with data; returns where the array header is, for
@@ -333,22 +350,53 @@ pub fn end_data(out: &mut [u8], at: usize, count: u32) {
     out[at + 1..at + 5].copy_from_slice(&count.to_be_bytes());
 }
 
-/// A whole reply `{0x30: [tuples...]}`.
+/// A whole reply `{0x30: [tuples...]}`, or, when it would be over
+/// [`IPROTO_REPLY_SIZE_MAX`], an ER_MEMORY_ISSUE error reply instead.
 pub fn write_data_reply<'t>(
     out: &mut Vec<u8>,
     sync: u64,
     schema_id: u32,
     tuples: impl IntoIterator<Item = &'t [u8]>,
 ) {
+    write_data_reply_within(out, sync, schema_id, tuples, IPROTO_REPLY_SIZE_MAX);
+}
+
+/// [`write_data_reply`] with the size limit `size_max` (at most what a length prefix holds).
+/// Past the limit, the items are only measured, not copied.
+fn write_data_reply_within<'t>(
+    out: &mut Vec<u8>,
+    sync: u64,
+    schema_id: u32,
+    tuples: impl IntoIterator<Item = &'t [u8]>,
+    size_max: usize,
+) {
+    debug_assert!(size_max <= u32::MAX as usize);
     let start = begin_packet(out, request_type::OK, sync, Some(schema_id));
     let at = begin_data(out);
+    debug_assert_eq!(out.len() - start, DATA_REPLY_OVERHEAD);
+    let mut tuples = tuples.into_iter();
     let mut count = 0u32;
-    for tuple in tuples {
+    let mut size = DATA_REPLY_OVERHEAD;
+    let mut over = false;
+    for tuple in tuples.by_ref() {
+        size = size.saturating_add(tuple.len());
+        over = size - LEN_PREFIX_SIZE > size_max || count == u32::MAX;
+        if over {
+            break;
+        }
         out.extend_from_slice(tuple);
         count += 1;
     }
-    end_data(out, at, count);
-    end_packet(out, start);
+    if !over {
+        debug_assert_eq!(out.len() - start, size);
+        end_data(out, at, count);
+        end_packet(out, start);
+        return;
+    }
+    // Over the limit: measure the rest for the message, and answer with an error.
+    let size = tuples.fold(size, |size, tuple| size.saturating_add(tuple.len()));
+    out.truncate(start);
+    write_error_reply(out, sync, schema_id, &reply_too_large(size));
 }
 
 /// A whole OK reply with an empty body (PING, AUTH).
@@ -364,7 +412,10 @@ pub fn write_error_reply(out: &mut Vec<u8>, sync: u64, schema_id: u32, err: &Box
     let start = begin_packet(out, status, sync, Some(schema_id));
     out.push(0x81);
     out.push(key::ERROR);
+    // A message is text of a bounded size in practice; this only keeps a huge one (a Lua
+    // error with a giant string) from overflowing the packet.
     let message = err.message.as_bytes();
+    let message = &message[..message.len().min(ERROR_MESSAGE_SIZE_MAX)];
     out.push(0xdb);
     out.extend_from_slice(&(message.len() as u32).to_be_bytes());
     out.extend_from_slice(message);
@@ -601,6 +652,45 @@ mod tests {
              537061636520273939392720646f6573206e6f74206578697374",
         );
         assert_eq!(out, expected);
+    }
+
+    /// A reply over the limit is an ER_MEMORY_ISSUE error reply, not a panic or a packet
+    /// with a wrapped length; the limit is a parameter, so no 4 GiB is needed.
+    #[test]
+    fn a_reply_over_the_limit_is_an_error() {
+        let tuple = hex("920aa374656e");
+        let fits = DATA_REPLY_OVERHEAD - LEN_PREFIX_SIZE + 2 * tuple.len();
+        let mut out = vec![0xaa];
+        write_data_reply_within(&mut out, 12, 80, [&tuple[..], &tuple[..]], fits);
+        let mut expected = vec![0xaa];
+        write_data_reply(&mut expected, 12, 80, [&tuple[..], &tuple[..]]);
+        assert_eq!(out, expected);
+        assert_eq!(out.len(), 1 + DATA_REPLY_OVERHEAD + 2 * tuple.len());
+
+        let mut out = vec![0xaa];
+        let items = [&tuple[..]; 3];
+        write_data_reply_within(&mut out, 12, 80, items, fits);
+        let mut expected = vec![0xaa];
+        let size = DATA_REPLY_OVERHEAD + 3 * tuple.len();
+        let err = BoxError::new(ErrCode::MEMORY_ISSUE, &[&size, &"iproto", &"reply"]);
+        assert_eq!(
+            err.message,
+            format!("Failed to allocate {size} bytes in iproto for reply")
+        );
+        write_error_reply(&mut expected, 12, 80, &err);
+        assert_eq!(out, expected);
+        let (header, body) = decode_header(packet(&out[1..])).unwrap();
+        assert_eq!(header.kind, request_type::TYPE_ERROR | 2);
+        assert_eq!(header.sync, 12);
+        assert!(body.starts_with(&[0x81, key::ERROR]));
+
+        // A huge error message is cut, not wrapped around.
+        let mut out = Vec::new();
+        let long = BoxError::with_message(ErrCode::PROC_LUA, "x".repeat(3 << 20));
+        write_error_reply(&mut out, 1, 80, &long);
+        let len = u32::from_be_bytes(out[1..5].try_into().unwrap()) as usize;
+        assert_eq!(len, out.len() - LEN_PREFIX_SIZE);
+        assert!(out.len() < ERROR_MESSAGE_SIZE_MAX + 64);
     }
 
     #[test]
