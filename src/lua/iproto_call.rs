@@ -262,16 +262,8 @@ unsafe extern "C-unwind" fn reply(state: *mut ffi::lua_State) -> c_int {
                     let request = tx.iproto_requests.borrow_mut().remove(&fiber)?;
                     set_euid(tx, None);
                     super::iproto::write_reply(tx, request.token, |reply, schema_id| {
-                        let start = xrow::begin_packet(
-                            reply,
-                            request_type::OK,
-                            request.sync,
-                            Some(schema_id),
-                        );
-                        let at = xrow::begin_data(reply);
-                        reply.extend_from_slice(out);
-                        xrow::end_data(reply, at, count);
-                        xrow::end_packet(reply, start);
+                        let sync = request.sync;
+                        xrow::write_encoded_data_reply(reply, sync, schema_id, out, count);
                     });
                     Some(())
                 })

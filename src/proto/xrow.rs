@@ -399,6 +399,27 @@ fn write_data_reply_within<'t>(
     write_error_reply(out, sync, schema_id, &reply_too_large(size));
 }
 
+/// A whole reply `{0x30: [...]}` whose `count` items are already encoded one after another
+/// in `items`; over [`IPROTO_REPLY_SIZE_MAX`], the ER_MEMORY_ISSUE error reply instead.
+pub fn write_encoded_data_reply(
+    out: &mut Vec<u8>,
+    sync: u64,
+    schema_id: u32,
+    items: &[u8],
+    count: u32,
+) {
+    let size = DATA_REPLY_OVERHEAD.saturating_add(items.len());
+    if size - LEN_PREFIX_SIZE > IPROTO_REPLY_SIZE_MAX {
+        write_error_reply(out, sync, schema_id, &reply_too_large(size));
+        return;
+    }
+    let start = begin_packet(out, request_type::OK, sync, Some(schema_id));
+    let at = begin_data(out);
+    out.extend_from_slice(items);
+    end_data(out, at, count);
+    end_packet(out, start);
+}
+
 /// A whole OK reply with an empty body (PING, AUTH).
 pub fn write_ok_reply(out: &mut Vec<u8>, sync: u64, schema_id: u32) {
     let start = begin_packet(out, request_type::OK, sync, Some(schema_id));
