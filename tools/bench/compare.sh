@@ -1,15 +1,28 @@
 #!/usr/bin/env bash
 # Side-by-side benchmarks of tarantula and Tarantool 2.6 (apt-get install tarantool), run by
-# the same clients in the same run. Usage: tools/bench/compare.sh [fiber|box|console|all]
-# Prints one markdown table row per figure: what, tarantula, tarantool, ratio (>1: we win).
+# the same clients in the same run.
+#   tools/bench/compare.sh [fiber|box|console|iproto|all] [WAL_MODE]
+# Prints one markdown table row per figure: what, tarantula, tarantool, ratio (>1: we win);
+# `iproto` prints a table of its own (see iproto_section). WAL_MODE (none, the default,
+# write or fsync) is the servers' box.cfg.wal_mode for the iproto section.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 what=${1:-all}
+wal_mode=${2:-none}
+case $what in fiber | box | console | iproto | all) ;; *)
+    echo "usage: $0 [fiber|box|console|iproto|all] [none|write|fsync]" >&2; exit 2 ;;
+esac
+case $wal_mode in none | write | fsync) ;; *)
+    echo "usage: $0 [fiber|box|console|iproto|all] [none|write|fsync]" >&2; exit 2 ;;
+esac
 cargo build --release --quiet
 ours=$PWD/target/release/tarantula
 theirs=$(command -v tarantool)
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"; kill $(jobs -p) 2>/dev/null || true' EXIT
+# Servers run as background jobs: whatever ends the script (an error, ^C, a kill) stops them.
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$tmp"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 # best of three runs of a line that ends in "N per second"
 best() {
@@ -75,4 +88,111 @@ if [[ $what == console || $what == all ]]; then
         done
         row "console round trips per second, $connections connection(s)" "${results[0]}" "${results[1]}"
     done
+fi
+
+# Is something listening on 127.0.0.1:$1?
+listening() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# A number from an iproto_bench line: field NAME LINE.
+field() {
+    grep -oE "(^| )$1=[0-9]+" <<<"$2" | cut -d= -f2
+}
+
+# Requests of one iproto_bench run (a few seconds on 2 cores): requests KIND DEPTH.
+requests() {
+    case $1/$2 in
+        */1) echo 100000 ;;
+        call*/*) echo 500000 ;;
+        ping/*) echo 4000000 ;;
+        *) echo 2000000 ;;
+    esac
+}
+
+# The iproto load of tools/iproto_bench against each server in turn, over
+# tools/bench/iproto_server.lua: every kind (select by primary key, over 100000 prepared keys;
+# call: CALL 10 of bench_call; call16: CALL 6), 1 and 4 connections, 1 and 64 requests in
+# flight per connection. Each figure is the best rps of three runs (a tenth of the requests
+# again as unmeasured warmup first), with that run's p99.
+iproto_section() {
+    cargo build --release --quiet --bin iproto_bench
+    local bench=$PWD/target/release/iproto_bench server=$PWD/tools/bench/iproto_server.lua
+    local port=3314 kinds=(ping select replace call call16) binary name kind conns depth
+    declare -A rps p99
+    if listening $port; then
+        echo "compare.sh: port $port is taken" >&2; return 1
+    fi
+    for name in tarantula tarantool; do
+        binary=$ours; [[ $name == tarantool ]] && binary=$theirs
+        mkdir "$tmp/$name"
+        (cd "$tmp/$name" && exec "$binary" "$server" $port "$wal_mode" >server.out 2>&1) &
+        local pid=$!
+        # The port opens at box.cfg, before the script has made the space and the function:
+        # the server is ready when bench_call answers.
+        local ready=no
+        for _ in $(seq 200); do
+            if "$bench" $port --kind call -n 1 2>/dev/null | grep -q ' errors=0 '; then
+                ready=yes; break
+            fi
+            sleep 0.05
+        done
+        if [[ $ready == no ]]; then
+            echo "compare.sh: $name is not ready on port $port:" >&2
+            cat "$tmp/$name/server.out" "$tmp/$name/bench.log" >&2 2>/dev/null || true
+            return 1
+        fi
+        "$bench" $port --prepare --keys 100000 >/dev/null
+        for kind in "${kinds[@]}"; do
+            local options=(--kind "$kind")
+            [[ $kind == call16 ]] && options=(--kind call --call16)
+            for conns in 1 4; do
+                for depth in 1 64; do
+                    local n best=0 best_p99=0 line errors
+                    n=$(requests "$kind" $depth)
+                    for _ in 1 2 3; do
+                        line=$("$bench" $port "${options[@]}" -c $conns -d $depth -n "$n" \
+                            --warmup $((n / 10)))
+                        errors=$(field errors "$line")
+                        if (( errors > 0 )); then
+                            echo "compare.sh: $name: $errors error replies: $line" >&2
+                        fi
+                        if (( $(field rps "$line") > best )); then
+                            best=$(field rps "$line")
+                            best_p99=$(field p99_us "$line")
+                        fi
+                    done
+                    rps[$name/$kind/$conns/$depth]=$best
+                    p99[$name/$kind/$conns/$depth]=$best_p99
+                done
+            done
+        done
+        kill "$pid"; wait "$pid" 2>/dev/null || true
+    done
+
+    echo "iproto, wal_mode = '$wal_mode' (requests per second; p99 latency in microseconds)"
+    echo
+    echo '| kind | conns | depth | tarantula rps | tarantool rps | ratio | tarantula p99 | tarantool p99 |'
+    echo '| --- | --- | --- | --- | --- | --- | --- | --- |'
+    for kind in "${kinds[@]}"; do
+        for conns in 1 4; do
+            for depth in 1 64; do
+                local ours_rps=${rps[tarantula/$kind/$conns/$depth]}
+                local theirs_rps=${rps[tarantool/$kind/$conns/$depth]}
+                printf '| %s | %s | %s | %s | %s | %.2f | %s | %s |\n' "$kind" $conns $depth \
+                    "$ours_rps" "$theirs_rps" "$(echo "$ours_rps / $theirs_rps" | bc -l)" \
+                    "${p99[tarantula/$kind/$conns/$depth]}" "${p99[tarantool/$kind/$conns/$depth]}"
+            done
+        done
+    done
+    # Tarantula takes wal_mode = 'write' before it has a WAL to write: say so, while it lasts.
+    if [[ $wal_mode != none ]] && ! compgen -G "$tmp/tarantula/*.xlog" >/dev/null; then
+        echo
+        echo "Note: tarantula accepted wal_mode = '$wal_mode' but wrote no WAL (no .xlog file):"
+        echo "its figures are without a WAL, Tarantool's with one."
+    fi
+}
+
+if [[ $what == iproto || $what == all ]]; then
+    iproto_section
 fi
