@@ -87,6 +87,15 @@ pub struct Access {
     /// user without universal rights needs them, and a scan of all grants per request
     /// would cost more than the request. Cleared by every grant change.
     roles_cache: std::cell::RefCell<HashMap<u32, std::rc::Rc<[u32]>>>,
+    /// [`Access::effective`]'s answers, keyed by [`effective_key`]: a request's access
+    /// check is then one lookup. Cleared with the roles.
+    effective_cache: std::cell::RefCell<crate::fiber::IdMap<u8>>,
+}
+
+/// One u64 for (user, object type, object id): the id in the low 32 bits, the type above
+/// it, the user in the top 24 bits (1.6 has at most 32 users); None past that.
+fn effective_key(uid: u32, object: ObjectType, id: u32) -> Option<u64> {
+    (uid < 1 << 24).then(|| (u64::from(uid) << 40) | ((object as u64) << 32) | u64::from(id))
 }
 
 /// The privilege names used in messages: "Read", "Write", "Execute".
@@ -161,6 +170,7 @@ impl Access {
             bits => self.grants.insert(key, bits),
         };
         self.roles_cache.borrow_mut().clear();
+        self.effective_cache.borrow_mut().clear();
         previous.unwrap_or(0)
     }
 
@@ -202,9 +212,21 @@ impl Access {
 
     /// Every bit `uid` holds on an object, through itself and its roles.
     pub fn effective(&self, uid: u32, object: ObjectType, id: u32) -> u8 {
+        let key = effective_key(uid, object, id);
+        if let Some(bits) = key.and_then(|key| self.effective_cache.borrow().get(&key).copied()) {
+            return bits;
+        }
         let mut bits = self.own_grant(uid, object, id);
         for role in self.cached_roles(uid).iter() {
             bits |= self.own_grant(*role, object, id);
+        }
+        if let Some(key) = key {
+            let mut cache = self.effective_cache.borrow_mut();
+            // Bounded: a client probing many ids must not grow it for good.
+            if cache.len() >= crate::constants::ACCESS_CACHE_MAX {
+                cache.clear();
+            }
+            cache.insert(key, bits);
         }
         bits
     }
