@@ -139,8 +139,51 @@ pub struct IndexDef {
 
 /// The storage of an index.
 enum IndexData {
-    Tree(BpsTree<Tuple>),
+    Tree(BpsTree<Hinted>),
     Hash(HashTable<Tuple>),
+}
+
+/// A TREE entry: a tuple and the hint of its first key part (`key_def::hint_of_tuple`).
+/// Searches compare hints first and load the tuple only when they tie, so most steps of a
+/// descent stay inside the node (memtx's `memtx_tree_data`). 16 bytes instead of 8.
+#[derive(Clone, Debug)]
+struct Hinted {
+    /// `hint_of_tuple(tuple, cmp_def)`, fixed at insertion (tuples never change).
+    hint: u64,
+    tuple: Tuple,
+}
+
+/// A tuple to find in a TREE, with its hint: the probe of inserts, deletes and re-seeks.
+struct TupleProbe<'a> {
+    hint: u64,
+    data: &'a [u8],
+}
+
+/// A search key for a TREE, with its hint; `None` for a key with no parts (it matches
+/// every entry, so only the full comparison may judge).
+struct KeyProbe<'a> {
+    hint: Option<u64>,
+    key: &'a [u8],
+}
+
+/// An entry against a tuple: hints, then the tuples on a tie.
+#[inline]
+fn compare_with_tuple(entry: &Hinted, probe: &TupleProbe<'_>, cmp_def: &KeyDef) -> Ordering {
+    match entry.hint.cmp(&probe.hint) {
+        Ordering::Equal => key_def::compare_tuples(entry.tuple.data(), probe.data, cmp_def),
+        order => order,
+    }
+}
+
+/// An entry against a key: hints if the key has one, then the tuple and the key on a tie.
+#[inline]
+fn compare_with_key(entry: &Hinted, probe: &KeyProbe<'_>, cmp_def: &KeyDef) -> Ordering {
+    if let Some(hint) = probe.hint
+        && entry.hint != hint
+    {
+        return entry.hint.cmp(&hint);
+    }
+    key_def::compare_tuple_with_key(entry.tuple.data(), probe.key, cmp_def)
 }
 
 /// An index: its definition, the ordering it keeps (the key parts, and for a non-unique
@@ -196,9 +239,13 @@ impl Index {
     pub fn find_like(&self, tuple: &Tuple) -> Option<&Tuple> {
         let cmp_def = &self.cmp_def;
         match &self.data {
-            IndexData::Tree(tree) => tree.find(tuple, |entry: &Tuple, probe: &Tuple| {
-                key_def::compare_tuples(entry.data(), probe.data(), cmp_def)
-            }),
+            IndexData::Tree(tree) => {
+                let probe = self.tuple_probe(tuple);
+                tree.find(&probe, |entry: &Hinted, probe: &TupleProbe<'_>| {
+                    compare_with_tuple(entry, probe, cmp_def)
+                })
+                .map(|entry| &entry.tuple)
+            }
             IndexData::Hash(hash) => {
                 let code = key_def::hash_tuple(tuple.data(), cmp_def);
                 hash.find(code, |entry: &Tuple| {
@@ -212,9 +259,13 @@ impl Index {
     pub fn find_by_key(&self, key: &[u8]) -> Option<&Tuple> {
         let cmp_def = &self.cmp_def;
         match &self.data {
-            IndexData::Tree(tree) => tree.find(key, |entry: &Tuple, key: &[u8]| {
-                key_def::compare_tuple_with_key(entry.data(), key, cmp_def)
-            }),
+            IndexData::Tree(tree) => {
+                let probe = self.key_probe(key);
+                tree.find(&probe, |entry: &Hinted, probe: &KeyProbe<'_>| {
+                    compare_with_key(entry, probe, cmp_def)
+                })
+                .map(|entry| &entry.tuple)
+            }
             IndexData::Hash(hash) => {
                 let code = key_def::hash_key(key, cmp_def);
                 hash.find(code, |entry: &Tuple| {
@@ -228,9 +279,18 @@ impl Index {
     pub fn insert(&mut self, tuple: Tuple) -> Option<Tuple> {
         let cmp_def = &self.cmp_def;
         match &mut self.data {
-            IndexData::Tree(tree) => tree.insert(tuple, |a: &Tuple, b: &Tuple| {
-                key_def::compare_tuples(a.data(), b.data(), cmp_def)
-            }),
+            IndexData::Tree(tree) => {
+                let hint = key_def::hint_of_tuple(tuple.data(), cmp_def);
+                let entry = Hinted { hint, tuple };
+                let replaced = tree.insert(entry, |a: &Hinted, b: &Hinted| {
+                    let probe = TupleProbe {
+                        hint: b.hint,
+                        data: b.tuple.data(),
+                    };
+                    compare_with_tuple(a, &probe, cmp_def)
+                });
+                replaced.map(|entry| entry.tuple)
+            }
             IndexData::Hash(hash) => {
                 let code = key_def::hash_tuple(tuple.data(), cmp_def);
                 hash.insert(tuple, code, |a: &Tuple, b: &Tuple| {
@@ -244,9 +304,16 @@ impl Index {
     pub fn remove(&mut self, tuple: &Tuple) -> Option<Tuple> {
         let cmp_def = &self.cmp_def;
         match &mut self.data {
-            IndexData::Tree(tree) => tree.delete(tuple, |entry: &Tuple, probe: &Tuple| {
-                key_def::compare_tuples(entry.data(), probe.data(), cmp_def)
-            }),
+            IndexData::Tree(tree) => {
+                let probe = TupleProbe {
+                    hint: key_def::hint_of_tuple(tuple.data(), cmp_def),
+                    data: tuple.data(),
+                };
+                let removed = tree.delete(&probe, |entry: &Hinted, probe: &TupleProbe<'_>| {
+                    compare_with_tuple(entry, probe, cmp_def)
+                });
+                removed.map(|entry| entry.tuple)
+            }
             IndexData::Hash(hash) => {
                 let code = key_def::hash_tuple(tuple.data(), cmp_def);
                 hash.delete(code, |entry: &Tuple| {
@@ -259,7 +326,7 @@ impl Index {
     /// Every entry in index order (a snapshot of references; for building and dropping).
     pub fn tuples(&self) -> Vec<Tuple> {
         match &self.data {
-            IndexData::Tree(tree) => tree.iter().cloned().collect(),
+            IndexData::Tree(tree) => tree.iter().map(|entry| entry.tuple.clone()).collect(),
             IndexData::Hash(hash) => hash.iter().cloned().collect(),
         }
     }
@@ -267,7 +334,7 @@ impl Index {
     /// Some entry picked by `seed` (`index:random`).
     pub fn random(&self, seed: u64) -> Option<Tuple> {
         match &self.data {
-            IndexData::Tree(tree) => tree.random(seed).cloned(),
+            IndexData::Tree(tree) => tree.random(seed).map(|entry| entry.tuple.clone()),
             IndexData::Hash(hash) => hash.random(seed).cloned(),
         }
     }
@@ -339,15 +406,29 @@ impl Index {
         }
     }
 
-    fn key_cmp(&self) -> impl Fn(&Tuple, &[u8]) -> Ordering + '_ {
-        move |entry: &Tuple, key: &[u8]| {
-            key_def::compare_tuple_with_key(entry.data(), key, &self.cmp_def)
+    /// `tuple` with its hint, to search a TREE with `tuple_cmp`.
+    fn tuple_probe<'a>(&self, tuple: &'a Tuple) -> TupleProbe<'a> {
+        TupleProbe {
+            hint: key_def::hint_of_tuple(tuple.data(), &self.cmp_def),
+            data: tuple.data(),
         }
     }
 
-    fn tuple_cmp(&self) -> impl Fn(&Tuple, &Tuple) -> Ordering + '_ {
-        move |entry: &Tuple, probe: &Tuple| {
-            key_def::compare_tuples(entry.data(), probe.data(), &self.cmp_def)
+    /// `key` with its hint, to search a TREE with `key_cmp`.
+    fn key_probe<'a>(&self, key: &'a [u8]) -> KeyProbe<'a> {
+        KeyProbe {
+            hint: key_def::hint_of_key(key, &self.cmp_def),
+            key,
+        }
+    }
+
+    fn key_cmp(&self) -> impl Fn(&Hinted, &KeyProbe<'_>) -> Ordering + '_ {
+        move |entry: &Hinted, probe: &KeyProbe<'_>| compare_with_key(entry, probe, &self.cmp_def)
+    }
+
+    fn tuple_cmp(&self) -> impl Fn(&Hinted, &TupleProbe<'_>) -> Ordering + '_ {
+        move |entry: &Hinted, probe: &TupleProbe<'_>| {
+            compare_with_tuple(entry, probe, &self.cmp_def)
         }
     }
 }
@@ -394,7 +475,7 @@ impl Cursor {
         found
     }
 
-    fn next_in_tree(&mut self, index: &Index, tree: &BpsTree<Tuple>) -> Option<Tuple> {
+    fn next_in_tree(&mut self, index: &Index, tree: &BpsTree<Hinted>) -> Option<Tuple> {
         let reverse = self.iterator.is_reverse();
         let position = match (&self.last, self.started, self.at) {
             (Some(_), true, Some((version, At::Tree(at)))) if version == tree.version() => {
@@ -406,20 +487,21 @@ impl Cursor {
             }
             (Some(last), true, _) => {
                 let cmp = index.tuple_cmp();
+                let probe = index.tuple_probe(last);
                 if reverse {
                     // Before the first entry not below `last`; past the end: the last one.
-                    match tree.lower_bound(last, cmp) {
+                    match tree.lower_bound(&probe, cmp) {
                         Some(position) => tree.prev(&position),
                         None => tree.last(),
                     }
                 } else {
-                    tree.upper_bound(last, cmp)
+                    tree.upper_bound(&probe, cmp)
                 }
             }
             _ => self.first_position(index, tree),
         }?;
         self.at = Some((tree.version(), At::Tree(position)));
-        let tuple = tree.get(&position)?.clone();
+        let tuple = tree.get(&position)?.tuple.clone();
         self.matches(index, &tuple).then_some(tuple)
     }
 
@@ -427,9 +509,9 @@ impl Cursor {
     fn first_position(
         &self,
         index: &Index,
-        tree: &BpsTree<Tuple>,
+        tree: &BpsTree<Hinted>,
     ) -> Option<super::tree::Position> {
-        let key = self.key.as_slice();
+        let key = &index.key_probe(&self.key);
         let cmp = index.key_cmp();
         match self.iterator {
             IteratorType::All => tree.first(),
@@ -454,7 +536,7 @@ impl Cursor {
         if self.part_count == 0 {
             return true;
         }
-        let order = index.key_cmp()(tuple, &self.key);
+        let order = key_def::compare_tuple_with_key(tuple.data(), &self.key, &index.cmp_def);
         match self.iterator {
             IteratorType::Eq | IteratorType::Req => order == Ordering::Equal,
             IteratorType::Ge => order != Ordering::Less,
@@ -601,6 +683,124 @@ mod tests {
             }
         });
         assert_eq!(seen, vec![4, 2, 0]);
+    }
+
+    /// What a cursor over `key` must return: the model's tuples in index order, filtered
+    /// and directed as `iterator` says, by full comparisons only.
+    fn expected(index: &Index, model: &[Tuple], iterator: IteratorType, key: &[u8]) -> Vec<Tuple> {
+        let cmp_def = &index.cmp_def;
+        let mut sorted = model.to_vec();
+        sorted.sort_by(|a, b| key_def::compare_tuples(a.data(), b.data(), cmp_def));
+        let wanted = |tuple: &Tuple| {
+            let order = key_def::compare_tuple_with_key(tuple.data(), key, cmp_def);
+            match iterator {
+                IteratorType::Eq | IteratorType::Req => order == Ordering::Equal,
+                IteratorType::Ge => order != Ordering::Less,
+                IteratorType::Gt => order == Ordering::Greater,
+                IteratorType::Le => order != Ordering::Greater,
+                IteratorType::Lt => order == Ordering::Less,
+                _ => true,
+            }
+        };
+        sorted.retain(wanted);
+        if iterator.is_reverse() {
+            sorted.reverse();
+        }
+        sorted
+    }
+
+    /// A random encoded value for a hinted part: numbers of every encoding with their
+    /// edges, and strings sharing 8-byte prefixes or holding zero bytes.
+    fn hinted_value(random: &mut crate::r#box::TestRng) -> Vec<u8> {
+        let mut out = Vec::new();
+        let _ = match random.below(6) {
+            0 => rmp::encode::write_uint(&mut out, random.below(20)).map(drop),
+            1 => rmp::encode::write_sint(&mut out, -(random.below(20) as i64)).map(drop),
+            2 => rmp::encode::write_f64(&mut out, (random.below(40) as f64 - 20.0) / 2.0),
+            3 => match random.below(4) {
+                0 => rmp::encode::write_uint(&mut out, u64::MAX).map(drop),
+                1 => rmp::encode::write_sint(&mut out, i64::MIN).map(drop),
+                2 => rmp::encode::write_f64(&mut out, -0.0),
+                _ => rmp::encode::write_f64(&mut out, f64::NAN),
+            },
+            _ => {
+                let prefix = format!("prefix{}", random.below(3));
+                let tail: String = (0..random.below(3))
+                    .map(|_| ["a", "b", "\0"][random.below(3) as usize])
+                    .collect();
+                let text = prefix + &tail;
+                rmp::encode::write_str(&mut out, &text)
+            }
+        };
+        out
+    }
+
+    /// A one-field array of an encoded value after `head` (if any).
+    fn array_of(head: Option<u64>, value: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let _ = rmp::encode::write_array_len(&mut out, 1 + u32::from(head.is_some()));
+        if let Some(head) = head {
+            let _ = rmp::encode::write_uint(&mut out, head);
+        }
+        out.extend_from_slice(value);
+        out
+    }
+
+    #[test]
+    fn hinted_trees_agree_with_full_comparisons() {
+        let mut random = crate::r#box::TestRng::new(0x7ee5);
+        for field_type in [FieldType::Number, FieldType::Scalar, FieldType::String] {
+            let primary = KeyDef::new(vec![KeyPart {
+                fieldno: 0,
+                field_type: FieldType::Unsigned,
+            }]);
+            let secondary = IndexDef {
+                space_id: 512,
+                id: 1,
+                name: "sk".into(),
+                kind: IndexKind::Tree,
+                unique: false,
+                key_def: KeyDef::new(vec![KeyPart {
+                    fieldno: 1,
+                    field_type,
+                }]),
+            };
+            let mut index = Index::new(secondary, Some(&primary));
+            let mut model: Vec<Tuple> = Vec::new();
+            for id in 0..300u64 {
+                let value = hinted_value(&mut random);
+                let tuple = Tuple::new(&array_of(Some(id), &value));
+                if random.below(4) == 0 && !model.is_empty() {
+                    let victim = model.swap_remove(random.below(model.len() as u64) as usize);
+                    assert!(index.remove(&victim).is_some());
+                }
+                assert!(index.insert(tuple.clone()).is_none());
+                model.push(tuple);
+            }
+            assert_eq!(index.len(), model.len());
+            for _ in 0..200 {
+                let key = array_of(None, &hinted_value(&mut random));
+                for iterator in [
+                    IteratorType::Eq,
+                    IteratorType::Req,
+                    IteratorType::Ge,
+                    IteratorType::Gt,
+                    IteratorType::Le,
+                    IteratorType::Lt,
+                ] {
+                    let mut cursor = index.cursor(iterator, &key, 1);
+                    let mut seen = Vec::new();
+                    while let Some(tuple) = cursor.next(&index) {
+                        seen.push(tuple);
+                    }
+                    let want = expected(&index, &model, iterator, &key);
+                    assert_eq!(seen, want, "{field_type:?} {iterator:?} {key:02x?}");
+                }
+            }
+            for tuple in &model {
+                assert!(Tuple::ptr_eq(index.find_like(tuple).unwrap(), tuple));
+            }
+        }
     }
 
     #[test]

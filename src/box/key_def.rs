@@ -846,6 +846,150 @@ pub fn hash_key(key: &[u8], def: &KeyDef) -> u32 {
 
 // }}}
 
+// {{{ Hints
+
+// A hint is a u64 summary of a tuple's first key part that orders like the part itself,
+// non-strictly: `compare_fields(a, b) == Less` implies `hint(a) <= hint(b)` (so equal values
+// hint alike, and unequal hints decide the order). A TREE index stores one beside each tuple
+// and compares hints first, loading the tuple only on a tie: memtx's `memtx_tree_data`.
+//
+// Each type maps the values of its own class and saturates the rest: whatever sorts below
+// the class (missing and malformed fields, nil, ...) hints `HINT_MIN`, whatever sorts above
+// it `HINT_MAX`. Ties stay correct, only slower, so a type with no useful map hints one
+// constant and every comparison falls through to the full one.
+//
+//   unsigned   the value; floats truncated (NaN and negatives 0, 2^64 and up saturate)
+//   integer    the value + 2^63, saturating; floats truncated (NaN lowest)
+//   number     the value as a double (rounding to nearest keeps the order against exact
+//              int-double comparison), its bits flipped to order as unsigned; NaNs lowest
+//   string     the first 8 bytes, big-endian, zero-padded (memcmp then length)
+//   others     HINT_MIN, always
+
+/// The hint of what sorts below a type's values, missing and malformed fields included.
+const HINT_MIN: u64 = 0;
+/// The hint of what sorts above a type's values (and of the type's own largest ones).
+const HINT_MAX: u64 = u64::MAX;
+
+/// The class rank of numbers (see `Value::class`).
+const CLASS_NUMBER: u8 = 2;
+/// The class rank of strings (see `Value::class`).
+const CLASS_STRING: u8 = 3;
+
+/// The hint of `tuple`'s first key part under `def`, for TREE entries (see the section
+/// comment). Pair it with `hint_of_key` of a search key; equal hints say nothing.
+#[inline]
+pub fn hint_of_tuple(tuple: &[u8], def: &KeyDef) -> u64 {
+    let Some(part) = def.parts.first() else {
+        return HINT_MIN;
+    };
+    let field = if part.fieldno == 0 {
+        first_field(tuple)
+    } else {
+        FieldCursor::new(tuple).seek(part.fieldno)
+    };
+    field.map_or(HINT_MIN, |field| hint_of_field(field, part.field_type))
+}
+
+/// The hint of a search key's first part under `def`, comparable with `hint_of_tuple`, or
+/// `None` for a key with no parts, which matches every tuple (so no hint may rule any out).
+#[inline]
+pub fn hint_of_key(key: &[u8], def: &KeyDef) -> Option<u64> {
+    let part = def.parts.first()?;
+    Some(hint_of_field(first_field(key)?, part.field_type))
+}
+
+/// The hint of the value at the start of `field` as a part of `field_type`.
+#[inline]
+fn hint_of_field(field: &[u8], field_type: FieldType) -> u64 {
+    match field_type {
+        FieldType::Unsigned => match read_uint(field) {
+            Some(value) => value,
+            None => hint_of_other(decode(field), CLASS_NUMBER, hint_unsigned),
+        },
+        FieldType::String => match read_str(field) {
+            Some(bytes) => hint_string(bytes),
+            None => hint_of_other(decode(field), CLASS_STRING, |_| HINT_MIN),
+        },
+        FieldType::Integer => hint_of_other(decode(field), CLASS_NUMBER, hint_integer),
+        FieldType::Number => hint_of_other(decode(field), CLASS_NUMBER, hint_number),
+        FieldType::Any
+        | FieldType::Boolean
+        | FieldType::Scalar
+        | FieldType::Array
+        | FieldType::Map => HINT_MIN,
+    }
+}
+
+/// The general path of `hint_of_field`: `own` maps the values of class `class`, the rest
+/// saturate. Kept out of line like `compare_encoded`.
+#[inline(never)]
+fn hint_of_other(value: Option<Value<'_>>, class: u8, own: fn(Value<'_>) -> u64) -> u64 {
+    let Some(value) = value else {
+        return HINT_MIN;
+    };
+    match value.class().cmp(&class) {
+        Ordering::Less => HINT_MIN,
+        Ordering::Equal => own(value),
+        Ordering::Greater => HINT_MAX,
+    }
+}
+
+/// An `unsigned` part's hint of a number. A float truncates toward zero, which keeps its
+/// order against integers; the cast saturates and maps NaN to 0.
+fn hint_unsigned(value: Value<'_>) -> u64 {
+    match value {
+        Value::Uint(value) => value,
+        Value::Float(value) => value as u64,
+        _ => HINT_MIN, // A negative integer.
+    }
+}
+
+/// An `integer` part's hint of a number: the value offset by 2^63, saturating at the top
+/// (unsigned values from 2^63 - 1 share `HINT_MAX`). Floats truncate, saturating both ways.
+fn hint_integer(value: Value<'_>) -> u64 {
+    const OFFSET: u64 = 1 << 63;
+    match value {
+        Value::Uint(value) => value.saturating_add(OFFSET),
+        Value::Int(value) => value as u64 ^ OFFSET,
+        Value::Float(value) if value.is_nan() => HINT_MIN,
+        Value::Float(value) => value as i64 as u64 ^ OFFSET,
+        _ => HINT_MIN,
+    }
+}
+
+/// A `number` part's hint of a number: the nearest double (rounding is monotonic, and a
+/// double is its own nearest, so an integer never crosses a double it compares below), with
+/// its bits mapped to order as unsigned. NaNs take the two hints below `-inf`'s.
+fn hint_number(value: Value<'_>) -> u64 {
+    let value = match value {
+        Value::Uint(value) => value as f64,
+        Value::Int(value) => value as f64,
+        Value::Float(value) => value,
+        _ => return HINT_MIN,
+    };
+    if value.is_nan() {
+        return u64::from(is_quiet_nan(value));
+    }
+    // `-0.0 == 0.0`: both take `0.0`'s bits.
+    let bits = if value == 0.0 { 0 } else { value.to_bits() };
+    if bits >> 63 == 0 {
+        bits | 1 << 63
+    } else {
+        !bits
+    }
+}
+
+/// A `string` part's hint: the first 8 bytes as a big-endian number, zero-padded. A shorter
+/// string pads with the least byte, so a prefix never hints above what it prefixes.
+fn hint_string(bytes: &[u8]) -> u64 {
+    let mut word = [0u8; 8];
+    let len = bytes.len().min(8);
+    word[..len].copy_from_slice(&bytes[..len]);
+    u64::from_be_bytes(word)
+}
+
+// }}}
+
 // {{{ Validation
 
 /// `Invalid MsgPack - <what>`: bytes that do not even parse.
@@ -1892,6 +2036,212 @@ mod tests {
 
     // }}}
 
+    // {{{ Hints
+
+    /// Edge values of every class a hint maps or saturates: integer and double boundaries,
+    /// both zeros, NaNs, doubles beside integers they round to, strings sharing 8-byte
+    /// prefixes or holding zero bytes, malformed fields.
+    fn hint_edge_values() -> Vec<Vec<u8>> {
+        let mut all = ascending_values();
+        all.extend(five_everywhere());
+        all.extend(ab_everywhere());
+        for value in [
+            0,
+            1,
+            2,
+            (1 << 53) + 1,
+            (1 << 63) - 1,
+            1 << 63,
+            u64::MAX - 1,
+            u64::MAX,
+        ] {
+            all.push(uint(value));
+            all.push(double(value as f64));
+        }
+        for value in [-1, -2, -(1 << 53) - 1, i64::MIN + 1, i64::MIN] {
+            all.push(sint(value));
+            all.push(double(value as f64));
+        }
+        for value in [
+            -0.0,
+            0.0,
+            -0.5,
+            0.5,
+            1.5,
+            f64::MIN_POSITIVE,
+            -f64::MIN_POSITIVE,
+            f64::MAX,
+            f64::MIN,
+            18_446_744_073_709_549_568.0, // The largest double below 2^64.
+            TWO_POW_64,
+            MINUS_TWO_POW_63,
+            -9_223_372_036_854_777_856.0, // The double below -2^63.
+            f64::from_bits(0xFFF8_0000_0000_0000), // A NaN with the sign bit set.
+        ] {
+            all.push(double(value));
+        }
+        all.push(float(-0.0));
+        all.push(float(f32::NAN));
+        all.push(vec![0xca, 0x7f, 0x80, 0x00, 0x01]); // A signaling float NaN.
+        for text in [
+            "",
+            "\0",
+            "\0\0",
+            "a",
+            "a\0",
+            "abcdefg",
+            "abcdefg\0",
+            "abcdefgh",
+            "abcdefgh\0",
+            "abcdefgha",
+            "abcdefghb",
+            "abcdefgi",
+            "\u{7f}",
+            "\u{ff}",
+            "zzzzzzzzzzzz",
+        ] {
+            all.push(string(text));
+        }
+        all.push(vec![0xa2, 0xff, 0xff]); // Bytes that are not UTF-8.
+        all.extend([vec![], vec![0xc1], vec![0xcd, 1], vec![0xa3, b'a']]);
+        all
+    }
+
+    /// A random value, weighted toward the places a hint could go wrong.
+    fn hint_random_value(random: &mut TestRng) -> Vec<u8> {
+        const BYTES: [u8; 5] = [0, 1, b'a', b'b', 0xff];
+        match random.below(9) {
+            0 => uint(random.next() >> random.below(64)),
+            1 => sint(-((random.next() >> (1 + random.below(63))) as i64) - 1),
+            2 => double(f64::from_bits(random.next())),
+            3 => {
+                // An integer and a double a step beside it, around where doubles go sparse.
+                let value = 1u64 << (50 + random.below(14)) as u32;
+                let value = value.wrapping_add(random.below(5)).wrapping_sub(2);
+                match random.below(3) {
+                    0 => uint(value),
+                    1 => sint(-(value as i64 & i64::MAX)),
+                    _ => double(value as f64 + (random.below(3) as f64 - 1.0) * 0.5),
+                }
+            }
+            4 => double((random.below(2001) as f64 - 1000.0) / 4.0),
+            5 => float((random.below(2001) as f32 - 1000.0) / 4.0),
+            6 | 7 => {
+                let len = random.below(12) as usize;
+                let bytes: Vec<u8> = (0..len).map(|_| BYTES[random.below(5) as usize]).collect();
+                let mut out = Vec::new();
+                rmp::encode::write_str_len(&mut out, len as u32).unwrap();
+                out.extend_from_slice(&bytes);
+                out
+            }
+            _ => {
+                let pool = hint_edge_values();
+                pool[random.below(pool.len() as u64) as usize].clone()
+            }
+        }
+    }
+
+    /// Checks that hints under `field_type` order `values` as `compare_fields` does,
+    /// non-strictly, through every entry point: a one-part tuple, a part on a later field,
+    /// and a key.
+    fn assert_hints_keep_order(values: &mut [Vec<u8>], field_type: FieldType) {
+        values.sort_by(|a, b| compare_fields(a, b, field_type));
+        let first = def(&[(0, field_type)]);
+        let second = def(&[(1, field_type), (0, FieldType::Unsigned)]);
+        let hints: Vec<u64> = values
+            .iter()
+            .map(|value| {
+                let tuple = array(std::slice::from_ref(value));
+                let hint = hint_of_tuple(&tuple, &first);
+                let later = array(&[uint(7), value.clone()]);
+                assert_eq!(hint_of_tuple(&later, &second), hint, "{value:02x?}");
+                assert_eq!(hint_of_key(&tuple, &first), Some(hint), "{value:02x?}");
+                hint
+            })
+            .collect();
+        for (pair, hint) in values.windows(2).zip(hints.windows(2)) {
+            let order = compare_fields(&pair[0], &pair[1], field_type);
+            let context = format!("{field_type:?} {:02x?} {:02x?}", pair[0], pair[1]);
+            assert_ne!(order, Ordering::Greater, "{context}");
+            assert!(
+                hint[0] <= hint[1],
+                "{context}: {:x} > {:x}",
+                hint[0],
+                hint[1]
+            );
+            if order == Ordering::Equal {
+                assert_eq!(hint[0], hint[1], "{context}");
+            }
+        }
+    }
+
+    #[test]
+    fn hints_keep_the_order_of_edge_values() {
+        for field_type in ALL_TYPES {
+            assert_hints_keep_order(&mut hint_edge_values(), field_type);
+        }
+    }
+
+    #[test]
+    fn hints_keep_the_order_of_random_values() {
+        let mut random = TestRng::new(0x4a17_5eed);
+        for round in 0..40 {
+            let mut values: Vec<Vec<u8>> =
+                (0..500).map(|_| hint_random_value(&mut random)).collect();
+            let field_type = ALL_TYPES[round % ALL_TYPES.len()];
+            assert_hints_keep_order(&mut values, field_type);
+            // Pairwise as well, over a part of them: the chain check relies on transitivity.
+            for a in &values[..60] {
+                for b in &values[..60] {
+                    let (ha, hb) = (
+                        hint_of_tuple(&array(std::slice::from_ref(a)), &def(&[(0, field_type)])),
+                        hint_of_tuple(&array(std::slice::from_ref(b)), &def(&[(0, field_type)])),
+                    );
+                    if ha < hb {
+                        assert_eq!(compare_fields(a, b, field_type), Ordering::Less);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn hints_tell_apart_what_they_can() {
+        let unsigned = def(&[(0, FieldType::Unsigned)]);
+        let hint = |value: Vec<u8>, def: &KeyDef| hint_of_tuple(&array(&[value]), def);
+        assert_eq!(hint(uint(5), &unsigned), 5);
+        assert_eq!(hint(double(5.5), &unsigned), 5);
+        assert_eq!(hint(sint(-5), &unsigned), HINT_MIN);
+        assert_eq!(hint(string("5"), &unsigned), HINT_MAX);
+        let integer = def(&[(0, FieldType::Integer)]);
+        assert!(hint(sint(i64::MIN), &integer) < hint(sint(-1), &integer));
+        assert!(hint(sint(-1), &integer) < hint(uint(0), &integer));
+        assert_eq!(hint(uint(u64::MAX), &integer), HINT_MAX);
+        let number = def(&[(0, FieldType::Number)]);
+        assert_eq!(hint(double(-0.0), &number), hint(uint(0), &number));
+        assert!(hint(double(f64::NAN), &number) < hint(double(f64::NEG_INFINITY), &number));
+        assert!(hint(sint(-1), &number) < hint(double(-0.5), &number));
+        assert!(hint(double(f64::INFINITY), &number) < hint(string(""), &number));
+        let string_def = def(&[(0, FieldType::String)]);
+        assert!(hint(string("abc"), &string_def) < hint(string("abd"), &string_def));
+        assert_eq!(
+            hint(string("abcdefgh1"), &string_def),
+            hint(string("abcdefgh2"), &string_def)
+        );
+        assert_eq!(
+            hint(string("a"), &string_def),
+            hint(string("a\0"), &string_def)
+        );
+        assert_eq!(hint(uint(1), &def(&[(0, FieldType::Scalar)])), HINT_MIN);
+        // A tuple without the field sorts first, and a key without parts has no hint.
+        assert_eq!(hint_of_tuple(&array(&[]), &unsigned), HINT_MIN);
+        assert_eq!(hint_of_key(&array(&[]), &unsigned), None);
+        assert_eq!(hint_of_key(&uint(1), &unsigned), None);
+        assert_eq!(hint_of_key(&array(&[uint(9), uint(1)]), &unsigned), Some(9));
+    }
+
+    // }}}
+
     // {{{ Validation
 
     fn message(result: Result<impl std::fmt::Debug, BoxError>) -> (u32, String) {
@@ -2183,6 +2533,7 @@ mod tests {
             let _ = compare_tuple_with_key(bytes, &reference, def);
             let _ = compare_tuple_with_key(&reference, bytes, def);
             let _ = (hash_tuple(bytes, def), hash_key(bytes, def));
+            let _ = (hint_of_tuple(bytes, def), hint_of_key(bytes, def));
             let _ = validate_key(bytes, def, true);
             let _ = validate_key(bytes, def, false);
             let _ = extract_key(bytes, def);

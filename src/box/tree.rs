@@ -2,8 +2,9 @@
 //! Owned by the TX thread (like every index); nothing here is shared across threads.
 //!
 //! The tree knows nothing of tuples or keys. Elements are a generic `T: Clone` (in practice a
-//! thin reference-counted tuple pointer), and every operation takes the ordering as a closure,
-//! because the order is defined by an index key definition held elsewhere.
+//! tuple pointer and the hint of its key, 16 bytes: see `index::Hinted`), and every operation
+//! takes the ordering as a closure, because the order is defined by an index key definition
+//! held elsewhere.
 //!
 //! ```text
 //!                 inner (root)   maxes:    [ m0      m1      m2 ]   m_i = max of subtree i
@@ -43,7 +44,7 @@ use std::mem;
 /// The "no node" link: the root of an empty tree and the ends of the leaf list.
 const NIL: u32 = u32::MAX;
 
-/// Bytes of elements per leaf: 512 like memtx's `BPS_TREE_BLOCK_SIZE`, so 64 thin pointers.
+/// Bytes of elements per leaf: 512 like memtx's `BPS_TREE_BLOCK_SIZE`, so 32 hinted tuples.
 /// Fill, not node size, decides memory per element; 512 bytes keeps the per-insert shift
 /// within a leaf to a few cache lines.
 const LEAF_BYTES: usize = 512;
@@ -85,7 +86,8 @@ const SEARCH_STRIDE: usize = 8;
 
 /// Index of the first element of a sorted slice at or past `key`, per `bound`.
 ///
-/// Elements are usually pointers, so each comparison is likely a cache miss. A binary search
+/// Elements are usually pointers, so each comparison may be a cache miss (with hints, mostly
+/// on the node's own lines; a tuple is loaded only on a tie). A binary search
 /// waits for those misses one after another; two short forward scans (every
 /// [`SEARCH_STRIDE`]-th element, then one group) have no dependency between their loads, so
 /// the CPU overlaps the misses and a node costs about two miss latencies instead of six.

@@ -2,7 +2,8 @@
 //!
 //! Plain values: created and dropped on the TX thread, read by the snapshot thread through
 //! a frozen list (hence the atomic count). One allocation holds the reference count, the
-//! size and the bytes, and a `Tuple` is one pointer, so an index entry costs 8 bytes:
+//! size and the bytes, and a `Tuple` is one pointer, so a HASH entry holds 8 bytes of it (a
+//! TREE entry 16: the pointer and the hint of the key, see `index::Hinted`):
 //!
 //! ```text
 //!   ptr ─▶ ┌──────────────┬──────────────┬───────────────────────────┐
