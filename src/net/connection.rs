@@ -73,7 +73,8 @@ impl Stream {
 pub enum IoOutcome {
     /// Bytes moved and the socket may have more (stopped at a buffer limit).
     Progress(usize),
-    /// The kernel has nothing more for now; wait for the next readiness edge.
+    /// The kernel has nothing more for now (possibly after moving some bytes); wait for the
+    /// next readiness edge.
     WouldBlock,
     /// The peer closed its end (read returned 0).
     Closed,
@@ -172,6 +173,11 @@ impl Connection {
                 Ok(count) => {
                     self.input.truncate(old_len + count);
                     total += count;
+                    // A short read emptied the kernel's buffer: what arrives later raises a
+                    // new readiness edge, so asking again now would only cost an EAGAIN.
+                    if count < chunk {
+                        return IoOutcome::WouldBlock;
+                    }
                 }
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {
                     self.input.truncate(old_len);
