@@ -11,6 +11,7 @@ use crate::r#box::txn::Txn;
 use crate::error::{BoxError, ErrCode};
 use crate::fiber::FiberId;
 use crate::tx::Tx;
+use crate::wal::journal::Waiter;
 
 /// The owner id of work done outside any fiber (fiber ids start at 101).
 pub const NO_FIBER: FiberId = 0;
@@ -77,19 +78,19 @@ fn finish(tx: &Tx, fiber: FiberId, txn: Txn, multi: bool) -> Result<(), BoxError
     commit(tx, txn)
 }
 
-/// Write a transaction's rows through the journal; roll it back if that fails.
+/// Hand a transaction's rows to the journal. With a WAL thread the commit completes later:
+/// the running fiber waits for it (`internal.data.commit_wait`), or a caller outside fibers
+/// claims it for its reply ([`Journal::claim`](crate::wal::journal::Journal::claim)); a
+/// failed write rolls it back then.
 pub fn commit(tx: &Tx, txn: Txn) -> Result<(), BoxError> {
     if txn.is_empty() {
         return Ok(());
     }
-    let written = tx.journal.borrow_mut().write(&txn);
-    if let Err(err) = written {
-        with_db(tx, |db| {
-            db.rollback(txn);
-            Ok(())
-        })?;
-        return Err(err);
-    }
+    let waiter = match fiber_id(tx) {
+        NO_FIBER => Waiter::Nobody,
+        fiber => Waiter::Fiber(fiber),
+    };
+    tx.journal.borrow_mut().commit(txn, waiter);
     Ok(())
 }
 
@@ -103,4 +104,31 @@ fn undo_since(tx: &Tx, txn: &mut Txn, before: usize) {
         db.rollback(tail);
         Ok(())
     });
+}
+
+/// The WAL thread answered a batch: wake the fibers that wait, send the replies of binary
+/// protocol requests (their error replies if the write failed, after rolling back).
+pub fn on_wal_reply(tx: &Tx, reply: crate::wal::writer::WalReply) {
+    use crate::wal::journal::Outcome;
+    let outcomes = tx.journal.borrow_mut().on_reply(reply, |txn| {
+        let _ = with_db(tx, |db| {
+            db.rollback(txn);
+            Ok(())
+        });
+    });
+    for outcome in outcomes {
+        match outcome {
+            Outcome::Fiber(fiber) => {
+                tx.sched
+                    .borrow_mut()
+                    .wakeup(fiber, crate::fiber::WakeReason::Woken);
+            }
+            Outcome::Iproto { token, sync, reply } => {
+                crate::lua::iproto::write_reply(tx, token, |out, schema_id| match reply {
+                    Ok(bytes) => out.extend_from_slice(&bytes),
+                    Err(err) => crate::proto::xrow::write_error_reply(out, sync, schema_id, &err),
+                });
+            }
+        }
+    }
 }

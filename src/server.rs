@@ -215,7 +215,7 @@ fn start(argv: &[String], options: Options) -> Result<i32, String> {
         iproto_listener: Cell::new(None),
         db: RefCell::new(None),
         txns: RefCell::new(Default::default()),
-        journal: RefCell::new(Box::new(crate::r#box::txn::NullJournal)),
+        journal: RefCell::new(Default::default()),
         trigger_spaces: RefCell::new(Default::default()),
         sessions: RefCell::new(Default::default()),
     });

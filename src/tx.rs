@@ -15,7 +15,7 @@ use std::collections::HashSet;
 
 use crate::r#box::db::Db;
 use crate::r#box::session::Sessions;
-use crate::r#box::txn::{Journal, Txn};
+use crate::r#box::txn::Txn;
 use crate::cfg::Cfg;
 use crate::coio::{CoioOutput, CoioPool};
 use crate::constants::TX_INBOX_CAPACITY;
@@ -32,6 +32,8 @@ pub enum TxMsg {
     CoioDone { fiber: FiberId, output: CoioOutput },
     /// The interactive console's line editor produced an event.
     Stdin(StdinEvent),
+    /// The WAL thread wrote (or failed to write) a batch.
+    Wal(crate::wal::writer::WalReply),
 }
 
 /// What the stdin thread read.
@@ -115,8 +117,8 @@ pub struct Tx {
     pub db: RefCell<Option<Db>>,
     /// Transactions opened by `box.begin()`, by fiber.
     pub txns: RefCell<IdMap<Txn>>,
-    /// Where committed rows go.
-    pub journal: RefCell<Box<dyn Journal>>,
+    /// Where committed rows go: the WAL thread, or nowhere with `wal_mode = 'none'`.
+    pub journal: RefCell<crate::wal::journal::Journal>,
     /// Spaces with `on_replace` triggers (only those pay for calling into Lua).
     pub trigger_spaces:
         RefCell<HashSet<u32, std::hash::BuildHasherDefault<crate::fiber::IdHasher>>>,

@@ -142,23 +142,6 @@ impl Txn {
     }
 }
 
-/// Where committed rows go. Until the WAL exists the journal accepts everything at once;
-/// the WAL makes `write` asynchronous (the fiber waits) and able to fail (rollback).
-pub trait Journal {
-    /// Make the rows of `txn` durable; an error means it must be rolled back.
-    fn write(&mut self, txn: &Txn) -> Result<(), crate::error::BoxError>;
-}
-
-/// The journal of `wal_mode = 'none'`: rows are accepted and dropped.
-#[derive(Default)]
-pub struct NullJournal;
-
-impl Journal for NullJournal {
-    fn write(&mut self, _txn: &Txn) -> Result<(), crate::error::BoxError> {
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

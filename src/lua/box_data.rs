@@ -164,6 +164,7 @@ pub fn open(lua: &Lua, tx: &Rc<Tx>) -> mlua::Result<Table> {
     lua.set_app_data(tx.clone());
     super::tuple::open(lua)?;
     let module = lua.create_table()?;
+    open_commit_waits(lua, tx, &module)?;
     module.set(
         "set_hooks",
         lua.create_function(|lua, (triggers, schema): (Function, Function)| {
@@ -176,6 +177,44 @@ pub fn open(lua: &Lua, tx: &Rc<Tx>) -> mlua::Result<Table> {
     open_txn(lua, tx, &module)?;
     module.set("fast", super::box_fast::open(lua, tx)?)?;
     Ok(module)
+}
+
+/// `commit_wait()` parks the running fiber while its commit waits for the WAL (true: yield
+/// now); `commit_result()` then gives its error, or nil; `wal_async()` whether commits wait.
+fn open_commit_waits(lua: &Lua, tx: &Rc<Tx>, module: &Table) -> mlua::Result<()> {
+    let t = tx.clone();
+    module.set(
+        "commit_wait",
+        lua.create_function(move |_, ()| {
+            let fiber = fiber_id(&t);
+            if fiber == crate::process::NO_FIBER || !t.journal.borrow().fiber_waits(fiber) {
+                return Ok(false);
+            }
+            t.sched
+                .borrow_mut()
+                .suspend_current(None, false)
+                .map_err(|_| mlua::Error::runtime("not in a fiber"))?;
+            Ok(true)
+        })?,
+    )?;
+    let t = tx.clone();
+    module.set(
+        "commit_result",
+        lua.create_function(move |lua, ()| {
+            let fiber = fiber_id(&t);
+            let result = t.journal.borrow_mut().take_result(fiber);
+            match result {
+                Ok(()) => Ok(Value::Nil),
+                Err(err) => super::util::error_value(lua, &err),
+            }
+        })?,
+    )?;
+    let t = tx.clone();
+    module.set(
+        "wal_async",
+        lua.create_function(move |_, ()| Ok(t.journal.borrow().is_async()))?,
+    )?;
+    Ok(())
 }
 
 fn open_requests(lua: &Lua, tx: &Rc<Tx>, module: &Table) -> mlua::Result<()> {

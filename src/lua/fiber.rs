@@ -220,6 +220,7 @@ fn run_fiber_with(lua: &Lua, tx: &Tx, id: FiberId, start: Option<MultiValue>) {
         if tx.txns.borrow().contains_key(&id) {
             super::box_data::rollback_fiber(tx, id);
         }
+        tx.journal.borrow_mut().forget(id);
         // An iproto request's fiber that raised past its handler still owes a reply.
         if tx.iproto_requests.borrow().contains_key(&id) {
             super::iproto::abandon_request(tx, id);

@@ -173,11 +173,8 @@ impl Connection {
                 Ok(count) => {
                     self.input.truncate(old_len + count);
                     total += count;
-                    // A short read emptied the kernel's buffer: what arrives later raises a
-                    // new readiness edge, so asking again now would only cost an EAGAIN.
-                    if count < chunk {
-                        return IoOutcome::WouldBlock;
-                    }
+                    // Read on after a short read too: the peer's FIN may already be queued
+                    // behind the data, and no later edge would report it.
                 }
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {
                     self.input.truncate(old_len);

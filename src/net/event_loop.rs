@@ -73,6 +73,8 @@ impl EventLoop {
             self.tx.sched.borrow_mut().fire_timers(now);
             fiber::run_ready(&self.lua, &self.tx);
             iproto::serve_pending(&self.lua, &self.tx);
+            // This turn's commits go to the WAL as one batch.
+            self.tx.journal.borrow_mut().flush();
             if let Some(code) = self.tx.exit_code.get() {
                 return code;
             }
@@ -188,6 +190,7 @@ impl EventLoop {
                     self.tx.fibers.borrow_mut().set_coio_output(fiber, output);
                     self.tx.sched.borrow_mut().wakeup(fiber, WakeReason::Woken);
                 }
+                TxMsg::Wal(reply) => crate::process::on_wal_reply(&self.tx, reply),
                 TxMsg::Stdin(event) => {
                     let reader = self.tx.stdin.borrow_mut().on_event(event);
                     if let Some(fiber) = reader {

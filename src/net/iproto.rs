@@ -28,6 +28,7 @@ use crate::process::{self, with_db};
 use crate::proto::iproto_constants::request_type;
 use crate::proto::xrow::{self, Body, Frame, Header};
 use crate::tx::Tx;
+use crate::wal::journal::Waiter;
 
 use super::connection::{Connection, IoOutcome};
 
@@ -176,10 +177,14 @@ pub fn process(
                     token,
                     session,
                     salt: &salt,
+                    deferred: std::cell::Cell::new(false),
                 };
                 if let Some(request) = handle_packet(&context, packet, output) {
                     client.in_flight += 1;
                     lua_requests.push(request);
+                }
+                if context.deferred.get() {
+                    client.in_flight += 1;
                 }
                 client.conn.consume(end);
             }
@@ -208,6 +213,8 @@ struct Context<'a> {
     token: Token,
     session: u32,
     salt: &'a [u8; 32],
+    /// Set when the request's reply waits for the WAL (it then holds an in-flight slot).
+    deferred: std::cell::Cell<bool>,
 }
 
 /// Run one packet, writing its reply to `out`, or hand it to Lua.
@@ -315,10 +322,28 @@ fn data_request(
     if needs_lua {
         return Ok(Some(to_lua(context, header, body_bytes)));
     }
+    tx.journal.borrow_mut().unmark();
     let tuple = process::apply(tx, &request, None, |_, _| Ok(()))?;
     let schema_id = schema_version(tx);
     // UPSERT answers nothing, whatever it did (as 1.6).
     let tuple = tuple.filter(|_| request.kind != RequestKind::Upsert);
+    let mut journal = tx.journal.borrow_mut();
+    if journal.is_async() {
+        // The reply goes out when the WAL has written the change.
+        let mut reply = Vec::new();
+        xrow::write_data_reply(
+            &mut reply,
+            header.sync,
+            schema_id,
+            tuple.iter().map(|t| t.data()),
+        );
+        let sync = header.sync;
+        let token = context.token;
+        if journal.claim(Waiter::Iproto { token, sync, reply }) {
+            context.deferred.set(true);
+            return Ok(None);
+        }
+    }
     xrow::write_data_reply(out, header.sync, schema_id, tuple.iter().map(|t| t.data()));
     Ok(None)
 }

@@ -50,6 +50,8 @@ local function configure(options)
     if not configured then
         configured = true
         require('internal.box_schema').install()
+    else
+        require('internal.box_schema').refresh_wal()
     end
     rawset(box, 'cfg', effective(values))
 end

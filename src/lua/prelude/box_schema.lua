@@ -43,6 +43,26 @@ local function raise(code, ...)
     error(errors.make(2, code, ...), 3)
 end
 
+-- With a WAL thread (wal_mode 'write' or 'fsync'), a change is acknowledged only once it
+-- is written: the fiber waits for its commit, and a failed write raises ER_WAL_IO (the
+-- change is rolled back by then). `wal_async` is refreshed by box.cfg.
+local commit_wait, commit_result = data.commit_wait, data.commit_result
+local suspend = require('internal.sched').suspend
+local wal_async = false
+
+local function durable(...)
+    if wal_async then
+        while commit_wait() do
+            suspend()
+        end
+        local err = commit_result()
+        if err ~= nil then
+            error(err, 3)
+        end
+    end
+    return ...
+end
+
 box.index = {
     EQ = 0, REQ = 1, ALL = 2, LT = 3, LE = 4, GE = 5, GT = 6,
     BITS_ALL_SET = 7, BITS_ANY_SET = 8, BITS_ALL_NOT_SET = 9, OVERLAPS = 10, NEIGHBOR = 11,
@@ -277,18 +297,18 @@ function index_methods.update(index, key, ops)
     check_index(index, 'update')
     local done, tuple = settle(fast.update(index.space_id, index.id, key, ops))
     if done then
-        return check(tuple)
+        return durable(check(tuple))
     end
-    return check(data.update(index.space_id, index.id, key, ops))
+    return durable(check(data.update(index.space_id, index.id, key, ops)))
 end
 
 function index_methods.delete(index, key)
     check_index(index, 'delete')
     local done, tuple = settle(fast.delete(index.space_id, index.id, key))
     if done then
-        return check(tuple)
+        return durable(check(tuple))
     end
-    return check(data.delete(index.space_id, index.id, key))
+    return durable(check(data.delete(index.space_id, index.id, key)))
 end
 
 function index_methods.drop(index)
@@ -501,11 +521,11 @@ local function store_method(name)
         check_space(space, name)
         local result, code, message, kind = fast_store(space.id, tuple)
         if result then
-            return result
+            return durable(result)
         elseif code ~= nil then
             error(errors.new(code, message, kind, 2), 2)
         end
-        return check(store(space.id, tuple))
+        return durable(check(store(space.id, tuple)))
     end
 end
 space_methods.insert = store_method('insert')
@@ -516,23 +536,23 @@ function space_methods.update(space, key, ops)
     check_space(space, 'update')
     local done, tuple = settle(fast.update(space.id, 0, key, ops))
     if done then
-        return check(tuple)
+        return durable(check(tuple))
     end
-    return check(data.update(space.id, 0, key, ops))
+    return durable(check(data.update(space.id, 0, key, ops)))
 end
 
 function space_methods.upsert(space, tuple, ops)
     check_space(space, 'upsert')
-    return check(data.upsert(space.id, tuple, ops))
+    return durable(check(data.upsert(space.id, tuple, ops)))
 end
 
 function space_methods.delete(space, key)
     check_space(space, 'delete')
     local done, tuple = settle(fast.delete(space.id, 0, key))
     if done then
-        return check(tuple)
+        return durable(check(tuple))
     end
-    return check(data.delete(space.id, 0, key))
+    return durable(check(data.delete(space.id, 0, key)))
 end
 
 function space_methods.select(space, key, opts)
@@ -648,6 +668,7 @@ end
 
 function configured_api.commit()
     check(data.commit())
+    durable()
 end
 
 function configured_api.rollback()
@@ -1010,6 +1031,7 @@ configured_api.session = setmetatable({
 package.loaded['internal.box_schema'] = {
     -- Called by the first successful box.cfg{}.
     install = function()
+        wal_async = data.wal_async()
         for key, value in pairs(configured_api) do
             rawset(box, key, value)
         end
@@ -1019,4 +1041,6 @@ package.loaded['internal.box_schema'] = {
         end
     end,
     api = configured_api,
+    -- box.cfg may start or stop the WAL thread.
+    refresh_wal = function() wal_async = data.wal_async() end,
 }

@@ -1,0 +1,251 @@
+//! TX's side of the WAL: committed transactions wait here for the WAL thread.
+//!
+//! Owned by the TX thread. A commit puts its rows in the batch of this loop turn and its
+//! transaction, with whoever waits for it, at the back of the queue; at the end of the turn
+//! the batch goes to the WAL thread (group commit). The answer releases the queue's front:
+//!
+//! ```text
+//!   commit ─▶ batch (this turn) ─▶ WAL thread ─▶ Written ─▶ waiters: fiber woken / reply sent
+//!                                              └▶ Failed ─▶ roll back every queued
+//!                                                 transaction, newest first; waiters get
+//!                                                 ER_WAL_IO; the writer resumes
+//! ```
+//!
+//! With `wal_mode = 'none'` there is no thread: a commit takes its LSNs at once and is done.
+
+use std::collections::VecDeque;
+
+use crossbeam::channel::{Sender, TrySendError};
+use mio::Token;
+
+use crate::r#box::txn::Txn;
+use crate::error::{BoxError, ErrCode};
+use crate::fiber::{FiberId, IdMap};
+
+use super::vclock::Vclock;
+use super::writer::{Batch, WalMsg, WalReply, WalRow};
+
+/// Who waits for a commit.
+#[derive(Debug)]
+pub enum Waiter {
+    /// A fiber, parked until the WAL answers (`internal.data.commit_wait`).
+    Fiber(FiberId),
+    /// A binary-protocol request: the reply to send once written (the error reply instead
+    /// if the write fails).
+    Iproto {
+        token: Token,
+        sync: u64,
+        reply: Vec<u8>,
+    },
+    /// Nobody (work outside fibers, such as start-up).
+    Nobody,
+}
+
+/// A transaction written to a batch and not yet answered.
+struct Queued {
+    batch: u64,
+    txn: Txn,
+    waiter: Waiter,
+}
+
+/// What finished commits owe their waiters, for the loop to deliver.
+pub enum Outcome {
+    Fiber(FiberId),
+    Iproto {
+        token: Token,
+        sync: u64,
+        reply: Result<Vec<u8>, BoxError>,
+    },
+}
+
+/// The journal of TX.
+pub struct Journal {
+    /// None: `wal_mode = 'none'` (or before box.cfg{}), commits are done at once.
+    sender: Option<Sender<WalMsg>>,
+    /// Our server id: local rows get LSNs of this component.
+    pub server_id: u32,
+    /// What is written (or, without a WAL thread, committed).
+    pub vclock: Vclock,
+    batch: Vec<WalRow>,
+    next_batch: u64,
+    queue: VecDeque<Queued>,
+    /// Batches up to this id were rolled back; their late answers mean nothing.
+    rolled_back_to: u64,
+    /// Outcomes of fibers' commits, until each fiber asks for its own.
+    results: IdMap<Result<(), BoxError>>,
+    /// The last commit was queued (see [`Journal::claim`]).
+    just_queued: bool,
+}
+
+impl Default for Journal {
+    fn default() -> Self {
+        Journal {
+            sender: None,
+            server_id: 1,
+            vclock: Vclock::new(),
+            batch: Vec::new(),
+            next_batch: 1,
+            queue: VecDeque::new(),
+            rolled_back_to: 0,
+            results: IdMap::default(),
+            just_queued: false,
+        }
+    }
+}
+
+impl Journal {
+    /// Start writing through the WAL thread behind `sender`.
+    pub fn attach(&mut self, sender: Sender<WalMsg>) {
+        self.sender = Some(sender);
+    }
+
+    /// Whether commits wait for a WAL thread.
+    pub fn is_async(&self) -> bool {
+        self.sender.is_some()
+    }
+
+    /// Commit `txn`: done at once without a WAL thread or without rows, else queued for
+    /// `waiter` until the WAL answers. Returns whether the commit is pending.
+    pub fn commit(&mut self, txn: Txn, waiter: Waiter) -> bool {
+        self.just_queued = false;
+        let rows = txn.rows();
+        if rows.is_empty() {
+            return false;
+        }
+        if self.sender.is_none() {
+            // wal_mode = 'none': LSNs are still assigned, nothing is written.
+            for _ in &rows {
+                self.vclock.inc(self.server_id);
+            }
+            return false;
+        }
+        for row in rows {
+            let mut body = Vec::new();
+            row.encode_body(&mut body);
+            self.batch.push(WalRow {
+                kind: row.kind as u32,
+                server_id: 0,
+                lsn: 0,
+                body,
+            });
+        }
+        self.queue.push_back(Queued {
+            batch: self.next_batch,
+            txn,
+            waiter,
+        });
+        self.just_queued = true;
+        true
+    }
+
+    /// Forget whether the last commit was queued: a caller about to run a request that may
+    /// commit, and then [`Journal::claim`] it, starts here.
+    pub fn unmark(&mut self) {
+        self.just_queued = false;
+    }
+
+    /// If the last commit (since [`Journal::unmark`]) is waiting for the WAL, make `waiter`
+    /// the one it answers, and return true.
+    pub fn claim(&mut self, waiter: Waiter) -> bool {
+        if !std::mem::take(&mut self.just_queued) {
+            return false;
+        }
+        if let Some(queued) = self.queue.back_mut() {
+            queued.waiter = waiter;
+        }
+        true
+    }
+
+    /// A fiber ended: drop an outcome it never took.
+    pub fn forget(&mut self, fiber: FiberId) {
+        self.results.remove(&fiber);
+    }
+
+    /// Whether `fiber` has a commit waiting for the WAL.
+    pub fn fiber_waits(&self, fiber: FiberId) -> bool {
+        self.queue
+            .iter()
+            .any(|queued| matches!(queued.waiter, Waiter::Fiber(f) if f == fiber))
+    }
+
+    /// The outcome of `fiber`'s last commit, taken (Ok when it had none).
+    pub fn take_result(&mut self, fiber: FiberId) -> Result<(), BoxError> {
+        self.results.remove(&fiber).unwrap_or(Ok(()))
+    }
+
+    /// Send this turn's batch to the WAL thread; kept for the next turn if its queue is
+    /// full (the waiting commits wait a little longer).
+    pub fn flush(&mut self) {
+        let Some(sender) = &self.sender else {
+            return;
+        };
+        if self.batch.is_empty() {
+            return;
+        }
+        let batch = Batch {
+            id: self.next_batch,
+            rows: std::mem::take(&mut self.batch),
+        };
+        match sender.try_send(WalMsg::Write(batch)) {
+            Ok(()) => self.next_batch += 1,
+            Err(TrySendError::Full(WalMsg::Write(batch))) => self.batch = batch.rows,
+            Err(_) => {
+                crate::syserror!("the WAL thread is gone");
+                self.sender = None;
+            }
+        }
+    }
+
+    /// The WAL thread answered: release what it wrote, or roll back everything queued.
+    /// `rollback` undoes one transaction. Returns what the waiters are owed.
+    pub fn on_reply(&mut self, reply: WalReply, mut rollback: impl FnMut(Txn)) -> Vec<Outcome> {
+        let mut owed = Vec::new();
+        match reply {
+            WalReply::Written { id, vclock } => {
+                self.vclock = *vclock;
+                while self.queue.front().is_some_and(|queued| queued.batch <= id) {
+                    let queued = self.queue.pop_front().expect("checked");
+                    owed.extend(self.release(queued.waiter, Ok(())));
+                }
+            }
+            WalReply::Failed { id, reason } => {
+                if id <= self.rolled_back_to {
+                    return owed;
+                }
+                log::error!(
+                    "WAL write failed ({reason}): rolling back {} transactions",
+                    self.queue.len()
+                );
+                let err = BoxError::new(ErrCode::WAL_IO, &[]);
+                // Everything queued and everything of this turn: newest first.
+                self.batch.clear();
+                while let Some(queued) = self.queue.pop_back() {
+                    rollback(queued.txn);
+                    owed.extend(self.release(queued.waiter, Err(err.clone())));
+                }
+                owed.reverse();
+                // Batches sent so far fail too (the writer fails all until resumed).
+                self.rolled_back_to = self.next_batch - 1;
+                if let Some(sender) = &self.sender {
+                    let _ = sender.send(WalMsg::Resume);
+                }
+            }
+        }
+        owed
+    }
+
+    fn release(&mut self, waiter: Waiter, result: Result<(), BoxError>) -> Option<Outcome> {
+        match waiter {
+            Waiter::Fiber(fiber) => {
+                self.results.insert(fiber, result);
+                Some(Outcome::Fiber(fiber))
+            }
+            Waiter::Iproto { token, sync, reply } => Some(Outcome::Iproto {
+                token,
+                sync,
+                reply: result.map(|()| reply),
+            }),
+            Waiter::Nobody => None,
+        }
+    }
+}
