@@ -1,0 +1,245 @@
+//! Start-up of the data: a new instance bootstraps, an existing one replays its xlogs; then
+//! the WAL thread starts writing the xlog that follows.
+//!
+//! Runs on the TX thread inside the first `box.cfg{}` (the WAL thread it spawns owns the
+//! sink from then on).
+//!
+//! ```text
+//!   wal_dir has xlogs? ─ no ─▶ bootstrap rows, a new UUID; the cluster rows go to the WAL
+//!        └─ yes ─▶ bootstrap rows (the 1.6 bootstrap snapshot), UUID from the xlog header,
+//!                  every row after the vclock, in file order ─▶ vclock
+//!   then: WAL thread with an XlogSink starting at that vclock (mode 'none': no thread)
+//! ```
+//!
+//! A damaged xlog (bad checksum, torn tail) stops reading that file at the last good row:
+//! with `panic_on_wal_error` (the default) start-up fails naming the file and offset, else
+//! the rest is skipped with a log line. A row that fails to apply is likewise fatal or
+//! skipped.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::r#box::db::Db;
+use crate::r#box::schema;
+use crate::r#box::txn::Txn;
+use crate::cfg::WalMode;
+use crate::constants::WAL_QUEUE_CAPACITY;
+use crate::error::{BoxError, ErrCode};
+use crate::proto::xrow;
+
+use super::vclock::Vclock;
+use super::writer::{Sink, WalReply, WalWriter};
+use super::xdir;
+use super::xlog::{FileKind, Meta, ReadError, XlogReader, XlogWriter};
+
+/// What box.cfg asks of the data directory.
+pub struct Options {
+    pub wal_dir: PathBuf,
+    pub wal_mode: WalMode,
+    pub rows_per_wal: u64,
+    pub panic_on_wal_error: bool,
+}
+
+/// The recovered (or new) database, its vclock, and transactions still to be written (a new
+/// instance's cluster rows).
+pub struct Recovered {
+    pub db: Db,
+    pub vclock: Vclock,
+    pub unwritten: Vec<Txn>,
+}
+
+/// Bootstrap or recover, per what `wal_dir` holds.
+pub fn recover(
+    options: &Options,
+    new_instance: impl FnOnce() -> Result<(Db, Vec<Txn>), BoxError>,
+) -> Result<Recovered, BoxError> {
+    let files = if options.wal_mode == WalMode::None {
+        Vec::new()
+    } else {
+        xdir::scan(&options.wal_dir, FileKind::Xlog)
+            .map_err(|err| BoxError::system("can't read wal_dir", &err))?
+    };
+    let Some((_, first)) = files.first() else {
+        let (db, unwritten) = new_instance()?;
+        return Ok(Recovered {
+            db,
+            vclock: Vclock::new(),
+            unwritten,
+        });
+    };
+    let uuid = XlogReader::open(first)
+        .map_err(|err| read_error(first, err))?
+        .meta()
+        .instance_uuid
+        .clone();
+    log::info!("instance uuid {uuid}");
+    log::info!("recovery start");
+    let mut db = Db::new(&uuid);
+    db.bootstrap(&schema::BOOTSTRAP_UUID_PLACEHOLDER)?;
+    let mut vclock = Vclock::new();
+    let started = Instant::now();
+    let mut rows = 0u64;
+    for (_, path) in &files {
+        log::info!("recover from `{}'", path.display());
+        rows += replay(&mut db, path, &mut vclock, options.panic_on_wal_error)?;
+    }
+    let seconds = started.elapsed().as_secs_f64().max(1e-9);
+    log::info!(
+        "recovered {rows} rows in {seconds:.3} s ({:.0} rows per second)",
+        rows as f64 / seconds
+    );
+    db.changed_spaces.clear();
+    Ok(Recovered {
+        db,
+        vclock,
+        unwritten: Vec::new(),
+    })
+}
+
+fn read_error(path: &Path, err: ReadError) -> BoxError {
+    match err {
+        ReadError::Damaged { offset, reason } => BoxError::with_message(
+            ErrCode::INVALID_XLOG,
+            format!("{}: {reason} at offset {offset}", path.display()),
+        ),
+        ReadError::Io(err) => BoxError::system(&format!("can't read {}", path.display()), &err),
+    }
+}
+
+/// Apply the rows of one xlog that follow `vclock`; returns how many were applied.
+fn replay(db: &mut Db, path: &Path, vclock: &mut Vclock, panic: bool) -> Result<u64, BoxError> {
+    let mut reader = XlogReader::open(path).map_err(|err| read_error(path, err))?;
+    let mut applied = 0;
+    loop {
+        let (offset, row) = match reader.next_row() {
+            Ok(Some(row)) => row,
+            Ok(None) => break,
+            Err(err) => {
+                let err = read_error(path, err);
+                if panic {
+                    return Err(err);
+                }
+                log::warn!("{}; skipping the rest of the file", err.message);
+                break;
+            }
+        };
+        match apply_row(db, &row, vclock) {
+            Ok(true) => applied += 1,
+            Ok(false) => {}
+            Err(err) if panic => {
+                return Err(BoxError::with_message(
+                    err.code,
+                    format!("{}: can't apply the row at offset {offset}: {}", path.display(), err.message),
+                ));
+            }
+            Err(err) => log::warn!("can't apply the row at offset {offset}: {}", err.message),
+        }
+    }
+    if !reader.is_complete() {
+        log::warn!("file `{}' wasn't correctly closed", path.display());
+    }
+    Ok(applied)
+}
+
+/// Apply one row unless the vclock has it already. Returns whether it was applied.
+fn apply_row(db: &mut Db, row: &[u8], vclock: &mut Vclock) -> Result<bool, BoxError> {
+    let (header, body) = xrow::decode_header(row)?;
+    if i64::try_from(header.lsn).unwrap_or(i64::MAX) <= vclock.get(header.server_id) {
+        return Ok(false);
+    }
+    let decoded = xrow::decode_body(body)?;
+    let request = xrow::data_request(header.kind, &decoded, schema::ADMIN)?;
+    let mut txn = Txn::autocommit();
+    db.execute(&mut txn, &request)?;
+    vclock.set(header.server_id, header.lsn as i64);
+    Ok(true)
+}
+
+/// The xlog files behind the WAL thread.
+pub struct XlogSink {
+    dir: PathBuf,
+    instance_uuid: String,
+    sync_each_write: bool,
+    rows_per_wal: u64,
+    current: Option<XlogWriter>,
+    buffer: Vec<u8>,
+}
+
+impl XlogSink {
+    pub fn new(options: &Options, instance_uuid: &str) -> XlogSink {
+        XlogSink {
+            dir: options.wal_dir.clone(),
+            instance_uuid: instance_uuid.to_string(),
+            sync_each_write: options.wal_mode == WalMode::Fsync,
+            rows_per_wal: options.rows_per_wal.max(1),
+            current: None,
+            buffer: Vec::new(),
+        }
+    }
+}
+
+impl Sink for XlogSink {
+    fn write(&mut self, rows: &[Vec<u8>], vclock: &Vclock) -> std::io::Result<()> {
+        if self.current.as_ref().is_some_and(|file| file.rows() >= self.rows_per_wal)
+            && let Some(full) = self.current.take()
+        {
+            full.close()?;
+        }
+        if self.current.is_none() {
+            let meta = Meta {
+                kind: FileKind::Xlog,
+                instance_uuid: self.instance_uuid.clone(),
+                vclock: vclock.clone(),
+            };
+            self.current = Some(XlogWriter::create(&self.dir, &meta, self.sync_each_write)?);
+        }
+        self.buffer.clear();
+        for row in rows {
+            super::xlog::encode_row(&mut self.buffer, row);
+        }
+        let file = self.current.as_mut().expect("opened above");
+        file.write_rows(&self.buffer, rows.len() as u64)
+    }
+
+    fn close(&mut self) -> std::io::Result<()> {
+        match self.current.take() {
+            Some(file) => file.close(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Start the WAL thread for `tx`'s journal (nothing with wal_mode 'none').
+pub fn start_wal(
+    tx: &crate::tx::Tx,
+    options: &Options,
+    instance_uuid: &str,
+    mut vclock: Vclock,
+    server_id: u32,
+) -> Result<(), BoxError> {
+    if options.wal_mode == WalMode::None {
+        return Ok(());
+    }
+    // The next file is named by the vclock sum; an xlog of that name (one that got no rows)
+    // would collide, so the local LSN moves on by one, as in 1.6.
+    let name = options
+        .wal_dir
+        .join(xdir::file_name(vclock.signature(), FileKind::Xlog));
+    if name.exists() {
+        vclock.inc(server_id);
+    }
+    let sink = XlogSink::new(options, instance_uuid);
+    let writer = WalWriter::new(Box::new(sink), vclock, server_id);
+    let (sender, inbox) = crossbeam::channel::bounded(WAL_QUEUE_CAPACITY);
+    let to_tx = tx.sender.clone();
+    std::thread::Builder::new()
+        .name("wal".to_string())
+        .spawn(move || {
+            writer.run(inbox, move |reply: WalReply| {
+                to_tx.send(crate::tx::TxMsg::Wal(reply)).is_ok()
+            })
+        })
+        .map_err(|err| BoxError::system("can't start the WAL thread", &err))?;
+    tx.journal.borrow_mut().attach(sender);
+    Ok(())
+}
