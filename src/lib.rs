@@ -33,3 +33,4 @@ pub mod process;
 pub mod proto;
 pub mod server;
 pub mod tx;
+pub mod wal;

@@ -1,0 +1,11 @@
+//! Durability: the write-ahead log and snapshots on disk.
+//!
+//! - `vclock`: the vector clock that names files and orders rows (pure).
+//! - `xlog`: the `.xlog`/`.snap` file format: text header, rows with their fixheader and
+//!   CRC-32, EOF marker; a writer for one open file and a reader that reports damage.
+//! - `xdir`: a directory of such files: names by vclock signature, scans, `.inprogress`
+//!   clean-up, and the choice of files to replay.
+
+pub mod vclock;
+pub mod xdir;
+pub mod xlog;
