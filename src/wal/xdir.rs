@@ -206,4 +206,109 @@ mod tests {
             0
         );
     }
+
+    /// A fresh directory under the system temp dir, removed on drop.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(what: &str) -> TempDir {
+            let path = std::env::temp_dir().join(format!(
+                "tarantula-xdir-{what}-{}-{}",
+                std::process::id(),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos()
+            ));
+            std::fs::create_dir_all(&path).unwrap();
+            TempDir(path)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// Write a closed, empty file of `kind` starting at `vclock`.
+    fn create(dir: &Path, kind: FileKind, vclock: &str) -> PathBuf {
+        let meta = Meta {
+            kind,
+            instance_uuid: "e654a428-c96c-4e57-b3eb-4c954186acdc".to_string(),
+            vclock: Vclock::parse(vclock).unwrap(),
+        };
+        let writer = super::super::xlog::XlogWriter::create(dir, &meta, false).unwrap();
+        writer.close().unwrap();
+        dir.join(file_name(meta.vclock.signature(), kind))
+    }
+
+    #[test]
+    fn scan_newest_and_inprogress() {
+        let dir = TempDir::new("scan");
+        let zero = create(&dir.0, FileKind::Xlog, "{}");
+        let ten = create(&dir.0, FileKind::Xlog, "{1: 10}");
+        let fifteen = create(&dir.0, FileKind::Xlog, "{1: 10, 2: 5}");
+        let snap = create(&dir.0, FileKind::Snap, "{1: 10}");
+        for name in [
+            "00000000000000000020.xlog.inprogress",
+            "00000000000000000020.snap.inprogress",
+        ] {
+            std::fs::write(dir.0.join(name), b"").unwrap();
+        }
+        std::fs::write(dir.0.join("notes.txt"), b"").unwrap();
+        let xlogs = scan(&dir.0, FileKind::Xlog).unwrap();
+        assert_eq!(xlogs, [(0, zero), (10, ten), (15, fifteen.clone())]);
+        assert_eq!(newest(&dir.0, FileKind::Xlog).unwrap(), Some((15, fifteen)));
+        assert_eq!(scan(&dir.0, FileKind::Snap).unwrap(), [(10, snap)]);
+        let removed = remove_inprogress(&dir.0, FileKind::Xlog).unwrap();
+        assert_eq!(
+            removed,
+            [dir.0.join("00000000000000000020.xlog.inprogress")]
+        );
+        assert!(dir.0.join("00000000000000000020.snap.inprogress").exists());
+        let empty = TempDir::new("empty");
+        assert_eq!(newest(&empty.0, FileKind::Snap).unwrap(), None);
+    }
+
+    #[test]
+    fn files_for_recovery_reads_headers() {
+        let dir = TempDir::new("recovery");
+        let zero = create(&dir.0, FileKind::Xlog, "{}");
+        let ten = create(&dir.0, FileKind::Xlog, "{1: 10}");
+        let fifteen = create(&dir.0, FileKind::Xlog, "{1: 10, 2: 5}");
+        let from = |text: &str| {
+            files_for_recovery(&dir.0, FileKind::Xlog, &Vclock::parse(text).unwrap()).unwrap()
+        };
+        assert_eq!(from("{}"), [zero.clone(), ten.clone(), fifteen.clone()]);
+        assert_eq!(from("{1: 12}"), [ten.clone(), fifteen.clone()]);
+        assert_eq!(from("{1: 16}"), [ten, fifteen.clone()]);
+        assert_eq!(from("{1: 10, 2: 6}"), [fifteen]);
+        // A damaged header of a candidate is an error naming the file.
+        std::fs::write(&zero, b"XLOG\n0.13\n").unwrap();
+        let error = files_for_recovery(&dir.0, FileKind::Xlog, &Vclock::new()).unwrap_err();
+        assert!(
+            error.to_string().contains("00000000000000000000.xlog"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn open_checked_compares_type_and_name() {
+        let dir = TempDir::new("checked");
+        let ten = create(&dir.0, FileKind::Xlog, "{1: 10}");
+        assert!(open_checked(&ten, FileKind::Xlog).is_ok());
+        let reason = |result: Result<XlogReader, ReadError>| match result {
+            Err(ReadError::Damaged { reason, .. }) => reason,
+            Err(error) => panic!("{error}"),
+            Ok(_) => panic!("accepted"),
+        };
+        assert_eq!(
+            reason(open_checked(&ten, FileKind::Snap)),
+            "file type XLOG, expected SNAP"
+        );
+        let renamed = dir.0.join(file_name(11, FileKind::Xlog));
+        std::fs::rename(&ten, &renamed).unwrap();
+        assert!(reason(open_checked(&renamed, FileKind::Xlog)).contains("does not match"));
+    }
 }
