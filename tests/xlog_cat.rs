@@ -306,3 +306,47 @@ fn refuses_a_tarantool_file() {
         "{message}"
     );
 }
+
+/// Timing of a million rows through the writer, the reader and `xlog_cat --check`:
+/// `cargo test --release --test xlog_cat -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn million_rows_timing() {
+    let dir = TempDir::new("million");
+    let meta = Meta {
+        kind: FileKind::Xlog,
+        instance_uuid: UUID.to_string(),
+        vclock: Vclock::new(),
+    };
+    let started = std::time::Instant::now();
+    let mut writer = XlogWriter::create(&dir.0, &meta, false).unwrap();
+    let mut batch = Vec::new();
+    for lsn in 1..=1_000_000u64 {
+        let tuple = tuple(vec![lsn.into(), "a twenty-byte string".into()]);
+        encode_row(
+            &mut batch,
+            &row(3, 1, lsn, &[(0x10, 512.into()), (0x21, tuple)]),
+        );
+        if lsn % 1000 == 0 {
+            writer.write_rows(&batch, 1000).unwrap();
+            batch.clear();
+        }
+    }
+    let path = writer.path().to_path_buf();
+    writer.close().unwrap();
+    let written = started.elapsed();
+    let started = std::time::Instant::now();
+    let mut reader = tarantula::wal::xlog::XlogReader::open(&path).unwrap();
+    let mut rows = 0u64;
+    while reader.next_row_ref().unwrap().is_some() {
+        rows += 1;
+    }
+    let read = started.elapsed();
+    let started = std::time::Instant::now();
+    let output = xlog_cat(&["--check", path.to_str().unwrap()]);
+    let checked = started.elapsed();
+    assert!(output.status.success());
+    assert_eq!(rows, 1_000_000);
+    let size = std::fs::metadata(&path).unwrap().len();
+    println!("{size} bytes; write {written:?}, read {read:?}, xlog_cat --check {checked:?}");
+}

@@ -350,6 +350,8 @@ pub fn decode_fixheader(bytes: &[u8; FIXHEADER_SIZE]) -> Result<(u32, u32), Stri
 // {{{ writer
 
 /// One file being written. Rows go in batches (`write_rows`), each with one `pwrite`.
+/// I/O errors are returned as the OS gave them (errno kept: ENOSPC, EFBIG, EIO); `path()`
+/// names the file.
 ///
 /// ```text
 ///   create: <dir>/<signature>.<ext>.inprogress (O_EXCL; O_SYNC if asked), header, then
@@ -391,9 +393,7 @@ impl XlogWriter {
         if sync_each_write {
             options.custom_flags(libc::O_SYNC);
         }
-        let file = options
-            .open(&inprogress_path)
-            .map_err(|error| with_path(error, &inprogress_path))?;
+        let file = options.open(&inprogress_path)?;
         let header = meta.encode();
         let mut writer = XlogWriter {
             file,
@@ -407,7 +407,7 @@ impl XlogWriter {
         };
         if let Err(error) = writer.create_finish(&header) {
             let _ = std::fs::remove_file(&writer.path);
-            return Err(with_path(error, &writer.path));
+            return Err(error);
         }
         Ok(writer)
     }
@@ -478,7 +478,7 @@ impl XlogWriter {
                     self.path.display()
                 );
             }
-            return Err(with_path(error, &self.path));
+            return Err(error);
         }
         self.size += encoded.len() as u64;
         self.rows += rows;
@@ -488,9 +488,7 @@ impl XlogWriter {
     /// Cut bytes of a failed write off the end of the file.
     fn clean_tail(&mut self) -> io::Result<()> {
         if self.tail_dirty {
-            self.file
-                .set_len(self.size)
-                .map_err(|error| with_path(error, &self.path))?;
+            self.file.set_len(self.size)?;
             self.tail_dirty = false;
         }
         Ok(())
@@ -504,24 +502,17 @@ impl XlogWriter {
 
     /// Flush the written data to disk (fdatasync).
     pub fn sync(&mut self) -> io::Result<()> {
-        self.file
-            .sync_data()
-            .map_err(|error| with_path(error, &self.path))
+        self.file.sync_data()
     }
 
     /// Append the EOF marker and sync; a snap then gets its final name.
     pub fn close(mut self) -> io::Result<()> {
         self.clean_tail()?;
-        self.file
-            .write_all_at(&EOF_MARKER, self.size)
-            .map_err(|error| with_path(error, &self.path))?;
+        self.file.write_all_at(&EOF_MARKER, self.size)?;
         self.size += EOF_MARKER.len() as u64;
-        self.file
-            .sync_all()
-            .map_err(|error| with_path(error, &self.path))?;
+        self.file.sync_all()?;
         if self.path != self.final_path {
-            self.rename_final()
-                .map_err(|error| with_path(error, &self.final_path))?;
+            self.rename_final()?;
         }
         Ok(())
     }
@@ -532,15 +523,6 @@ fn exists_error(path: &Path) -> io::Error {
         io::ErrorKind::AlreadyExists,
         format!("{}: file exists", path.display()),
     )
-}
-
-/// The error with the file's name in its message.
-fn with_path(error: io::Error, path: &Path) -> io::Error {
-    let text = error.to_string();
-    if text.contains(&*path.to_string_lossy()) {
-        return error;
-    }
-    io::Error::new(error.kind(), format!("{}: {text}", path.display()))
 }
 
 // }}}
@@ -617,7 +599,7 @@ pub struct XlogReader {
 impl XlogReader {
     /// Open a file and parse its header.
     pub fn open(path: &Path) -> Result<XlogReader, ReadError> {
-        let file = File::open(path).map_err(|error| with_path(error, path))?;
+        let file = File::open(path)?;
         let mut reader = XlogReader {
             file,
             path: path.to_path_buf(),
@@ -883,7 +865,7 @@ impl XlogReader {
                 Ok(read) => read,
                 Err(error) => {
                     self.buffer.truncate(have);
-                    return Err(with_path(error, &self.path));
+                    return Err(error);
                 }
             };
             self.buffer.truncate(have + read);
