@@ -345,6 +345,28 @@ pub fn decode_fixheader(bytes: &[u8; FIXHEADER_SIZE]) -> Result<(u32, u32), Stri
     Ok((len as u32, crc))
 }
 
+/// Walk a buffer of `encode_row` output: the number of rows, or what is wrong with it.
+/// The writer asserts it on every batch in debug builds (the pair of the reader's checks).
+pub fn count_encoded_rows(mut encoded: &[u8]) -> Result<u64, String> {
+    let mut rows = 0;
+    while !encoded.is_empty() {
+        let Some(fixheader) = encoded.first_chunk::<FIXHEADER_SIZE>() else {
+            return Err(format!("row {rows}: truncated fixheader"));
+        };
+        let (len, crc) =
+            decode_fixheader(fixheader).map_err(|error| format!("row {rows}: {error}"))?;
+        let Some(payload) = encoded.get(FIXHEADER_SIZE..FIXHEADER_SIZE + len as usize) else {
+            return Err(format!("row {rows}: truncated payload"));
+        };
+        if crc32fast::hash(payload) != crc {
+            return Err(format!("row {rows}: checksum mismatch"));
+        }
+        encoded = &encoded[FIXHEADER_SIZE + len as usize..];
+        rows += 1;
+    }
+    Ok(rows)
+}
+
 // }}}
 
 // {{{ writer
@@ -459,6 +481,11 @@ impl XlogWriter {
             "encoded rows"
         );
         assert_eq!(encoded.is_empty(), rows == 0, "rows and bytes go together");
+        debug_assert_eq!(
+            count_encoded_rows(encoded),
+            Ok(rows),
+            "a batch of whole rows"
+        );
         self.clean_tail()?;
         let offset = self.size;
         let result = match self.injected_failure.take() {
@@ -1021,6 +1048,24 @@ mod tests {
         in_place.extend_from_slice(b"123456789");
         end_row(&mut in_place, start);
         assert_eq!(in_place, out);
+    }
+
+    #[test]
+    fn count_encoded_rows_checks_a_batch() {
+        let batch = encoded(1..=3);
+        assert_eq!(count_encoded_rows(&batch), Ok(3));
+        assert_eq!(count_encoded_rows(&[]), Ok(0));
+        assert!(
+            count_encoded_rows(&batch[..batch.len() - 1])
+                .unwrap_err()
+                .contains("row 2")
+        );
+        let mut flipped = batch.clone();
+        flipped[FIXHEADER_SIZE + 2] ^= 1;
+        assert_eq!(
+            count_encoded_rows(&flipped),
+            Err("row 0: checksum mismatch".into())
+        );
     }
 
     #[test]
