@@ -29,11 +29,17 @@ use tarantula::wal::xlog::{FileKind, ReadError, VERSION, XlogReader};
 
 /// What to print.
 struct Config {
+    /// The files, in the order given.
     files: Vec<String>,
+    /// Rows of these spaces only (all when empty).
     spaces: Vec<u64>,
+    /// Rows from these server ids only (all when empty).
     servers: Vec<u32>,
+    /// Rows with lsn >= this only.
     lsn_from: Option<u64>,
+    /// Rows with lsn < this only.
     lsn_to: Option<u64>,
+    /// Verify instead of printing.
     check: bool,
 }
 

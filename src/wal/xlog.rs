@@ -92,7 +92,9 @@ const TARANTOOL_FILE_REASON: &str = "a Tarantool file (CRC-32C); tarantula files
 /// The two kinds of file: a write-ahead log and a snapshot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FileKind {
+    /// `.xlog`: rows as they were committed, in LSN order per server.
     Xlog,
+    /// `.snap`: every tuple at one vclock, as INSERT rows.
     Snap,
 }
 
@@ -125,6 +127,7 @@ impl FileKind {
 /// The text header of a file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Meta {
+    /// What the first line says.
     pub kind: FileKind,
     /// The UUID of the instance that wrote the file, as text.
     pub instance_uuid: String,
@@ -606,8 +609,10 @@ pub struct Garbage {
 /// After the end (Ok(None) or a reported damage) it can `resume` and read what was
 /// appended since: a relay follows a growing xlog that way.
 pub struct XlogReader {
+    /// Read with `read_at`, so `resume` needs no seek.
     file: File,
     path: PathBuf,
+    /// The header, parsed by `open`.
     meta: Meta,
     /// File bytes from `buffer_offset` on; `buffer[pos..]` is not consumed yet.
     buffer: Vec<u8>,
@@ -619,7 +624,9 @@ pub struct XlogReader {
     stopped: bool,
     /// The last damage was a row cut short at the end of the file.
     partial_tail: bool,
+    /// Garbage skipped so far.
     garbage: Garbage,
+    /// Rows returned so far.
     rows: u64,
 }
 
