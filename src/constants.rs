@@ -66,6 +66,9 @@ pub const NETBOX_CONNECTION_COUNT_MAX: usize = 10_000;
 /// Remembered answers of access checks (user, object); the cache starts over when full.
 pub const ACCESS_CACHE_MAX: usize = 65_536;
 
+/// Batches queued for the WAL thread; when full, TX keeps adding to the batch it holds.
+pub const WAL_QUEUE_CAPACITY: usize = 64;
+
 /// Capacity of the TX inbox (messages from the WAL, relay, applier, coio and stdin threads).
 /// Senders block when it is full, which is backpressure on those threads, never on TX.
 pub const TX_INBOX_CAPACITY: usize = 4096;

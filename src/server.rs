@@ -227,6 +227,7 @@ fn start(argv: &[String], options: Options) -> Result<i32, String> {
     let code = event_loop.run();
     tx.net.borrow_mut().close_all();
     tx.coio.borrow_mut().stop();
+    tx.journal.borrow_mut().shutdown();
     exit_process(code)
 }
 

@@ -395,3 +395,9 @@ mod tests {
         assert_eq!(stubs().len(), 7);
     }
 }
+
+/// The UUID the bootstrap rows give `_cluster` before the instance takes its own (1.6's
+/// bootstrap snapshot holds all ones).
+pub fn bootstrap_uuid() -> String {
+    uuid::Uuid::nil().to_string().replace('0', "1")
+}

@@ -58,7 +58,11 @@ fn box_cfg(lua: &Lua, tx: &Tx, options: &Table) -> mlua::Result<MultiValue> {
         return failure(lua, &err);
     }
     log_changes(&changes);
+    let first_call = changes.first_call;
     tx.cfg.borrow_mut().commit(changes);
+    if first_call && let Err(err) = start_data(tx) {
+        return failure(lua, &err);
+    }
     tx.box_configured.set(true);
     set_tuple_limits(tx);
     Ok(MultiValue::from_iter([Value::Table(effective_table(
@@ -95,7 +99,8 @@ fn info(lua: &Lua, tx: &Tx) -> mlua::Result<Table> {
     };
     info.set("status", "running")?;
     let read_only = tx.cfg.borrow().read_only();
-    let lsn = 0;
+    let written = tx.journal.borrow().vclock.clone();
+    let lsn = written.get(db.server_id).max(0);
     let server = lua.create_table()?;
     server.set("id", db.server_id)?;
     server.set("uuid", db.instance_uuid.as_str())?;
@@ -106,11 +111,11 @@ fn info(lua: &Lua, tx: &Tx) -> mlua::Result<Table> {
     info.set("uuid", db.instance_uuid.as_str())?;
     info.set("lsn", lsn)?;
     info.set("ro", read_only || db.server_id == 0)?;
-    info.set("signature", lsn)?;
+    info.set("signature", written.signature())?;
     let vclock = lua.create_table()?;
     vclock.set_metatable(Some(super::serializer::map_mt(lua)?))?;
     for id in db.cluster.keys() {
-        vclock.raw_set(*id, 0)?;
+        vclock.raw_set(*id, written.get(*id).max(0))?;
     }
     info.set("vclock", vclock)?;
     let cluster = lua.create_table()?;
@@ -307,19 +312,52 @@ fn apply_first(tx: &Tx, changes: &CfgChanges) -> Result<(), BoxError> {
     if let Some(path) = value_of("pid_file") {
         write_pid_file(&path)?;
     }
-    let instance_uuid =
-        value_of("instance_uuid").unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let cluster_uuid =
-        value_of("replicaset_uuid").unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let db = bootstrap(&instance_uuid, &cluster_uuid)?;
-    *tx.db.borrow_mut() = Some(db);
+    Ok(())
+}
+
+/// After the first `box.cfg{}` is in effect: bootstrap a new instance or recover the data
+/// of `wal_dir`, then start the WAL thread.
+fn start_data(tx: &Tx) -> Result<(), BoxError> {
+    use crate::wal::recovery::{self, Options};
+    let (options, instance_uuid, cluster_uuid) = {
+        let cfg = tx.cfg.borrow();
+        let options = Options {
+            wal_dir: cfg.wal_dir().into(),
+            wal_mode: cfg.wal_mode(),
+            rows_per_wal: cfg.rows_per_wal(),
+            panic_on_wal_error: cfg.get_bool("panic_on_wal_error"),
+        };
+        let uuid = |name: &str| {
+            cfg.get_str(name)
+                .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_string)
+        };
+        (options, uuid("instance_uuid"), uuid("replicaset_uuid"))
+    };
+    let recovered = recovery::recover(&options, || bootstrap(&instance_uuid, &cluster_uuid))?;
+    let uuid = recovered.db.instance_uuid.clone();
+    let server_id = recovered.db.server_id;
+    {
+        let mut journal = tx.journal.borrow_mut();
+        journal.server_id = server_id;
+        journal.vclock = recovered.vclock.clone();
+    }
+    *tx.db.borrow_mut() = Some(recovered.db);
+    recovery::start_wal(tx, &options, &uuid, recovered.vclock, server_id)?;
+    for txn in recovered.unwritten {
+        tx.journal
+            .borrow_mut()
+            .commit(txn, crate::wal::journal::Waiter::Nobody);
+    }
     log::info!("ready to accept requests");
     Ok(())
 }
 
 /// A new instance: the bootstrap rows, then its own cluster UUID and `_cluster` entry (the
 /// steps of Tarantool 1.6's first `box.cfg{}` with no data and no replication source).
-fn bootstrap(instance_uuid: &str, cluster_uuid: &str) -> Result<crate::r#box::db::Db, BoxError> {
+fn bootstrap(
+    instance_uuid: &str,
+    cluster_uuid: &str,
+) -> Result<(crate::r#box::db::Db, Vec<crate::r#box::txn::Txn>), BoxError> {
     use crate::r#box::db::{Db, Request, RequestKind};
     use crate::r#box::mp::{Mp, s, u};
     use crate::r#box::schema::{CLUSTER_ID, SCHEMA_ID};
@@ -327,7 +365,7 @@ fn bootstrap(instance_uuid: &str, cluster_uuid: &str) -> Result<crate::r#box::db
     log::info!("instance uuid {instance_uuid}");
     log::info!("initializing an empty data directory");
     let mut db = Db::new(instance_uuid);
-    db.bootstrap(&uuid::Uuid::nil().to_string().replace('0', "1"))?;
+    db.bootstrap(&crate::r#box::schema::bootstrap_uuid())?;
     let cluster = Mp::Array(vec![s("cluster"), s(cluster_uuid)]).to_vec();
     let old_entry = Mp::Array(vec![u(1)]).to_vec();
     let entry = Mp::Array(vec![u(1), s(instance_uuid)]).to_vec();
@@ -337,13 +375,16 @@ fn bootstrap(instance_uuid: &str, cluster_uuid: &str) -> Result<crate::r#box::db
     delete.key = &old_entry;
     let mut insert = Request::new(RequestKind::Insert, CLUSTER_ID);
     insert.tuple = &entry;
+    let mut txns = Vec::new();
     for request in [replace, delete, insert] {
-        db.execute(&mut Txn::autocommit(), &request)?;
+        let mut txn = Txn::autocommit();
+        db.execute(&mut txn, &request)?;
+        txns.push(txn);
     }
     log::info!("assigned id {} to replica {instance_uuid}", db.server_id);
     log::info!("cluster uuid {cluster_uuid}");
     db.changed_spaces.clear();
-    Ok(db)
+    Ok((db, txns))
 }
 
 fn write_pid_file(path: &str) -> Result<(), BoxError> {

@@ -59,7 +59,7 @@ pub fn open(lua: &Lua, tx: &Rc<Tx>) -> mlua::Result<Table> {
     module.set(
         "exit",
         lua.create_function(move |_, code: Option<i32>| -> mlua::Result<()> {
-            let _ = &t;
+            t.journal.borrow_mut().shutdown();
             crate::server::exit_process(code.unwrap_or(0))
         })?,
     )?;

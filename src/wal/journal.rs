@@ -75,6 +75,7 @@ pub struct Journal {
     results: IdMap<Result<(), BoxError>>,
     /// The last commit was queued (see [`Journal::claim`]).
     just_queued: bool,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Default for Journal {
@@ -89,14 +90,35 @@ impl Default for Journal {
             rolled_back_to: 0,
             results: IdMap::default(),
             just_queued: false,
+            thread: None,
         }
     }
 }
 
 impl Journal {
     /// Start writing through the WAL thread behind `sender`.
-    pub fn attach(&mut self, sender: Sender<WalMsg>) {
+    pub fn attach(&mut self, sender: Sender<WalMsg>, thread: std::thread::JoinHandle<()>) {
         self.sender = Some(sender);
+        self.thread = Some(thread);
+    }
+
+    /// At exit: send what this turn committed, let the WAL thread write everything queued
+    /// and close its file (end marker, sync), and wait for it.
+    pub fn shutdown(&mut self) {
+        let Some(sender) = self.sender.take() else {
+            return;
+        };
+        if !self.batch.is_empty() {
+            let batch = Batch {
+                id: self.next_batch,
+                rows: std::mem::take(&mut self.batch),
+            };
+            let _ = sender.send(WalMsg::Write(batch));
+        }
+        let _ = sender.send(WalMsg::Stop);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 
     /// Whether commits wait for a WAL thread.

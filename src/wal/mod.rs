@@ -1,6 +1,17 @@
-//! The write-ahead log: vector clocks, the `.xlog`/`.snap` codec and directory, the WAL
-//! writer thread and TX's side of it (the journal).
+//! Durability: the write-ahead log and snapshots on disk.
+//!
+//! - `vclock`: the vector clock that names files and orders rows (pure).
+//! - `xlog`: the `.xlog`/`.snap` file format: text header, rows with their fixheader and
+//!   CRC-32, EOF marker; a writer for one open file and a reader that reports damage.
+//! - `xdir`: a directory of such files: names by vclock signature, scans, `.inprogress`
+//!   clean-up, and the choice of files to replay.
+//! - `writer`: the WAL thread: batches, LSNs, the sink (files), failures.
+//! - `journal`: TX's side: group commit per loop turn, waiters, rollback on failure.
+//! - `recovery`: start-up: bootstrap or replay the xlogs, then start the WAL thread.
 
 pub mod journal;
+pub mod recovery;
 pub mod vclock;
 pub mod writer;
+pub mod xdir;
+pub mod xlog;

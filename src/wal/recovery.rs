@@ -75,7 +75,7 @@ pub fn recover(
     log::info!("instance uuid {uuid}");
     log::info!("recovery start");
     let mut db = Db::new(&uuid);
-    db.bootstrap(&schema::BOOTSTRAP_UUID_PLACEHOLDER)?;
+    db.bootstrap(&schema::bootstrap_uuid())?;
     let mut vclock = Vclock::new();
     let started = Instant::now();
     let mut rows = 0u64;
@@ -232,7 +232,7 @@ pub fn start_wal(
     let writer = WalWriter::new(Box::new(sink), vclock, server_id);
     let (sender, inbox) = crossbeam::channel::bounded(WAL_QUEUE_CAPACITY);
     let to_tx = tx.sender.clone();
-    std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name("wal".to_string())
         .spawn(move || {
             writer.run(inbox, move |reply: WalReply| {
@@ -240,6 +240,6 @@ pub fn start_wal(
             })
         })
         .map_err(|err| BoxError::system("can't start the WAL thread", &err))?;
-    tx.journal.borrow_mut().attach(sender);
+    tx.journal.borrow_mut().attach(sender, thread);
     Ok(())
 }
