@@ -125,7 +125,12 @@ pub fn on_wal_reply(tx: &Tx, reply: crate::wal::writer::WalReply) {
             }
             Outcome::Iproto { token, sync, reply } => {
                 crate::lua::iproto::write_reply(tx, token, |out, schema_id| match reply {
-                    Ok(bytes) => out.extend_from_slice(&bytes),
+                    Ok(tuple) => crate::proto::xrow::write_data_reply(
+                        out,
+                        sync,
+                        schema_id,
+                        tuple.iter().map(|t| t.data()),
+                    ),
                     Err(err) => crate::proto::xrow::write_error_reply(out, sync, schema_id, &err),
                 });
             }

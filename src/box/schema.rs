@@ -377,6 +377,12 @@ pub fn bootstrap_rows(bootstrap_uuid: &str) -> Vec<BootstrapRow> {
     rows
 }
 
+/// The UUID the bootstrap rows give `_cluster` before the instance takes its own (1.6's
+/// bootstrap snapshot holds all ones).
+pub fn bootstrap_uuid() -> String {
+    uuid::Uuid::nil().to_string().replace('0', "1")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -394,10 +400,4 @@ mod tests {
         assert_eq!(count(CLUSTER_ID), 1);
         assert_eq!(stubs().len(), 7);
     }
-}
-
-/// The UUID the bootstrap rows give `_cluster` before the instance takes its own (1.6's
-/// bootstrap snapshot holds all ones).
-pub fn bootstrap_uuid() -> String {
-    uuid::Uuid::nil().to_string().replace('0', "1")
 }

@@ -304,35 +304,26 @@ fn data_items(lua: &Lua, kind: u32, values: &[Value]) -> mlua::Result<Vec<Vec<u8
 /// Run the change a fiber was handed (its space has triggers, or is a system space) and
 /// answer it.
 fn run_dml(lua: &Lua, tx: &Tx, request: &PendingRequest) {
-    let outcome = (|| -> Result<Vec<Vec<u8>>, BoxError> {
+    let outcome = (|| -> Result<Option<crate::r#box::tuple::Tuple>, BoxError> {
         let body = xrow::decode_body(&request.body)?;
         let data = xrow::data_request(request.kind, &body, tx.current_uid())?;
         tx.journal.borrow_mut().unmark();
         let tuple = super::box_data::change_in_fiber(lua, tx, &data)?;
-        let tuple = tuple.filter(|_| request.kind != request_type::UPSERT);
-        Ok(tuple.map(|t| t.data().to_vec()).into_iter().collect())
+        Ok(tuple.filter(|_| request.kind != request_type::UPSERT))
     })();
-    if let Ok(items) = &outcome
-        && tx.journal.borrow().is_async()
-    {
-        // The reply goes out when the WAL has written the change.
-        let schema_id = tx.db.borrow().as_ref().map_or(0, |db| db.schema_version);
-        let mut reply = Vec::new();
-        xrow::write_data_reply(
-            &mut reply,
-            request.sync,
-            schema_id,
-            items.iter().map(Vec::as_slice),
-        );
+    if let Ok(tuple) = &outcome {
+        // With a WAL thread, the reply goes out when the change is written.
         let waiter = crate::wal::journal::Waiter::Iproto {
             token: request.token,
             sync: request.sync,
-            reply,
+            tuple: tuple.clone(),
         };
-        if tx.journal.borrow_mut().claim(waiter) {
+        let mut journal = tx.journal.borrow_mut();
+        if journal.is_async() && journal.claim(waiter) {
             return;
         }
     }
+    let outcome = outcome.map(|tuple| tuple.map(|t| t.data().to_vec()).into_iter().collect());
     reply_to(tx, request, outcome);
 }
 

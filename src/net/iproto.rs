@@ -330,16 +330,9 @@ fn data_request(
     let mut journal = tx.journal.borrow_mut();
     if journal.is_async() {
         // The reply goes out when the WAL has written the change.
-        let mut reply = Vec::new();
-        xrow::write_data_reply(
-            &mut reply,
-            header.sync,
-            schema_id,
-            tuple.iter().map(|t| t.data()),
-        );
-        let sync = header.sync;
-        let token = context.token;
-        if journal.claim(Waiter::Iproto { token, sync, reply }) {
+        let (token, sync) = (context.token, header.sync);
+        let tuple = tuple.clone();
+        if journal.claim(Waiter::Iproto { token, sync, tuple }) {
             context.deferred.set(true);
             return Ok(None);
         }

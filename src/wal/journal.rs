@@ -18,24 +18,25 @@ use std::collections::VecDeque;
 use crossbeam::channel::{Sender, TrySendError};
 use mio::Token;
 
+use crate::r#box::tuple::Tuple;
 use crate::r#box::txn::Txn;
 use crate::error::{BoxError, ErrCode};
 use crate::fiber::{FiberId, IdMap};
 
 use super::vclock::Vclock;
-use super::writer::{Batch, WalMsg, WalReply, WalRow};
+use super::writer::{Batch, WalMsg, WalReply};
 
 /// Who waits for a commit.
 #[derive(Debug)]
 pub enum Waiter {
     /// A fiber, parked until the WAL answers (`internal.data.commit_wait`).
     Fiber(FiberId),
-    /// A binary-protocol request: the reply to send once written (the error reply instead
-    /// if the write fails).
+    /// A binary-protocol request: its reply (the tuple, if any) goes out once written, the
+    /// error reply instead if the write fails.
     Iproto {
         token: Token,
         sync: u64,
-        reply: Vec<u8>,
+        tuple: Option<Tuple>,
     },
     /// Nobody (work outside fibers, such as start-up).
     Nobody,
@@ -54,7 +55,7 @@ pub enum Outcome {
     Iproto {
         token: Token,
         sync: u64,
-        reply: Result<Vec<u8>, BoxError>,
+        reply: Result<Option<Tuple>, BoxError>,
     },
 }
 
@@ -66,7 +67,7 @@ pub struct Journal {
     pub server_id: u32,
     /// What is written (or, without a WAL thread, committed).
     pub vclock: Vclock,
-    batch: Vec<WalRow>,
+    batch: Batch,
     next_batch: u64,
     queue: VecDeque<Queued>,
     /// Batches up to this id were rolled back; their late answers mean nothing.
@@ -84,7 +85,7 @@ impl Default for Journal {
             sender: None,
             server_id: 1,
             vclock: Vclock::new(),
-            batch: Vec::new(),
+            batch: Batch::default(),
             next_batch: 1,
             queue: VecDeque::new(),
             rolled_back_to: 0,
@@ -109,10 +110,8 @@ impl Journal {
             return;
         };
         if !self.batch.is_empty() {
-            let batch = Batch {
-                id: self.next_batch,
-                rows: std::mem::take(&mut self.batch),
-            };
+            let mut batch = std::mem::take(&mut self.batch);
+            batch.id = self.next_batch;
             let _ = sender.send(WalMsg::Write(batch));
         }
         let _ = sender.send(WalMsg::Stop);
@@ -142,14 +141,8 @@ impl Journal {
             return false;
         }
         for row in rows {
-            let mut body = Vec::new();
-            row.encode_body(&mut body);
-            self.batch.push(WalRow {
-                kind: row.kind as u32,
-                server_id: 0,
-                lsn: 0,
-                body,
-            });
+            self.batch
+                .push_local(row.kind as u32, |out| row.encode_body(out));
         }
         self.queue.push_back(Queued {
             batch: self.next_batch,
@@ -204,13 +197,11 @@ impl Journal {
         if self.batch.is_empty() {
             return;
         }
-        let batch = Batch {
-            id: self.next_batch,
-            rows: std::mem::take(&mut self.batch),
-        };
+        let mut batch = std::mem::take(&mut self.batch);
+        batch.id = self.next_batch;
         match sender.try_send(WalMsg::Write(batch)) {
             Ok(()) => self.next_batch += 1,
-            Err(TrySendError::Full(WalMsg::Write(batch))) => self.batch = batch.rows,
+            Err(TrySendError::Full(WalMsg::Write(batch))) => self.batch = batch,
             Err(_) => {
                 crate::syserror!("the WAL thread is gone");
                 self.sender = None;
@@ -240,7 +231,7 @@ impl Journal {
                 );
                 let err = BoxError::new(ErrCode::WAL_IO, &[]);
                 // Everything queued and everything of this turn: newest first.
-                self.batch.clear();
+                self.batch = Batch::default();
                 while let Some(queued) = self.queue.pop_back() {
                     rollback(queued.txn);
                     owed.extend(self.release(queued.waiter, Err(err.clone())));
@@ -262,10 +253,10 @@ impl Journal {
                 self.results.insert(fiber, result);
                 Some(Outcome::Fiber(fiber))
             }
-            Waiter::Iproto { token, sync, reply } => Some(Outcome::Iproto {
+            Waiter::Iproto { token, sync, tuple } => Some(Outcome::Iproto {
                 token,
                 sync,
-                reply: result.map(|()| reply),
+                reply: result.map(|()| tuple),
             }),
             Waiter::Nobody => None,
         }

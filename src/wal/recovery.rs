@@ -129,7 +129,11 @@ fn replay(db: &mut Db, path: &Path, vclock: &mut Vclock, panic: bool) -> Result<
             Err(err) if panic => {
                 return Err(BoxError::with_message(
                     err.code,
-                    format!("{}: can't apply the row at offset {offset}: {}", path.display(), err.message),
+                    format!(
+                        "{}: can't apply the row at offset {offset}: {}",
+                        path.display(),
+                        err.message
+                    ),
                 ));
             }
             Err(err) => log::warn!("can't apply the row at offset {offset}: {}", err.message),
@@ -162,7 +166,6 @@ pub struct XlogSink {
     sync_each_write: bool,
     rows_per_wal: u64,
     current: Option<XlogWriter>,
-    buffer: Vec<u8>,
 }
 
 impl XlogSink {
@@ -173,17 +176,19 @@ impl XlogSink {
             sync_each_write: options.wal_mode == WalMode::Fsync,
             rows_per_wal: options.rows_per_wal.max(1),
             current: None,
-            buffer: Vec::new(),
         }
     }
 }
 
 impl Sink for XlogSink {
-    fn write(&mut self, rows: &[Vec<u8>], vclock: &Vclock) -> std::io::Result<()> {
-        if self.current.as_ref().is_some_and(|file| file.rows() >= self.rows_per_wal)
+    fn write(&mut self, encoded: &[u8], rows: u64, vclock: &Vclock) -> std::io::Result<()> {
+        if self
+            .current
+            .as_ref()
+            .is_some_and(|file| file.rows() >= self.rows_per_wal)
             && let Some(full) = self.current.take()
         {
-            full.close()?;
+            close_in_background(full, self.sync_each_write)?;
         }
         if self.current.is_none() {
             let meta = Meta {
@@ -193,12 +198,8 @@ impl Sink for XlogSink {
             };
             self.current = Some(XlogWriter::create(&self.dir, &meta, self.sync_each_write)?);
         }
-        self.buffer.clear();
-        for row in rows {
-            super::xlog::encode_row(&mut self.buffer, row);
-        }
         let file = self.current.as_mut().expect("opened above");
-        file.write_rows(&self.buffer, rows.len() as u64)
+        file.write_rows(encoded, rows)
     }
 
     fn close(&mut self) -> std::io::Result<()> {
@@ -207,6 +208,24 @@ impl Sink for XlogSink {
             None => Ok(()),
         }
     }
+}
+
+/// Close a full xlog. With `wal_mode = 'write'` its end marker and fsync happen on a
+/// thread of their own (1.6 syncs a closed file asynchronously too), so the writer does
+/// not stall on flushing a whole file; with 'fsync' every write was synced already.
+fn close_in_background(file: XlogWriter, synced: bool) -> std::io::Result<()> {
+    if synced {
+        return file.close();
+    }
+    let path = file.path().to_path_buf();
+    std::thread::Builder::new()
+        .name("wal_close".to_string())
+        .spawn(move || {
+            if let Err(err) = file.close() {
+                crate::syserror!("can't close {}: {err}", path.display());
+            }
+        })?;
+    Ok(())
 }
 
 /// Start the WAL thread for `tx`'s journal (nothing with wal_mode 'none').

@@ -20,21 +20,40 @@ use crossbeam::channel::Receiver;
 
 use super::vclock::Vclock;
 
-/// One row of a batch: its request type and body; `server_id` 0 means a local change, which
-/// gets our id and the next LSN here; a replicated row keeps its origin and LSN.
-#[derive(Clone, Debug, PartialEq)]
+/// One row of a batch: its request type and where its body ends in the batch's bodies;
+/// `server_id` 0 means a local change, which gets our id and the next LSN here; a
+/// replicated row keeps its origin and LSN.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct WalRow {
     pub kind: u32,
     pub server_id: u32,
     pub lsn: i64,
-    pub body: Vec<u8>,
+    pub body_end: usize,
 }
 
-/// The rows of one TX loop turn (group commit).
-#[derive(Debug)]
+/// The rows of one TX loop turn (group commit), their bodies in one buffer.
+#[derive(Debug, Default)]
 pub struct Batch {
     pub id: u64,
     pub rows: Vec<WalRow>,
+    pub bodies: Vec<u8>,
+}
+
+impl Batch {
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Add a local row whose body `encode` appends.
+    pub fn push_local(&mut self, kind: u32, encode: impl FnOnce(&mut Vec<u8>)) {
+        encode(&mut self.bodies);
+        self.rows.push(WalRow {
+            kind,
+            server_id: 0,
+            lsn: 0,
+            body_end: self.bodies.len(),
+        });
+    }
 }
 
 /// TX to the WAL thread.
@@ -60,9 +79,9 @@ pub enum WalReply {
 
 /// Where encoded rows go: the xlog files, or a test's memory.
 pub trait Sink: Send {
-    /// Append the rows of one batch (each a header map and a body map) whose first row
-    /// follows `vclock`; all of them or, on error, none.
-    fn write(&mut self, rows: &[Vec<u8>], vclock: &Vclock) -> io::Result<()>;
+    /// Append the `rows` rows of one batch, encoded as they go to disk (fixheader, header
+    /// map, body map), whose first row follows `vclock`; all of them or, on error, none.
+    fn write(&mut self, encoded: &[u8], rows: u64, vclock: &Vclock) -> io::Result<()>;
     /// Finish the files (end markers, sync).
     fn close(&mut self) -> io::Result<()>;
 }
@@ -75,7 +94,8 @@ pub struct WalWriter {
     /// A write failed and TX has not resumed us yet.
     failing: bool,
     inject_io_error: bool,
-    rows: Vec<Vec<u8>>,
+    /// The batch being written, encoded (reused).
+    buffer: Vec<u8>,
 }
 
 impl WalWriter {
@@ -86,7 +106,7 @@ impl WalWriter {
             server_id,
             failing: false,
             inject_io_error: false,
-            rows: Vec::new(),
+            buffer: Vec::new(),
         }
     }
 
@@ -121,7 +141,8 @@ impl WalWriter {
         }
         let before = self.vclock.clone();
         let timestamp = now();
-        self.rows.clear();
+        self.buffer.clear();
+        let mut body_start = 0;
         for row in &batch.rows {
             let (server_id, lsn) = if row.server_id == 0 {
                 (self.server_id, self.vclock.inc(self.server_id))
@@ -129,15 +150,19 @@ impl WalWriter {
                 self.vclock.set(row.server_id, row.lsn);
                 (row.server_id, row.lsn)
             };
-            let mut bytes = Vec::with_capacity(row.body.len() + 24);
-            encode_header(&mut bytes, row.kind, server_id, lsn, timestamp);
-            bytes.extend_from_slice(&row.body);
-            self.rows.push(bytes);
+            let start = super::xlog::begin_row(&mut self.buffer);
+            let lsn = lsn.max(0) as u64;
+            super::xlog::write_row_header(&mut self.buffer, row.kind, server_id, lsn, timestamp);
+            self.buffer
+                .extend_from_slice(&batch.bodies[body_start..row.body_end]);
+            body_start = row.body_end;
+            super::xlog::end_row(&mut self.buffer, start);
         }
+        let rows = batch.rows.len() as u64;
         let written = if self.inject_io_error {
             Err(io::Error::other("injected WAL I/O error"))
         } else {
-            self.sink.write(&self.rows, &before)
+            self.sink.write(&self.buffer, rows, &before)
         };
         match written {
             Ok(()) => WalReply::Written {
@@ -164,19 +189,6 @@ fn now() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// A row header as 1.6 writes it to disk: `{type, server_id, lsn, timestamp}` (no sync).
-pub fn encode_header(out: &mut Vec<u8>, kind: u32, server_id: u32, lsn: i64, timestamp: f64) {
-    let _ = rmp::encode::write_map_len(out, 4);
-    let _ = rmp::encode::write_uint(out, 0x00);
-    let _ = rmp::encode::write_uint(out, u64::from(kind));
-    let _ = rmp::encode::write_uint(out, 0x02);
-    let _ = rmp::encode::write_uint(out, u64::from(server_id));
-    let _ = rmp::encode::write_uint(out, 0x03);
-    let _ = rmp::encode::write_uint(out, lsn.max(0) as u64);
-    let _ = rmp::encode::write_uint(out, 0x04);
-    let _ = rmp::encode::write_f64(out, timestamp);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,11 +201,24 @@ mod tests {
     }
 
     impl Sink for Memory {
-        fn write(&mut self, rows: &[Vec<u8>], _vclock: &Vclock) -> io::Result<()> {
+        fn write(&mut self, encoded: &[u8], rows: u64, _vclock: &Vclock) -> io::Result<()> {
             if *self.fail.lock().unwrap() {
                 return Err(io::Error::other("disk full"));
             }
-            self.rows.lock().unwrap().extend(rows.iter().cloned());
+            let mut rest = encoded;
+            for _ in 0..rows {
+                let fixheader = rest
+                    .first_chunk::<{ crate::wal::xlog::FIXHEADER_SIZE }>()
+                    .unwrap();
+                let (len, _) = crate::wal::xlog::decode_fixheader(fixheader).unwrap();
+                let end = crate::wal::xlog::FIXHEADER_SIZE + len as usize;
+                self.rows
+                    .lock()
+                    .unwrap()
+                    .push(rest[crate::wal::xlog::FIXHEADER_SIZE..end].to_vec());
+                rest = &rest[end..];
+            }
+            assert!(rest.is_empty());
             Ok(())
         }
         fn close(&mut self) -> io::Result<()> {
@@ -201,13 +226,15 @@ mod tests {
         }
     }
 
-    fn row(body: u8) -> WalRow {
-        WalRow {
-            kind: 2,
-            server_id: 0,
-            lsn: 0,
-            body: vec![0x81, 0x10, body],
+    fn batch(id: u64, bodies: &[u8]) -> Batch {
+        let mut batch = Batch {
+            id,
+            ..Batch::default()
+        };
+        for body in bodies {
+            batch.push_local(2, |out| out.extend_from_slice(&[0x81, 0x10, *body]));
         }
+        batch
     }
 
     #[test]
@@ -219,36 +246,24 @@ mod tests {
             fail: fail.clone(),
         };
         let mut wal = WalWriter::new(Box::new(sink), Vclock::new(), 1);
-        let reply = wal.write(Batch {
-            id: 1,
-            rows: vec![row(1), row(2)],
-        });
+        let reply = wal.write(batch(1, &[1, 2]));
         let WalReply::Written { vclock, .. } = reply else {
             panic!("{reply:?}")
         };
         assert_eq!(vclock.get(1), 2);
         *fail.lock().unwrap() = true;
         assert!(matches!(
-            wal.write(Batch {
-                id: 2,
-                rows: vec![row(3)]
-            }),
+            wal.write(batch(2, &[3])),
             WalReply::Failed { id: 2, .. }
         ));
         *fail.lock().unwrap() = false;
         // Still failing: batch 3 was queued behind the failed one.
         assert!(matches!(
-            wal.write(Batch {
-                id: 3,
-                rows: vec![row(4)]
-            }),
+            wal.write(batch(3, &[4])),
             WalReply::Failed { id: 3, .. }
         ));
         wal.failing = false;
-        let reply = wal.write(Batch {
-            id: 4,
-            rows: vec![row(5)],
-        });
+        let reply = wal.write(batch(4, &[5]));
         let WalReply::Written { vclock, .. } = reply else {
             panic!("{reply:?}")
         };
