@@ -211,6 +211,30 @@ fn open_commit_waits(lua: &Lua, tx: &Rc<Tx>, module: &Table) -> mlua::Result<()>
     )?;
     let t = tx.clone();
     module.set(
+        "inject",
+        lua.create_function(move |_, (name, value): (String, Value)| {
+            use crate::wal::writer::WalMsg;
+            let msg = match (name.as_str(), value) {
+                ("ERRINJ_WAL_IO", Value::Boolean(on)) => WalMsg::InjectIoError(on),
+                ("ERRINJ_WAL_WRITE_PARTIAL", Value::Integer(bytes)) if bytes >= 0 => {
+                    WalMsg::InjectPartialWrite(bytes as usize)
+                }
+                ("ERRINJ_WAL_WRITE_PARTIAL", Value::Number(bytes)) if bytes >= 0.0 => {
+                    WalMsg::InjectPartialWrite(bytes as usize)
+                }
+                ("ERRINJ_WAL_IO" | "ERRINJ_WAL_WRITE_PARTIAL", _) => {
+                    return Ok((false, Some("bad value for the error injection")));
+                }
+                _ => return Ok((false, Some("no such error injection"))),
+            };
+            if !t.journal.borrow().inject(msg) {
+                return Ok((false, Some("the WAL is off (wal_mode = 'none')")));
+            }
+            Ok((true, None))
+        })?,
+    )?;
+    let t = tx.clone();
+    module.set(
         "wal_async",
         lua.create_function(move |_, ()| Ok(t.journal.borrow().is_async()))?,
     )?;

@@ -120,6 +120,13 @@ impl Journal {
         }
     }
 
+    /// Pass an error injection to the WAL thread; false without one.
+    pub fn inject(&self, msg: WalMsg) -> bool {
+        self.sender
+            .as_ref()
+            .is_some_and(|sender| sender.send(msg).is_ok())
+    }
+
     /// Whether commits wait for a WAL thread.
     pub fn is_async(&self) -> bool {
         self.sender.is_some()

@@ -202,6 +202,12 @@ impl Sink for XlogSink {
         file.write_rows(encoded, rows)
     }
 
+    fn inject_partial_write(&mut self, bytes: usize) {
+        if let Some(file) = self.current.as_mut() {
+            file.inject_write_failure(bytes);
+        }
+    }
+
     fn close(&mut self) -> std::io::Result<()> {
         match self.current.take() {
             Some(file) => file.close(),

@@ -64,6 +64,8 @@ pub enum WalMsg {
     Resume,
     /// Error injection for tests (`box.error.injection`): fail every write while set.
     InjectIoError(bool),
+    /// Error injection: the next write stores this many bytes of its batch, then fails.
+    InjectPartialWrite(usize),
     /// Close the files and end the thread.
     Stop,
 }
@@ -84,6 +86,8 @@ pub trait Sink: Send {
     fn write(&mut self, encoded: &[u8], rows: u64, vclock: &Vclock) -> io::Result<()>;
     /// Finish the files (end markers, sync).
     fn close(&mut self) -> io::Result<()>;
+    /// Error injection: the next write stores `bytes` bytes, then fails.
+    fn inject_partial_write(&mut self, _bytes: usize) {}
 }
 
 /// The WAL thread's state.
@@ -122,6 +126,7 @@ impl WalWriter {
                 }
                 WalMsg::Resume => self.failing = false,
                 WalMsg::InjectIoError(on) => self.inject_io_error = on,
+                WalMsg::InjectPartialWrite(bytes) => self.sink.inject_partial_write(bytes),
                 WalMsg::Stop => break,
             }
         }

@@ -660,6 +660,37 @@ end
 
 -- }}}
 
+-- {{{ box.error.injection: fault injection in the WAL, for tests
+
+local injections = { ERRINJ_WAL_IO = false, ERRINJ_WAL_WRITE_PARTIAL = -1 }
+
+box.error.injection = {
+    set = function(name, value)
+        if injections[name] == nil then
+            raise(codes.ILLEGAL_PARAMS, string.format("error injection '%s' is not found",
+                tostring(name)))
+        end
+        local ok, why = data.inject(name, value)
+        if not ok then
+            raise(codes.ILLEGAL_PARAMS, string.format("error injection '%s': %s", name, why))
+        end
+        injections[name] = value
+        return true
+    end,
+    get = function(name)
+        return injections[name]
+    end,
+    info = function()
+        local info = {}
+        for name, value in pairs(injections) do
+            info[name] = { state = value }
+        end
+        return info
+    end,
+}
+
+-- }}}
+
 -- {{{ transactions, box.once
 
 function configured_api.begin()
