@@ -430,3 +430,15 @@ fn a_kill_under_load_loses_no_acknowledged_write_fsync() {
 fn a_kill_under_load_loses_no_acknowledged_write_write() {
     crash_rounds("write", 3);
 }
+
+#[test]
+fn two_servers_never_share_a_data_directory() {
+    let dir = TempDir::new("wal-lock");
+    let first = Instance::start(dir.path(), "", "");
+    let log = start_fails(dir.path(), "");
+    assert!(log.contains("another server uses it"), "{log}");
+    first.stop();
+    // Free again once the first is gone.
+    let second = Instance::start(dir.path(), "", "");
+    second.stop();
+}

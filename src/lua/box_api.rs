@@ -333,6 +333,10 @@ fn start_data(tx: &Tx) -> Result<(), BoxError> {
         };
         (options, uuid("instance_uuid"), uuid("replicaset_uuid"))
     };
+    if options.wal_mode != crate::cfg::WalMode::None {
+        // Held for the life of the process.
+        std::mem::forget(crate::wal::lock::lock_dir(&options.wal_dir)?);
+    }
     let recovered = recovery::recover(&options, || bootstrap(&instance_uuid, &cluster_uuid))?;
     let uuid = recovered.db.instance_uuid.clone();
     let server_id = recovered.db.server_id;

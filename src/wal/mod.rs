@@ -10,6 +10,7 @@
 //! - `recovery`: start-up: bootstrap or replay the xlogs, then start the WAL thread.
 
 pub mod journal;
+pub mod lock;
 pub mod recovery;
 pub mod vclock;
 pub mod writer;
