@@ -442,3 +442,25 @@ fn two_servers_never_share_a_data_directory() {
     let second = Instance::start(dir.path(), "", "");
     second.stop();
 }
+
+#[test]
+fn a_slow_wal_write_is_logged_and_others_go_on() {
+    let dir = TempDir::new("wal-slow");
+    let server = Instance::start(dir.path(), "too_long_threshold = 0.05", SCHEMA);
+    let mut c = server.console();
+    c.eval("box.error.injection.set('ERRINJ_WAL_DELAY', 0.2)");
+    // A reader is not held up by a write waiting for the WAL.
+    c.eval(
+        "f = require('fiber').create(function() box.space.items:insert{1, 'slow'} done = true end)",
+    );
+    assert_eq!(
+        c.eval("return done, box.space.items:get{1}"),
+        "---\n- null\n- [1, 'slow']\n...\n"
+    );
+    wait_for("the slow write", || {
+        (c.eval("return done") == "---\n- true\n...\n").then_some(())
+    });
+    c.eval("box.error.injection.set('ERRINJ_WAL_DELAY', 0)");
+    let log = std::fs::read_to_string(dir.path().join("tarantula.log")).unwrap();
+    assert!(log.contains("too long WAL write"), "{log}");
+}

@@ -244,6 +244,10 @@ fn apply(tx: &Tx, changes: &CfgChanges) -> Result<(), BoxError> {
             ("coredump", Some(CfgValue::Bool(true))) => enable_coredump(),
             ("custom_proc_title", Some(CfgValue::Str(title))) => set_process_title(title),
             ("listen", value) => listen(tx, value.as_ref().and_then(CfgValue::as_str))?,
+            ("too_long_threshold", Some(CfgValue::Number(seconds))) => {
+                tx.journal.borrow_mut().too_long =
+                    std::time::Duration::try_from_secs_f64(*seconds).unwrap_or_default();
+            }
             _ => {}
         }
     }

@@ -222,7 +222,13 @@ fn open_commit_waits(lua: &Lua, tx: &Rc<Tx>, module: &Table) -> mlua::Result<()>
                 ("ERRINJ_WAL_WRITE_PARTIAL", Value::Number(bytes)) if bytes >= 0.0 => {
                     WalMsg::InjectPartialWrite(bytes as usize)
                 }
-                ("ERRINJ_WAL_IO" | "ERRINJ_WAL_WRITE_PARTIAL", _) => {
+                ("ERRINJ_WAL_DELAY", Value::Number(seconds)) if seconds >= 0.0 => {
+                    WalMsg::InjectDelay(std::time::Duration::from_secs_f64(seconds.min(60.0)))
+                }
+                ("ERRINJ_WAL_DELAY", Value::Integer(seconds)) if seconds >= 0 => {
+                    WalMsg::InjectDelay(std::time::Duration::from_secs(seconds.min(60) as u64))
+                }
+                ("ERRINJ_WAL_IO" | "ERRINJ_WAL_WRITE_PARTIAL" | "ERRINJ_WAL_DELAY", _) => {
                     return Ok((false, Some("bad value for the error injection")));
                 }
                 _ => return Ok((false, Some("no such error injection"))),

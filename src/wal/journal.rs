@@ -47,6 +47,8 @@ struct Queued {
     batch: u64,
     txn: Txn,
     waiter: Waiter,
+    /// When it was committed, for `too_long_threshold`.
+    since: std::time::Instant,
 }
 
 /// What finished commits owe their waiters, for the loop to deliver.
@@ -77,6 +79,8 @@ pub struct Journal {
     /// The last commit was queued (see [`Journal::claim`]).
     just_queued: bool,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// `too_long_threshold`: a commit waiting longer is logged.
+    pub too_long: std::time::Duration,
 }
 
 impl Default for Journal {
@@ -92,6 +96,7 @@ impl Default for Journal {
             results: IdMap::default(),
             just_queued: false,
             thread: None,
+            too_long: std::time::Duration::from_millis(500),
         }
     }
 }
@@ -155,6 +160,7 @@ impl Journal {
             batch: self.next_batch,
             txn,
             waiter,
+            since: std::time::Instant::now(),
         });
         self.just_queued = true;
         true
@@ -223,9 +229,17 @@ impl Journal {
         match reply {
             WalReply::Written { id, vclock } => {
                 self.vclock = *vclock;
+                let mut slowest = std::time::Duration::ZERO;
                 while self.queue.front().is_some_and(|queued| queued.batch <= id) {
                     let queued = self.queue.pop_front().expect("checked");
+                    slowest = slowest.max(queued.since.elapsed());
                     owed.extend(self.release(queued.waiter, Ok(())));
+                }
+                if slowest > self.too_long {
+                    log::warn!(
+                        "too long WAL write: batch {id} took {:.3} sec",
+                        slowest.as_secs_f64()
+                    );
                 }
             }
             WalReply::Failed { id, reason } => {

@@ -47,7 +47,11 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let first = lock_dir(&dir).unwrap();
         let err = lock_dir(&dir).unwrap_err();
-        assert!(err.message.contains("another server uses it"), "{}", err.message);
+        assert!(
+            err.message.contains("another server uses it"),
+            "{}",
+            err.message
+        );
         drop(first);
         lock_dir(&dir).unwrap();
         let _ = std::fs::remove_dir_all(&dir);

@@ -66,6 +66,8 @@ pub enum WalMsg {
     InjectIoError(bool),
     /// Error injection: the next write stores this many bytes of its batch, then fails.
     InjectPartialWrite(usize),
+    /// Error injection: every write waits this long first.
+    InjectDelay(std::time::Duration),
     /// Close the files and end the thread.
     Stop,
 }
@@ -98,6 +100,7 @@ pub struct WalWriter {
     /// A write failed and TX has not resumed us yet.
     failing: bool,
     inject_io_error: bool,
+    inject_delay: std::time::Duration,
     /// The batch being written, encoded (reused).
     buffer: Vec<u8>,
 }
@@ -110,6 +113,7 @@ impl WalWriter {
             server_id,
             failing: false,
             inject_io_error: false,
+            inject_delay: std::time::Duration::ZERO,
             buffer: Vec::new(),
         }
     }
@@ -127,6 +131,7 @@ impl WalWriter {
                 WalMsg::Resume => self.failing = false,
                 WalMsg::InjectIoError(on) => self.inject_io_error = on,
                 WalMsg::InjectPartialWrite(bytes) => self.sink.inject_partial_write(bytes),
+                WalMsg::InjectDelay(delay) => self.inject_delay = delay,
                 WalMsg::Stop => break,
             }
         }
@@ -164,6 +169,9 @@ impl WalWriter {
             super::xlog::end_row(&mut self.buffer, start);
         }
         let rows = batch.rows.len() as u64;
+        if !self.inject_delay.is_zero() {
+            std::thread::sleep(self.inject_delay);
+        }
         let written = if self.inject_io_error {
             Err(io::Error::other("injected WAL I/O error"))
         } else {

@@ -662,7 +662,7 @@ end
 
 -- {{{ box.error.injection: fault injection in the WAL, for tests
 
-local injections = { ERRINJ_WAL_IO = false, ERRINJ_WAL_WRITE_PARTIAL = -1 }
+local injections = { ERRINJ_WAL_IO = false, ERRINJ_WAL_WRITE_PARTIAL = -1, ERRINJ_WAL_DELAY = 0 }
 
 box.error.injection = {
     set = function(name, value)
