@@ -190,6 +190,7 @@ fn open_commit_waits(lua: &Lua, tx: &Rc<Tx>, module: &Table) -> mlua::Result<()>
             if fiber == crate::process::NO_FIBER || !t.journal.borrow().fiber_waits(fiber) {
                 return Ok(false);
             }
+            t.journal.borrow_mut().park(fiber);
             t.sched
                 .borrow_mut()
                 .suspend_current(None, false)

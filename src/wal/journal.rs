@@ -79,6 +79,10 @@ pub struct Journal {
     /// The last commit was queued (see [`Journal::claim`]).
     just_queued: bool,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// Fibers parked in `commit_wait`: only they are woken by a finished commit (a fiber
+    /// that committed where it could not yield may be waiting for something else).
+    parked:
+        std::collections::HashSet<FiberId, std::hash::BuildHasherDefault<crate::fiber::IdHasher>>,
     /// `too_long_threshold`: a commit waiting longer is logged.
     pub too_long: std::time::Duration,
 }
@@ -96,6 +100,7 @@ impl Default for Journal {
             results: IdMap::default(),
             just_queued: false,
             thread: None,
+            parked: Default::default(),
             too_long: std::time::Duration::from_millis(500),
         }
     }
@@ -187,6 +192,7 @@ impl Journal {
     /// A fiber ended: drop an outcome it never took.
     pub fn forget(&mut self, fiber: FiberId) {
         self.results.remove(&fiber);
+        self.parked.remove(&fiber);
     }
 
     /// Whether `fiber` has a commit waiting for the WAL.
@@ -194,6 +200,11 @@ impl Journal {
         self.queue
             .iter()
             .any(|queued| matches!(queued.waiter, Waiter::Fiber(f) if f == fiber))
+    }
+
+    /// `fiber` is about to yield until its commits are written.
+    pub fn park(&mut self, fiber: FiberId) {
+        self.parked.insert(fiber);
     }
 
     /// The outcome of `fiber`'s last commit, taken (Ok when it had none).
@@ -271,8 +282,11 @@ impl Journal {
     fn release(&mut self, waiter: Waiter, result: Result<(), BoxError>) -> Option<Outcome> {
         match waiter {
             Waiter::Fiber(fiber) => {
-                self.results.insert(fiber, result);
-                Some(Outcome::Fiber(fiber))
+                // A failure sticks until the fiber takes it (all later commits fail too).
+                if self.results.get(&fiber).is_none_or(Result::is_ok) {
+                    self.results.insert(fiber, result);
+                }
+                self.parked.remove(&fiber).then_some(Outcome::Fiber(fiber))
             }
             Waiter::Iproto { token, sync, tuple } => Some(Outcome::Iproto {
                 token,

@@ -50,8 +50,13 @@ local commit_wait, commit_result = data.commit_wait, data.commit_result
 local suspend = require('internal.sched').suspend
 local wal_async = false
 
+local isyieldable = coroutine.isyieldable
+
+-- Where the fiber cannot yield (a trigger, a callback of a C function), the change commits
+-- without waiting: the WAL writes in order, so the statement around it, which waits, is
+-- acknowledged only after it.
 local function durable(...)
-    if wal_async then
+    if wal_async and isyieldable() then
         while commit_wait() do
             suspend()
         end
