@@ -297,3 +297,124 @@ impl Journal {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::r#box::txn::{JournalRow, RowKind, Stmt};
+
+    /// A one-statement transaction marked by its space id.
+    fn txn(space_id: u32) -> Txn {
+        let mut txn = Txn::autocommit();
+        txn.stmts.push(Stmt {
+            space_id,
+            old: None,
+            new: None,
+            alter: None,
+            row: Some(JournalRow::new(RowKind::Insert, space_id)),
+        });
+        txn
+    }
+
+    fn attached() -> (Journal, crossbeam::channel::Receiver<WalMsg>) {
+        let (sender, receiver) = crossbeam::channel::bounded(4);
+        let mut journal = Journal::default();
+        journal.sender = Some(sender);
+        (journal, receiver)
+    }
+
+    fn written(id: u64, lsn: i64) -> WalReply {
+        let mut vclock = Vclock::new();
+        vclock.set(1, lsn);
+        WalReply::Written {
+            id,
+            vclock: Box::new(vclock),
+        }
+    }
+
+    #[test]
+    fn without_a_wal_thread_commits_are_done_at_once() {
+        let mut journal = Journal::default();
+        assert!(!journal.commit(txn(512), Waiter::Fiber(101)));
+        assert!(!journal.commit(txn(513), Waiter::Nobody));
+        assert_eq!(journal.vclock.get(1), 2);
+        assert!(!journal.claim(Waiter::Nobody));
+    }
+
+    #[test]
+    fn a_turn_is_one_batch_and_its_answer_releases_the_waiters() {
+        let (mut journal, wal) = attached();
+        assert!(journal.commit(txn(512), Waiter::Fiber(101)));
+        assert!(journal.commit(txn(513), Waiter::Nobody));
+        let (token, sync) = (Token(7), 9);
+        assert!(journal.claim(Waiter::Iproto {
+            token,
+            sync,
+            tuple: None
+        }));
+        assert!(!journal.claim(Waiter::Nobody), "claimed twice");
+        journal.park(101);
+        journal.flush();
+        let Ok(WalMsg::Write(batch)) = wal.try_recv() else {
+            panic!("no batch")
+        };
+        assert_eq!((batch.id, batch.rows.len()), (1, 2));
+        assert!(journal.fiber_waits(101));
+        let owed = journal.on_reply(written(1, 2), |_| panic!("no rollback"));
+        assert_eq!(owed.len(), 2);
+        assert!(matches!(owed[0], Outcome::Fiber(101)));
+        assert!(matches!(
+            &owed[1],
+            Outcome::Iproto {
+                sync: 9,
+                reply: Ok(None),
+                ..
+            }
+        ));
+        assert!(!journal.fiber_waits(101));
+        assert_eq!(journal.take_result(101), Ok(()));
+        assert_eq!(journal.vclock.get(1), 2);
+    }
+
+    #[test]
+    fn a_failure_rolls_back_everything_queued_newest_first() {
+        let (mut journal, wal) = attached();
+        journal.commit(txn(1), Waiter::Fiber(101));
+        journal.flush();
+        journal.commit(txn(2), Waiter::Fiber(102));
+        journal.flush();
+        journal.commit(txn(3), Waiter::Nobody);
+        let mut undone = Vec::new();
+        let owed = journal.on_reply(
+            WalReply::Failed {
+                id: 1,
+                reason: "disk full".into(),
+            },
+            |txn| undone.push(txn.stmts[0].space_id),
+        );
+        assert_eq!(undone, vec![3, 2, 1]);
+        // Nobody was parked: nobody is woken, but both fibers find the error.
+        assert!(owed.is_empty());
+        assert_eq!(journal.take_result(101).unwrap_err().code, ErrCode::WAL_IO);
+        assert_eq!(journal.take_result(102).unwrap_err().code, ErrCode::WAL_IO);
+        // The writer is told to resume; the late failure of batch 2 means nothing.
+        let messages: Vec<WalMsg> = wal.try_iter().collect();
+        assert!(matches!(messages.last(), Some(WalMsg::Resume)));
+        let owed = journal.on_reply(
+            WalReply::Failed {
+                id: 2,
+                reason: "disk full".into(),
+            },
+            |_| panic!("rolled back twice"),
+        );
+        assert!(owed.is_empty());
+        // What comes next is written as usual.
+        journal.commit(txn(4), Waiter::Nobody);
+        journal.flush();
+        let Ok(WalMsg::Write(batch)) = wal.try_recv() else {
+            panic!("no batch")
+        };
+        assert_eq!(batch.id, 3);
+        assert!(journal.on_reply(written(3, 1), |_| panic!()).is_empty());
+    }
+}
