@@ -120,12 +120,28 @@ impl WalWriter {
 
     /// The thread's body: serve `inbox` until Stop (or TX is gone), answering with `reply`.
     pub fn run(mut self, inbox: Receiver<WalMsg>, reply: impl Fn(WalReply) -> bool) {
-        while let Ok(msg) = inbox.recv() {
+        let mut next = inbox.recv().ok();
+        while let Some(msg) = next.take() {
             match msg {
                 WalMsg::Write(batch) => {
-                    let answer = self.write(batch);
+                    // Every batch already queued goes in the same write (and sync): group
+                    // commit across loop turns while the disk was busy.
+                    let mut batches = vec![batch];
+                    while let Ok(msg) = inbox.try_recv() {
+                        match msg {
+                            WalMsg::Write(batch) => batches.push(batch),
+                            other => {
+                                next = Some(other);
+                                break;
+                            }
+                        }
+                    }
+                    let answer = self.write_all(&batches);
                     if !reply(answer) {
                         break;
+                    }
+                    if next.is_some() {
+                        continue;
                     }
                 }
                 WalMsg::Resume => self.failing = false,
@@ -134,6 +150,7 @@ impl WalWriter {
                 WalMsg::InjectDelay(delay) => self.inject_delay = delay,
                 WalMsg::Stop => break,
             }
+            next = inbox.recv().ok();
         }
         if let Err(err) = self.sink.close() {
             crate::syserror!("can't close the WAL: {err}");
@@ -142,16 +159,55 @@ impl WalWriter {
 
     /// Write one batch.
     pub fn write(&mut self, batch: Batch) -> WalReply {
-        let id = batch.id;
+        self.write_all(std::slice::from_ref(&batch))
+    }
+
+    /// Write batches in one go; the answer names the last (written: TX releases every
+    /// batch up to it) or the first (failed: TX rolls back everything queued).
+    pub fn write_all(&mut self, batches: &[Batch]) -> WalReply {
+        let first = batches.first().map_or(0, |batch| batch.id);
+        let last = batches.last().map_or(0, |batch| batch.id);
         if self.failing {
             return WalReply::Failed {
-                id,
+                id: first,
                 reason: String::from("an earlier write failed"),
             };
         }
         let before = self.vclock.clone();
         let timestamp = now();
         self.buffer.clear();
+        let mut rows = 0u64;
+        for batch in batches {
+            self.encode(batch, timestamp);
+            rows += batch.rows.len() as u64;
+        }
+        if !self.inject_delay.is_zero() {
+            std::thread::sleep(self.inject_delay);
+        }
+        let written = if self.inject_io_error {
+            Err(io::Error::other("injected WAL I/O error"))
+        } else {
+            self.sink.write(&self.buffer, rows, &before)
+        };
+        match written {
+            Ok(()) => WalReply::Written {
+                id: last,
+                vclock: Box::new(self.vclock.clone()),
+            },
+            Err(err) => {
+                crate::syserror!("can't write to the WAL: {err}");
+                self.vclock = before;
+                self.failing = true;
+                WalReply::Failed {
+                    id: first,
+                    reason: err.to_string(),
+                }
+            }
+        }
+    }
+
+    /// Give the rows of `batch` their LSNs and append them to the buffer as on disk.
+    fn encode(&mut self, batch: &Batch, timestamp: f64) {
         let mut body_start = 0;
         for row in &batch.rows {
             let (server_id, lsn) = if row.server_id == 0 {
@@ -167,30 +223,6 @@ impl WalWriter {
                 .extend_from_slice(&batch.bodies[body_start..row.body_end]);
             body_start = row.body_end;
             super::xlog::end_row(&mut self.buffer, start);
-        }
-        let rows = batch.rows.len() as u64;
-        if !self.inject_delay.is_zero() {
-            std::thread::sleep(self.inject_delay);
-        }
-        let written = if self.inject_io_error {
-            Err(io::Error::other("injected WAL I/O error"))
-        } else {
-            self.sink.write(&self.buffer, rows, &before)
-        };
-        match written {
-            Ok(()) => WalReply::Written {
-                id,
-                vclock: Box::new(self.vclock.clone()),
-            },
-            Err(err) => {
-                crate::syserror!("can't write to the WAL: {err}");
-                self.vclock = before;
-                self.failing = true;
-                WalReply::Failed {
-                    id,
-                    reason: err.to_string(),
-                }
-            }
         }
     }
 }

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Durability benchmarks of tarantula and Tarantool 2.6, run by the same clients in the same
+# run (one server at a time): replace throughput with wal_mode 'write' and 'fsync' (1 and
+# 64 requests in flight), and restart time from 1,000,000 rows of xlog.
+#   tools/bench/durability.sh
+# Needs .venv (the Python connector: .ci/venv) for the restart timing.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+cargo build --release --quiet
+ours=$PWD/target/release/tarantula
+theirs=$(command -v tarantool)
+bench=$PWD/target/release/iproto_bench
+python=$PWD/.venv/bin/python
+script=$PWD/tools/bench/iproto_server.lua
+port=3315
+tmp=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$tmp"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# start BINARY DIR MODE: a server in the background, waiting until it answers
+start() {
+    (cd "$2" && exec "$1" "$script" $port "$3") >/dev/null 2>&1 &
+    for _ in $(seq 1 1000); do
+        "$bench" 127.0.0.1:$port --kind call --requests 1 >/dev/null 2>&1 && return 0
+        sleep 0.01
+    done
+    echo "$1 did not start" >&2; exit 1
+}
+stop() { kill %% 2>/dev/null || true; wait 2>/dev/null || true; }
+
+# rps KIND CONNS DEPTH REQUESTS: the best of three runs
+rps() {
+    for _ in 1 2 3; do
+        "$bench" 127.0.0.1:$port --kind "$1" -c "$2" -d "$3" -n "$4" --keys 100000 |
+            sed -E 's/.* rps=([0-9]+) .*/\1/'
+    done | sort -n | tail -1
+}
+
+row() { printf '| %s | %s | %s | %.2f |\n' "$1" "$2" "$3" "$(echo "$2 / $3" | bc -l)"; }
+
+declare -A result
+for mode in write fsync; do
+    for server in ours theirs; do
+        dir=$tmp/$server-$mode; mkdir -p "$dir"
+        start "${!server}" "$dir" $mode
+        for depth in 1 64; do
+            n=$([[ $depth == 1 ]] && echo 20000 || echo 300000)
+            [[ $mode == fsync && $depth == 1 ]] && n=2000
+            result[$server-$mode-$depth]=$(rps replace 1 $depth $n)
+        done
+        stop
+    done
+done
+for server in ours theirs; do
+    dir=$tmp/$server-restart; mkdir -p "$dir"
+    start "${!server}" "$dir" write
+    "$bench" 127.0.0.1:$port --kind replace --sequential --keys 1000000 -c 4 -d 64 \
+        -n 1000000 >/dev/null
+    stop
+    best=
+    for _ in 1 2 3; do
+        t=$("$python" tools/bench/restart.py "${!server}" "$dir" $port 1000000 write)
+        if [[ -z $best ]] || (( $(echo "$t < $best" | bc -l) )); then best=$t; fi
+    done
+    result[$server-restart]=$best
+done
+
+echo '| what | tarantula | Tarantool 2.6 | ratio |'
+echo '| --- | --- | --- | --- |'
+for mode in write fsync; do
+    for depth in 1 64; do
+        row "replace per second, wal_mode '$mode', $depth in flight" \
+            "${result[ours-$mode-$depth]}" "${result[theirs-$mode-$depth]}"
+    done
+done
+# Time: less is better, so the ratio is theirs / ours.
+printf '| restart from 1,000,000 xlog rows, seconds | %s | %s | %.2f |\n' \
+    "${result[ours-restart]}" "${result[theirs-restart]}" \
+    "$(echo "${result[theirs-restart]} / ${result[ours-restart]}" | bc -l)"
