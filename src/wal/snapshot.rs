@@ -529,6 +529,11 @@ fn load_row(db: &mut Db, row: &[u8]) -> Result<(), BoxError> {
             format!("Unknown request type {} in a snapshot", header.kind),
         ));
     }
+    if let Some((space_id, tuple)) = parse_body(body)
+        && !schema::is_system(space_id)
+    {
+        return db.load_tuple(space_id, tuple);
+    }
     let body = crate::proto::xrow::decode_body(body)?;
     let request = crate::proto::xrow::data_request(header.kind, &body, schema::ADMIN)?;
     if schema::is_system(request.space_id) {
@@ -537,6 +542,18 @@ fn load_row(db: &mut Db, row: &[u8]) -> Result<(), BoxError> {
         return Ok(());
     }
     db.load_tuple(request.space_id, request.tuple)
+}
+
+/// The body as this writer (and 1.6) encodes it, `{0x10: 0xce u32, 0x21: tuple}`, without
+/// the general decoder; None for any other encoding (which the general decoder then reads).
+/// The tuple is checked later, as every new tuple is.
+fn parse_body(body: &[u8]) -> Option<(u32, &[u8])> {
+    let (head, tuple) = body.split_first_chunk::<8>()?;
+    if head[..3] != [0x82, key::SPACE_ID, 0xce] || head[7] != key::TUPLE {
+        return None;
+    }
+    let space_id = u32::from_be_bytes(head[3..7].try_into().expect("4 bytes"));
+    Some((space_id, tuple))
 }
 
 // }}}
@@ -558,6 +575,9 @@ mod tests {
             ]
         );
         assert_eq!(xlog::count_encoded_rows(&out), Ok(1));
+        let (_, body) = crate::proto::xrow::decode_header(payload).unwrap();
+        assert_eq!(parse_body(body), Some((272, &[0x91, 0x01][..])));
+        assert_eq!(parse_body(&[0x82, 0x10, 0x01, 0x21, 0x90]), None);
     }
 
     #[test]
