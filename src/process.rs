@@ -110,12 +110,14 @@ fn undo_since(tx: &Tx, txn: &mut Txn, before: usize) {
 /// protocol requests (their error replies if the write failed, after rolling back).
 pub fn on_wal_reply(tx: &Tx, reply: crate::wal::writer::WalReply) {
     use crate::wal::journal::Outcome;
+    let failed = matches!(reply, crate::wal::writer::WalReply::Failed { .. });
     let outcomes = tx.journal.borrow_mut().on_reply(reply, |txn| {
         let _ = with_db(tx, |db| {
             db.rollback(txn);
             Ok(())
         });
     });
+    crate::wal::snapshot::on_wal_reply(tx, failed);
     for outcome in outcomes {
         match outcome {
             Outcome::Fiber(fiber) => {

@@ -216,6 +216,7 @@ fn start(argv: &[String], options: Options) -> Result<i32, String> {
         db: RefCell::new(None),
         txns: RefCell::new(Default::default()),
         journal: RefCell::new(Default::default()),
+        checkpoint: RefCell::new(Default::default()),
         trigger_spaces: RefCell::new(Default::default()),
         sessions: RefCell::new(Default::default()),
     });

@@ -34,6 +34,8 @@ pub enum TxMsg {
     Stdin(StdinEvent),
     /// The WAL thread wrote (or failed to write) a batch.
     Wal(crate::wal::writer::WalReply),
+    /// The snapshot thread's progress.
+    Snapshot(crate::wal::snapshot::SnapshotMsg),
 }
 
 /// What the stdin thread read.
@@ -119,6 +121,8 @@ pub struct Tx {
     pub txns: RefCell<IdMap<Txn>>,
     /// Where committed rows go: the WAL thread, or nowhere with `wal_mode = 'none'`.
     pub journal: RefCell<crate::wal::journal::Journal>,
+    /// The snapshot being written (`box.snapshot()`), if any.
+    pub checkpoint: RefCell<crate::wal::snapshot::Checkpoint>,
     /// Spaces with `on_replace` triggers (only those pay for calling into Lua).
     pub trigger_spaces:
         RefCell<HashSet<u32, std::hash::BuildHasherDefault<crate::fiber::IdHasher>>>,

@@ -542,6 +542,16 @@ impl Db {
         Ok((Some(old), new))
     }
 
+    /// Put a snapshot's tuple into a user space, past the write path (no access check,
+    /// journal row, trigger or transaction): the bulk of loading a snapshot.
+    pub fn load_tuple(&mut self, space_id: u32, data: &[u8]) -> Result<(), BoxError> {
+        let space = self.space_or_error(space_id)?;
+        let tuple = self.new_tuple(space, data)?;
+        let space = self.space_mut(space_id).expect("space checked above");
+        space.replace(None, Some(&tuple), DupMode::Insert)?;
+        Ok(())
+    }
+
     /// Undo every statement of `txn`, newest first.
     pub fn rollback(&mut self, txn: Txn) {
         for stmt in txn.stmts.into_iter().rev() {

@@ -330,6 +330,8 @@ fn start_data(tx: &Tx) -> Result<(), BoxError> {
             wal_mode: cfg.wal_mode(),
             rows_per_wal: cfg.rows_per_wal(),
             panic_on_wal_error: cfg.get_bool("panic_on_wal_error"),
+            snap_dir: cfg.snap_dir().into(),
+            panic_on_snap_error: cfg.get_bool("panic_on_snap_error"),
         };
         let uuid = |name: &str| {
             cfg.get_str(name)

@@ -22,6 +22,7 @@ pub mod netbox;
 pub mod raw;
 pub mod serializer;
 pub mod session;
+pub mod snapshot;
 pub mod tuple;
 pub mod util;
 pub mod yaml;
@@ -43,6 +44,7 @@ const PRELUDE: &[(&str, &str)] = &[
     ("console.lua", include_str!("prelude/console.lua")),
     ("box.lua", include_str!("prelude/box.lua")),
     ("box_schema.lua", include_str!("prelude/box_schema.lua")),
+    ("snapshot.lua", include_str!("prelude/snapshot.lua")),
     ("iproto.lua", include_str!("prelude/iproto.lua")),
     ("net_box.lua", include_str!("prelude/net_box.lua")),
     ("main.lua", include_str!("prelude/main.lua")),
@@ -83,6 +85,7 @@ pub fn new_state(tx: &Rc<Tx>) -> mlua::Result<Lua> {
     loaded.set("internal.fio", fio::open_module(&lua, tx)?)?;
     loaded.set("internal.data", box_data::open(&lua, tx)?)?;
     loaded.set("internal.session", session::open(&lua, tx)?)?;
+    loaded.set("internal.snapshot", snapshot::open(&lua, tx)?)?;
     loaded.set("internal.iproto", iproto::open(&lua, tx)?)?;
     loaded.set("internal.netbox", netbox::open(&lua, tx)?)?;
     loaded.set("yaml", yaml::open(&lua)?)?;

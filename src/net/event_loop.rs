@@ -191,6 +191,7 @@ impl EventLoop {
                     self.tx.sched.borrow_mut().wakeup(fiber, WakeReason::Woken);
                 }
                 TxMsg::Wal(reply) => crate::process::on_wal_reply(&self.tx, reply),
+                TxMsg::Snapshot(msg) => crate::wal::snapshot::on_thread_msg(&self.tx, msg),
                 TxMsg::Stdin(event) => {
                     let reader = self.tx.stdin.borrow_mut().on_event(event);
                     if let Some(fiber) = reader {

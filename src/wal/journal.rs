@@ -171,6 +171,15 @@ impl Journal {
         true
     }
 
+    /// Local rows committed and not yet written: this turn's batch and the batches the WAL
+    /// has not answered (a snapshot's vclock counts them in).
+    pub fn pending_rows(&self) -> u64 {
+        self.queue
+            .iter()
+            .map(|queued| queued.txn.rows().len() as u64)
+            .sum()
+    }
+
     /// Forget whether the last commit was queued: a caller about to run a request that may
     /// commit, and then [`Journal::claim`] it, starts here.
     pub fn unmark(&mut self) {

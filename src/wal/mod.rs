@@ -7,11 +7,14 @@
 //!   clean-up, and the choice of files to replay.
 //! - `writer`: the WAL thread: batches, LSNs, the sink (files), failures.
 //! - `journal`: TX's side: group commit per loop turn, waiters, rollback on failure.
+//! - `snapshot`: the checkpoint thread over a frozen tuple list, its TX side, the snap
+//!   loader, and the removal of old files.
 //! - `recovery`: start-up: bootstrap or replay the xlogs, then start the WAL thread.
 
 pub mod journal;
 pub mod lock;
 pub mod recovery;
+pub mod snapshot;
 pub mod vclock;
 pub mod writer;
 pub mod xdir;

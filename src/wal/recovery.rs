@@ -1,13 +1,17 @@
-//! Start-up of the data: a new instance bootstraps, an existing one replays its xlogs; then
-//! the WAL thread starts writing the xlog that follows.
+//! Start-up of the data: a new instance bootstraps, an existing one loads its newest snapshot
+//! and replays the xlogs after it; then the WAL thread starts writing the xlog that follows.
 //!
 //! Runs on the TX thread inside the first `box.cfg{}` (the WAL thread it spawns owns the
 //! sink from then on).
 //!
 //! ```text
-//!   wal_dir has xlogs? ─ no ─▶ bootstrap rows, a new UUID; the cluster rows go to the WAL
-//!        └─ yes ─▶ bootstrap rows (the 1.6 bootstrap snapshot), UUID from the xlog header,
-//!                  every row after the vclock, in file order ─▶ vclock
+//!   snap_dir has a .snap? ─ yes ─▶ the newest: UUID and vclock from its header, its rows;
+//!        │                          then the xlogs from the one covering that vclock on
+//!        └─ no: wal_dir has xlogs? ─ no ─▶ bootstrap rows, a new UUID; the cluster rows go
+//!                   │                     to the WAL
+//!                   └─ yes ─▶ bootstrap rows (the 1.6 bootstrap snapshot), UUID from the
+//!                             xlog header, every xlog
+//!   xlog rows after the vclock are applied in file order ─▶ vclock
 //!   then: WAL thread with an XlogSink starting at that vclock (mode 'none': no thread)
 //! ```
 //!
@@ -27,10 +31,11 @@ use crate::constants::WAL_QUEUE_CAPACITY;
 use crate::error::{BoxError, ErrCode};
 use crate::proto::xrow;
 
+use super::snapshot;
 use super::vclock::Vclock;
 use super::writer::{Sink, WalReply, WalWriter};
 use super::xdir;
-use super::xlog::{FileKind, Meta, ReadError, XlogReader, XlogWriter};
+use super::xlog::{FileKind, Meta, ReadError, XlogReader, XlogWriter, read_meta};
 
 /// What box.cfg asks of the data directory.
 pub struct Options {
@@ -38,6 +43,8 @@ pub struct Options {
     pub wal_mode: WalMode,
     pub rows_per_wal: u64,
     pub panic_on_wal_error: bool,
+    pub snap_dir: PathBuf,
+    pub panic_on_snap_error: bool,
 }
 
 /// The recovered (or new) database, its vclock, and transactions still to be written (a new
@@ -48,38 +55,55 @@ pub struct Recovered {
     pub unwritten: Vec<Txn>,
 }
 
-/// Bootstrap or recover, per what `wal_dir` holds.
+/// Bootstrap or recover, per what `snap_dir` and `wal_dir` hold.
 pub fn recover(
     options: &Options,
     new_instance: impl FnOnce() -> Result<(Db, Vec<Txn>), BoxError>,
 ) -> Result<Recovered, BoxError> {
+    let snap = newest_snapshot(&options.snap_dir)?;
     let files = if options.wal_mode == WalMode::None {
         Vec::new()
     } else {
         xdir::scan(&options.wal_dir, FileKind::Xlog)
             .map_err(|err| BoxError::system("can't read wal_dir", &err))?
     };
-    let Some((_, first)) = files.first() else {
-        let (db, unwritten) = new_instance()?;
-        return Ok(Recovered {
-            db,
-            vclock: Vclock::new(),
-            unwritten,
-        });
+    let (mut db, mut vclock, files) = match snap {
+        Some(path) => {
+            let uuid = read_meta(&path)
+                .map_err(|err| read_error(&path, err))?
+                .instance_uuid;
+            log::info!("instance uuid {uuid}");
+            log::info!("recovery start");
+            log::info!("recovering from `{}'", path.display());
+            let mut db = Db::new(&uuid);
+            let loaded = snapshot::load(&mut db, &path, options.panic_on_snap_error)?;
+            let vclock = loaded.meta.vclock;
+            let files = xlogs_after(options, &files, &vclock)?;
+            (db, vclock, files)
+        }
+        None => {
+            let Some((_, first)) = files.first() else {
+                let (db, unwritten) = new_instance()?;
+                return Ok(Recovered {
+                    db,
+                    vclock: Vclock::new(),
+                    unwritten,
+                });
+            };
+            let uuid = read_meta(first)
+                .map_err(|err| read_error(first, err))?
+                .instance_uuid;
+            log::info!("instance uuid {uuid}");
+            log::info!("recovery start");
+            let mut db = Db::new(&uuid);
+            db.bootstrap(&schema::bootstrap_uuid())?;
+            let files = files.into_iter().map(|(_, path)| path).collect();
+            (db, Vclock::new(), files)
+        }
     };
-    let uuid = XlogReader::open(first)
-        .map_err(|err| read_error(first, err))?
-        .meta()
-        .instance_uuid
-        .clone();
-    log::info!("instance uuid {uuid}");
-    log::info!("recovery start");
-    let mut db = Db::new(&uuid);
-    db.bootstrap(&schema::bootstrap_uuid())?;
-    let mut vclock = Vclock::new();
     let started = Instant::now();
     let mut rows = 0u64;
-    for (_, path) in &files {
+    for path in &files {
         log::info!("recover from `{}'", path.display());
         rows += replay(&mut db, path, &mut vclock, options.panic_on_wal_error)?;
     }
@@ -94,6 +118,49 @@ pub fn recover(
         vclock,
         unwritten: Vec::new(),
     })
+}
+
+/// The newest complete snapshot of `dir`, after removing unfinished ones.
+fn newest_snapshot(dir: &Path) -> Result<Option<PathBuf>, BoxError> {
+    let unreadable = |err: std::io::Error| BoxError::system("can't read snap_dir", &err);
+    xdir::remove_inprogress(dir, FileKind::Snap).map_err(unreadable)?;
+    Ok(xdir::newest(dir, FileKind::Snap)
+        .map_err(unreadable)?
+        .map(|(_, path)| path))
+}
+
+/// The xlogs to replay after a snapshot at `vclock`: from the one that covers it on. If
+/// even the first starts after it, the rows between are lost ("Missing .xlog file"): fatal
+/// with `panic_on_wal_error`, else a warning.
+fn xlogs_after(
+    options: &Options,
+    files: &[(i64, PathBuf)],
+    vclock: &Vclock,
+) -> Result<Vec<PathBuf>, BoxError> {
+    if files.is_empty() {
+        return Ok(Vec::new());
+    }
+    let chosen = xdir::files_for_recovery(&options.wal_dir, FileKind::Xlog, vclock)
+        .map_err(|err| BoxError::with_message(ErrCode::INVALID_XLOG, err.to_string()))?;
+    if let Some(first) = chosen.first() {
+        let start = read_meta(first)
+            .map_err(|err| read_error(first, err))?
+            .vclock;
+        if !start.compare(vclock).is_some_and(|order| order.is_le()) {
+            let message = format!(
+                "Missing .xlog file between LSN {} {} and {} {}",
+                vclock.signature(),
+                vclock.to_text(),
+                start.signature(),
+                start.to_text()
+            );
+            if options.panic_on_wal_error {
+                return Err(BoxError::with_message(ErrCode::INVALID_XLOG, message));
+            }
+            log::warn!("{message}");
+        }
+    }
+    Ok(chosen)
 }
 
 fn read_error(path: &Path, err: ReadError) -> BoxError {
@@ -252,6 +319,8 @@ pub fn start_wal(
         .join(xdir::file_name(vclock.signature(), FileKind::Xlog));
     if name.exists() {
         vclock.inc(server_id);
+        // TX's written vclock follows, so a snapshot's vclock counts rows as the WAL will.
+        tx.journal.borrow_mut().vclock = vclock.clone();
     }
     let sink = XlogSink::new(options, instance_uuid);
     let writer = WalWriter::new(Box::new(sink), vclock, server_id);

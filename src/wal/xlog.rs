@@ -537,12 +537,31 @@ impl XlogWriter {
 
     /// Append the EOF marker and sync; a snap then gets its final name.
     pub fn close(mut self) -> io::Result<()> {
+        self.seal()?;
+        self.publish()
+    }
+
+    /// Append the EOF marker and sync, keeping the current name: a snapshot stays
+    /// `.inprogress` until `publish` (its writer may still have to wait for TX's word).
+    pub fn seal(&mut self) -> io::Result<()> {
         self.clean_tail()?;
         self.file.write_all_at(&EOF_MARKER, self.size)?;
         self.size += EOF_MARKER.len() as u64;
-        self.file.sync_all()?;
+        self.file.sync_all()
+    }
+
+    /// Give a sealed file its final name (nothing to do for an xlog, renamed at create).
+    pub fn publish(mut self) -> io::Result<()> {
         if self.path != self.final_path {
             self.rename_final()?;
+        }
+        Ok(())
+    }
+
+    /// Drop an unfinished file: it is removed if it still has its `.inprogress` name.
+    pub fn discard(self) -> io::Result<()> {
+        if self.path != self.final_path {
+            std::fs::remove_file(&self.path)?;
         }
         Ok(())
     }

@@ -19,9 +19,10 @@ pub fn binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_tarantula"))
 }
 
-/// A directory removed when dropped.
+/// A directory removed when dropped (unless it is only borrowed: `TempDir::borrow`).
 pub struct TempDir {
     path: PathBuf,
+    owned: bool,
 }
 
 impl TempDir {
@@ -32,7 +33,15 @@ impl TempDir {
             std::env::temp_dir().join(format!("tarantula-test-{tag}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).expect("create temp dir");
-        TempDir { path }
+        TempDir { path, owned: true }
+    }
+
+    /// A directory someone else owns: left in place when dropped.
+    pub fn borrow(path: &Path) -> TempDir {
+        TempDir {
+            path: path.to_path_buf(),
+            owned: false,
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -48,7 +57,9 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
+        if self.owned {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
     }
 }
 
@@ -80,7 +91,16 @@ const CONSOLE_SCRIPT: &str = "local c = require('console').listen('127.0.0.1:0')
 impl Server {
     /// Start `tarantula init.lua` where init.lua opens the console then runs `extra`.
     pub fn start(extra: &str) -> Server {
-        let dir = TempDir::new("server");
+        Server::start_with(TempDir::new("server"), extra)
+    }
+
+    /// `start` in a directory the caller keeps (a data directory to restart in): init.lua
+    /// is written there, and the directory outlives the server.
+    pub fn start_in(dir: &Path, extra: &str) -> Server {
+        Server::start_with(TempDir::borrow(dir), extra)
+    }
+
+    fn start_with(dir: TempDir, extra: &str) -> Server {
         let script = dir.write("init.lua", &format!("{CONSOLE_SCRIPT}{extra}\n"));
         let mut child = Command::new(binary())
             .arg(&script)

@@ -54,6 +54,7 @@ local function configure(options)
         require('internal.box_schema').refresh_wal()
     end
     rawset(box, 'cfg', effective(values))
+    require('internal.snapshot_daemon').reload()
 end
 
 cfg_mt = {
