@@ -327,8 +327,10 @@ mod tests {
 
     fn attached() -> (Journal, crossbeam::channel::Receiver<WalMsg>) {
         let (sender, receiver) = crossbeam::channel::bounded(4);
-        let mut journal = Journal::default();
-        journal.sender = Some(sender);
+        let journal = Journal {
+            sender: Some(sender),
+            ..Journal::default()
+        };
         (journal, receiver)
     }
 
