@@ -66,6 +66,9 @@ pub const NETBOX_CONNECTION_COUNT_MAX: usize = 10_000;
 /// Remembered answers of access checks (user, object); the cache starts over when full.
 pub const ACCESS_CACHE_MAX: usize = 65_536;
 
+/// Recovery logs a progress line every this many rows, as Tarantool does.
+pub const RECOVERY_PROGRESS_ROWS: u64 = 100_000;
+
 /// Batches queued for the WAL thread; when full, TX keeps adding to the batch it holds.
 pub const WAL_QUEUE_CAPACITY: usize = 64;
 

@@ -27,7 +27,7 @@ use crate::r#box::db::Db;
 use crate::r#box::schema;
 use crate::r#box::txn::Txn;
 use crate::cfg::WalMode;
-use crate::constants::WAL_QUEUE_CAPACITY;
+use crate::constants::{RECOVERY_PROGRESS_ROWS, WAL_QUEUE_CAPACITY};
 use crate::error::{BoxError, ErrCode};
 use crate::proto::xrow;
 
@@ -105,7 +105,7 @@ pub fn recover(
     let mut rows = 0u64;
     for path in &files {
         log::info!("recover from `{}'", path.display());
-        rows += replay(&mut db, path, &mut vclock, options.panic_on_wal_error)?;
+        rows = replay(&mut db, path, &mut vclock, options.panic_on_wal_error, rows)?;
     }
     let seconds = started.elapsed().as_secs_f64().max(1e-9);
     log::info!(
@@ -173,12 +173,18 @@ fn read_error(path: &Path, err: ReadError) -> BoxError {
     }
 }
 
-/// Apply the rows of one xlog that follow `vclock`; returns how many were applied.
-fn replay(db: &mut Db, path: &Path, vclock: &mut Vclock, panic: bool) -> Result<u64, BoxError> {
+/// Apply the rows of one xlog that follow `vclock`; `applied` counts the rows applied so far
+/// (a progress line goes to the log every [`RECOVERY_PROGRESS_ROWS`]); returns the new count.
+fn replay(
+    db: &mut Db,
+    path: &Path,
+    vclock: &mut Vclock,
+    panic: bool,
+    mut applied: u64,
+) -> Result<u64, BoxError> {
     let mut reader = XlogReader::open(path).map_err(|err| read_error(path, err))?;
-    let mut applied = 0;
     loop {
-        let (offset, row) = match reader.next_row() {
+        let (offset, row) = match reader.next_row_ref() {
             Ok(Some(row)) => row,
             Ok(None) => break,
             Err(err) => {
@@ -190,8 +196,13 @@ fn replay(db: &mut Db, path: &Path, vclock: &mut Vclock, panic: bool) -> Result<
                 break;
             }
         };
-        match apply_row(db, &row, vclock) {
-            Ok(true) => applied += 1,
+        match apply_row(db, row, vclock) {
+            Ok(true) => {
+                applied += 1;
+                if applied % RECOVERY_PROGRESS_ROWS == 0 {
+                    log::info!("{:.1}M rows processed", applied as f64 / 1e6);
+                }
+            }
             Ok(false) => {}
             Err(err) if panic => {
                 return Err(BoxError::with_message(

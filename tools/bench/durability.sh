@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Durability benchmarks of tarantula and Tarantool 2.6, run by the same clients in the same
 # run (one server at a time): replace throughput with wal_mode 'write' and 'fsync' (1 and
-# 64 requests in flight), and restart time from 1,000,000 rows of xlog.
+# 64 requests in flight), restart time from 1,000,000 rows of xlog, the time of
+# box.snapshot() of those 1,000,000 tuples, and restart time from that snapshot.
 #   tools/bench/durability.sh
 # Needs .venv (the Python connector: .ci/venv) for the restart timing.
 set -euo pipefail
@@ -52,18 +53,38 @@ for mode in write fsync; do
         stop
     done
 done
+# best_time COMMAND...: the least of three timings a command prints
+best_time() {
+    local best=
+    for _ in 1 2 3; do
+        t=$("$@")
+        if [[ -z $best ]] || (( $(echo "$t < $best" | bc -l) )); then best=$t; fi
+    done
+    echo "$best"
+}
+
+snapshot_time() {
+    "$python" -c "
+import tarantool
+c = tarantool.Connection('127.0.0.1', $port)
+print('%.3f' % c.eval(\"local clock = require('clock') local t = clock.monotonic() box.snapshot() return clock.monotonic() - t\")[0])"
+}
+
 for server in ours theirs; do
     dir=$tmp/$server-restart; mkdir -p "$dir"
     start "${!server}" "$dir" write
     "$bench" 127.0.0.1:$port --kind replace --sequential --keys 1000000 -c 4 -d 64 \
         -n 1000000 >/dev/null
     stop
-    best=
-    for _ in 1 2 3; do
-        t=$("$python" tools/bench/restart.py "${!server}" "$dir" $port 1000000 write)
-        if [[ -z $best ]] || (( $(echo "$t < $best" | bc -l) )); then best=$t; fi
-    done
-    result[$server-restart]=$best
+    result[$server-restart]=$(best_time "$python" tools/bench/restart.py "${!server}" "$dir" \
+        $port 1000000 write)
+    # One snapshot (a second one of unchanged data is refused by 1.6, so one run).
+    start "${!server}" "$dir" write
+    result[$server-snapshot]=$(snapshot_time)
+    stop
+    rm -f "$dir"/*.xlog
+    result[$server-restart-snap]=$(best_time "$python" tools/bench/restart.py "${!server}" \
+        "$dir" $port 1000000 write)
 done
 
 echo '| what | tarantula | Tarantool 2.6 | ratio |'
@@ -75,6 +96,10 @@ for mode in write fsync; do
     done
 done
 # Time: less is better, so the ratio is theirs / ours.
-printf '| restart from 1,000,000 xlog rows, seconds | %s | %s | %.2f |\n' \
-    "${result[ours-restart]}" "${result[theirs-restart]}" \
-    "$(echo "${result[theirs-restart]} / ${result[ours-restart]}" | bc -l)"
+time_row() {
+    printf '| %s | %s | %s | %.2f |\n' "$1" "${result[ours-$2]}" "${result[theirs-$2]}" \
+        "$(echo "${result[theirs-$2]} / ${result[ours-$2]}" | bc -l)"
+}
+time_row "restart from 1,000,000 xlog rows, seconds" restart
+time_row "box.snapshot() of 1,000,000 tuples, seconds" snapshot
+time_row "restart from a snapshot of 1,000,000 tuples, seconds" restart-snap
