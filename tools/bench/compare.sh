@@ -110,44 +110,31 @@ requests() {
     esac
 }
 
-# The iproto load of tools/iproto_bench against each server in turn, over
-# tools/bench/iproto_server.lua: every kind (select by primary key, over 100000 prepared keys;
-# call: CALL 10 of bench_call; call16: CALL 6), 1 and 4 connections, 1 and 64 requests in
-# flight per connection. Each figure is the best rps of three runs (a tenth of the requests
-# again as unmeasured warmup first), with that run's p99.
+# The iproto load of tools/iproto_bench over tools/bench/iproto_server.lua: every kind
+# (select by primary key, over 100000 prepared keys; call: CALL 10 of bench_call; call16:
+# CALL 6), 1 and 4 connections, 1 and 64 requests in flight per connection. One server runs
+# at a time: for each figure, each server is started on a fresh directory, prepared, measured
+# three times (the best rps, with that run's p99; a tenth of the requests again as unmeasured
+# warmup first) and stopped; which server goes first alternates from figure to figure, so a
+# machine that drifts (a shared VM) does not favour one.
 iproto_section() {
     cargo build --release --quiet --bin iproto_bench
     local bench=$PWD/target/release/iproto_bench server=$PWD/tools/bench/iproto_server.lua
-    local port=3314 kinds=(ping select replace call call16) binary name kind conns depth
+    local port=3314 kinds=(ping select replace call call16) name kind conns depth figure=0
     declare -A rps p99
     if listening $port; then
         echo "compare.sh: port $port is taken" >&2; return 1
     fi
-    for name in tarantula tarantool; do
-        binary=$ours; [[ $name == tarantool ]] && binary=$theirs
-        mkdir "$tmp/$name"
-        (cd "$tmp/$name" && exec "$binary" "$server" $port "$wal_mode" >server.out 2>&1) &
-        local pid=$!
-        # The port opens at box.cfg, before the script has made the space and the function:
-        # the server is ready when bench_call answers.
-        local ready=no
-        for _ in $(seq 200); do
-            if "$bench" $port --kind call -n 1 2>/dev/null | grep -q ' errors=0 '; then
-                ready=yes; break
-            fi
-            sleep 0.05
-        done
-        if [[ $ready == no ]]; then
-            echo "compare.sh: $name is not ready on port $port:" >&2
-            cat "$tmp/$name/server.out" "$tmp/$name/bench.log" >&2 2>/dev/null || true
-            return 1
-        fi
-        "$bench" $port --prepare --keys 100000 >/dev/null
-        for kind in "${kinds[@]}"; do
-            local options=(--kind "$kind")
-            [[ $kind == call16 ]] && options=(--kind call --call16)
-            for conns in 1 4; do
-                for depth in 1 64; do
+    for kind in "${kinds[@]}"; do
+        local options=(--kind "$kind")
+        [[ $kind == call16 ]] && options=(--kind call --call16)
+        for conns in 1 4; do
+            for depth in 1 64; do
+                local order=(tarantula tarantool)
+                (( figure % 2 == 1 )) && order=(tarantool tarantula)
+                figure=$((figure + 1))
+                for name in "${order[@]}"; do
+                    iproto_start "$name" || return 1
                     local n best=0 best_p99=0 line errors
                     n=$(requests "$kind" $depth)
                     for _ in 1 2 3; do
@@ -164,10 +151,10 @@ iproto_section() {
                     done
                     rps[$name/$kind/$conns/$depth]=$best
                     p99[$name/$kind/$conns/$depth]=$best_p99
+                    iproto_stop
                 done
             done
         done
-        kill "$pid"; wait "$pid" 2>/dev/null || true
     done
 
     echo "iproto, wal_mode = '$wal_mode' (requests per second; p99 latency in microseconds)"
@@ -185,12 +172,31 @@ iproto_section() {
             done
         done
     done
-    # Tarantula takes wal_mode = 'write' before it has a WAL to write: say so, while it lasts.
-    if [[ $wal_mode != none ]] && ! compgen -G "$tmp/tarantula/*.xlog" >/dev/null; then
-        echo
-        echo "Note: tarantula accepted wal_mode = '$wal_mode' but wrote no WAL (no .xlog file):"
-        echo "its figures are without a WAL, Tarantool's with one."
-    fi
+}
+
+# Start server NAME (tarantula or tarantool) on a fresh directory and prepare its keys.
+iproto_start() {
+    local binary=$ours
+    [[ $1 == tarantool ]] && binary=$theirs
+    rm -rf "$tmp/$1"; mkdir "$tmp/$1"
+    (cd "$tmp/$1" && exec "$binary" "$server" $port "$wal_mode" >server.out 2>&1) &
+    server_pid=$!
+    # The port opens at box.cfg, before the script has made the space and the function:
+    # the server is ready when bench_call answers.
+    for _ in $(seq 200); do
+        if "$bench" $port --kind call -n 1 2>/dev/null | grep -q ' errors=0 '; then
+            "$bench" $port --prepare --keys 100000 >/dev/null
+            return 0
+        fi
+        sleep 0.05
+    done
+    echo "compare.sh: $1 is not ready on port $port:" >&2
+    cat "$tmp/$1/server.out" "$tmp/$1/bench.log" >&2 2>/dev/null || true
+    return 1
+}
+
+iproto_stop() {
+    kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
 }
 
 if [[ $what == iproto || $what == all ]]; then

@@ -23,7 +23,9 @@ trap 'exit 143' TERM
 start() {
     (cd "$2" && exec "$1" "$script" $port "$3") >/dev/null 2>&1 &
     for _ in $(seq 1 1000); do
-        "$bench" 127.0.0.1:$port --kind call --requests 1 >/dev/null 2>&1 && return 0
+        # Ready when bench_call answers (the port opens before the script made the space).
+        "$bench" 127.0.0.1:$port --kind call --requests 1 2>/dev/null | grep -q ' errors=0 ' &&
+            return 0
         sleep 0.01
     done
     echo "$1 did not start" >&2; exit 1
