@@ -6,29 +6,9 @@ use std::process::{Command, Output};
 use tarantula::wal::vclock::Vclock;
 use tarantula::wal::xlog::{FileKind, Meta, XlogWriter, encode_row, write_row_header};
 
-/// A fresh directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
+mod common;
 
-impl TempDir {
-    fn new(what: &str) -> TempDir {
-        let path = std::env::temp_dir().join(format!(
-            "tarantula-xlog-cat-{what}-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use common::TempDir;
 
 const UUID: &str = "e654a428-c96c-4e57-b3eb-4c954186acdc";
 
@@ -125,7 +105,7 @@ fn stderr(output: &Output) -> String {
 #[test]
 fn prints_header_and_rows() {
     let dir = TempDir::new("print");
-    let path = sample(&dir.0);
+    let path = sample(dir.path());
     let output = xlog_cat(&[path.to_str().unwrap()]);
     assert!(output.status.success(), "{}", stderr(&output));
     let expected = format!(
@@ -194,7 +174,7 @@ fn lsns(output: &Output) -> Vec<u64> {
 #[test]
 fn filters() {
     let dir = TempDir::new("filters");
-    let path = sample(&dir.0);
+    let path = sample(dir.path());
     let path = path.to_str().unwrap();
     assert_eq!(lsns(&xlog_cat(&["--space", "512", path])), [11, 3, 13]);
     assert_eq!(
@@ -220,7 +200,7 @@ fn filters() {
 #[test]
 fn check_reports_ok_or_the_first_damage() {
     let dir = TempDir::new("check");
-    let path = sample(&dir.0);
+    let path = sample(dir.path());
     let name = path.to_str().unwrap();
     let output = xlog_cat(&["--check", name]);
     assert!(output.status.success(), "{}", stderr(&output));
@@ -271,7 +251,7 @@ fn check_of_an_unclosed_xlog_and_snap() {
             instance_uuid: UUID.to_string(),
             vclock: Vclock::parse(vclock).unwrap(),
         };
-        let mut writer = XlogWriter::create(&dir.0, &meta, false).unwrap();
+        let mut writer = XlogWriter::create(dir.path(), &meta, false).unwrap();
         let mut batch = Vec::new();
         encode_row(&mut batch, &row(2, 0, 1, &[(0x10, 512.into())]));
         writer.write_rows(&batch, 1).unwrap();
@@ -294,7 +274,7 @@ fn check_of_an_unclosed_xlog_and_snap() {
 #[test]
 fn refuses_a_tarantool_file() {
     let dir = TempDir::new("tarantool");
-    let path = dir.0.join("00000000000000000000.xlog");
+    let path = dir.path().join("00000000000000000000.xlog");
     let header =
         format!("XLOG\n0.13\nVersion: 2.6.0-0-g47aa4e01e\nInstance: {UUID}\nVClock: {{}}\n\n");
     std::fs::write(&path, header).unwrap();
@@ -319,7 +299,7 @@ fn million_rows_timing() {
         vclock: Vclock::new(),
     };
     let started = std::time::Instant::now();
-    let mut writer = XlogWriter::create(&dir.0, &meta, false).unwrap();
+    let mut writer = XlogWriter::create(dir.path(), &meta, false).unwrap();
     let mut batch = Vec::new();
     for lsn in 1..=1_000_000u64 {
         let tuple = tuple(vec![lsn.into(), "a twenty-byte string".into()]);

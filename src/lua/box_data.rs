@@ -191,10 +191,7 @@ fn open_commit_waits(lua: &Lua, tx: &Rc<Tx>, module: &Table) -> mlua::Result<()>
                 return Ok(false);
             }
             t.journal.borrow_mut().park(fiber);
-            t.sched
-                .borrow_mut()
-                .suspend_current(None, false)
-                .map_err(|_| mlua::Error::runtime("not in a fiber"))?;
+            super::fiber::park(&t, None, false)?;
             Ok(true)
         })?,
     )?;

@@ -258,8 +258,18 @@ fn restore_log_context(tx: &Tx) {
     }
 }
 
+/// Register a wait of the running fiber until woken or `timeout` seconds pass (None:
+/// forever); the Lua side yields next (`sched.suspend`).
+pub fn park(tx: &Tx, timeout: Option<f64>, cancellable: bool) -> mlua::Result<()> {
+    tx.sched
+        .borrow_mut()
+        .suspend_current(deadline(timeout), cancellable)
+        .map(|_| ())
+        .map_err(|_| mlua::Error::runtime("not in a fiber"))
+}
+
 /// The id of the fiber running now, or an error for Lua.
-fn current(tx: &Tx) -> mlua::Result<FiberId> {
+pub fn current(tx: &Tx) -> mlua::Result<FiberId> {
     tx.sched
         .borrow()
         .current()

@@ -7,7 +7,6 @@
 //! reply or the connection changes state, or when the deadline passes.
 
 use std::rc::Rc;
-use std::time::{Duration, Instant};
 
 use mio::Token;
 use mlua::{Lua, MultiValue, Table, Value};
@@ -18,31 +17,13 @@ use crate::net::netbox::{NetboxState, error_message, io_reason};
 use crate::proto::iproto_constants::{key, request_type};
 use crate::tx::Tx;
 
-/// A timeout argument as a deadline: nil is forever, negatives are now.
-fn deadline(timeout: Option<f64>) -> Option<Instant> {
-    let seconds = timeout?;
-    let seconds = if seconds.is_finite() {
-        seconds.max(0.0)
-    } else {
-        1e9
-    };
-    Some(Instant::now() + Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX / 2))
-}
-
 /// Park the running fiber until woken or `timeout` passes (the Lua side yields next).
 fn park(tx: &Tx, timeout: Option<f64>) -> mlua::Result<()> {
-    tx.sched
-        .borrow_mut()
-        .suspend_current(deadline(timeout), true)
-        .map(|_| ())
-        .map_err(|_| mlua::Error::runtime("net.box: not in a fiber"))
+    super::fiber::park(tx, timeout, true)
 }
 
 fn current_fiber(tx: &Tx) -> mlua::Result<u64> {
-    tx.sched
-        .borrow()
-        .current()
-        .ok_or_else(|| mlua::Error::runtime("net.box: not in a fiber"))
+    super::fiber::current(tx)
 }
 
 /// `nil, code, message` for Lua to raise.

@@ -37,10 +37,7 @@ pub fn open(lua: &Lua, tx: &Rc<Tx>) -> mlua::Result<Table> {
             if fiber == NO_FIBER || !snapshot::wait(&t, id, fiber) {
                 return Ok(false);
             }
-            t.sched
-                .borrow_mut()
-                .suspend_current(None, false)
-                .map_err(|_| mlua::Error::runtime("not in a fiber"))?;
+            super::fiber::park(&t, None, false)?;
             Ok(true)
         })?,
     )?;

@@ -199,21 +199,12 @@ fn replay(
         match apply_row(db, row, vclock) {
             Ok(true) => {
                 applied += 1;
-                if applied % RECOVERY_PROGRESS_ROWS == 0 {
+                if applied.is_multiple_of(RECOVERY_PROGRESS_ROWS) {
                     log::info!("{:.1}M rows processed", applied as f64 / 1e6);
                 }
             }
             Ok(false) => {}
-            Err(err) if panic => {
-                return Err(BoxError::with_message(
-                    err.code,
-                    format!(
-                        "{}: can't apply the row at offset {offset}: {}",
-                        path.display(),
-                        err.message
-                    ),
-                ));
-            }
+            Err(err) if panic => return Err(apply_error(path, offset, &err)),
             Err(err) => log::warn!("can't apply the row at offset {offset}: {}", err.message),
         }
     }
@@ -221,6 +212,18 @@ fn replay(
         log::warn!("file `{}' wasn't correctly closed", path.display());
     }
     Ok(applied)
+}
+
+/// A row of `path` at `offset` failed to apply (fatal under the panic flags).
+pub fn apply_error(path: &Path, offset: u64, err: &BoxError) -> BoxError {
+    BoxError::with_message(
+        err.code,
+        format!(
+            "{}: can't apply the row at offset {offset}: {}",
+            path.display(),
+            err.message
+        ),
+    )
 }
 
 /// Apply one row unless the vclock has it already. Returns whether it was applied.

@@ -482,14 +482,7 @@ pub fn load(db: &mut Db, path: &Path, panic: bool) -> Result<Loaded, BoxError> {
         match load_row(db, row) {
             Ok(()) => rows += 1,
             Err(err) if panic => {
-                return Err(BoxError::with_message(
-                    err.code,
-                    format!(
-                        "{}: can't apply the row at offset {offset}: {}",
-                        path.display(),
-                        err.message
-                    ),
-                ));
+                return Err(super::recovery::apply_error(path, offset, &err));
             }
             Err(err) => log::warn!(
                 "{}: can't apply the row at offset {offset}: {}; skipped",

@@ -208,28 +208,7 @@ mod tests {
     }
 
     /// A fresh directory under the system temp dir, removed on drop.
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new(what: &str) -> TempDir {
-            let path = std::env::temp_dir().join(format!(
-                "tarantula-xdir-{what}-{}-{}",
-                std::process::id(),
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_nanos()
-            ));
-            std::fs::create_dir_all(&path).unwrap();
-            TempDir(path)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::wal::TempDir;
 
     /// Write a closed, empty file of `kind` starting at `vclock`.
     fn create(dir: &Path, kind: FileKind, vclock: &str) -> PathBuf {

@@ -947,35 +947,11 @@ pub fn read_meta(path: &Path) -> Result<Meta, ReadError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicU64, Ordering};
 
     const UUID: &str = "e654a428-c96c-4e57-b3eb-4c954186acdc";
 
     /// A fresh directory under the system temp dir, removed on drop.
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new() -> TempDir {
-            static COUNTER: AtomicU64 = AtomicU64::new(0);
-            let unique = COUNTER.fetch_add(1, Ordering::Relaxed);
-            let path = std::env::temp_dir().join(format!(
-                "tarantula-xlog-{}-{unique}-{}",
-                std::process::id(),
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_nanos()
-            ));
-            std::fs::create_dir_all(&path).unwrap();
-            TempDir(path)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::wal::TempDir;
 
     fn meta(kind: FileKind, vclock: &str) -> Meta {
         Meta {
@@ -1192,7 +1168,7 @@ mod tests {
 
     #[test]
     fn write_and_read_back() {
-        let dir = TempDir::new();
+        let dir = TempDir::new("xlog");
         let mut writer =
             XlogWriter::create(&dir.0, &meta(FileKind::Xlog, "{1: 10}"), false).unwrap();
         let final_path = dir.0.join("00000000000000000010.xlog");
@@ -1228,7 +1204,7 @@ mod tests {
 
     #[test]
     fn snap_keeps_inprogress_until_close() {
-        let dir = TempDir::new();
+        let dir = TempDir::new("xlog");
         let mut writer =
             XlogWriter::create(&dir.0, &meta(FileKind::Snap, "{1: 3, 2: 4}"), true).unwrap();
         let inprogress = dir.0.join("00000000000000000007.snap.inprogress");
@@ -1250,7 +1226,7 @@ mod tests {
 
     #[test]
     fn failed_write_is_truncated_away() {
-        let dir = TempDir::new();
+        let dir = TempDir::new("xlog");
         let mut writer = XlogWriter::create(&dir.0, &meta(FileKind::Xlog, "{}"), false).unwrap();
         writer.write_rows(&encoded(1..=2), 2).unwrap();
         let size = writer.size();
@@ -1271,7 +1247,7 @@ mod tests {
 
     #[test]
     fn flipped_byte_is_a_checksum_error() {
-        let dir = TempDir::new();
+        let dir = TempDir::new("xlog");
         let mut body = encoded(1..=3);
         let second = FIXHEADER_SIZE + row(1).len();
         body[second + FIXHEADER_SIZE + 3] ^= 0x40;
@@ -1287,7 +1263,7 @@ mod tests {
 
     #[test]
     fn truncated_last_row() {
-        let dir = TempDir::new();
+        let dir = TempDir::new("xlog");
         let body = encoded(1..=3);
         let last = body.len() - (FIXHEADER_SIZE + row(3).len());
         // Cut in the payload, in the fixheader, and in the marker.
@@ -1304,7 +1280,7 @@ mod tests {
 
     #[test]
     fn bad_fixheader() {
-        let dir = TempDir::new();
+        let dir = TempDir::new("xlog");
         let mut body = encoded(1..=2);
         let second = FIXHEADER_SIZE + row(1).len();
         body[second + 4] = 0xc1;
@@ -1318,7 +1294,7 @@ mod tests {
 
     #[test]
     fn garbage_between_rows_is_skipped() {
-        let dir = TempDir::new();
+        let dir = TempDir::new("xlog");
         let mut body = encoded(1..=1);
         let garbage_at = body.len();
         body.extend_from_slice(&[0xd5, 0xba, 0x0b, 0x00, 1, 2, 3, 0xd5]);
@@ -1348,7 +1324,7 @@ mod tests {
 
     #[test]
     fn missing_eof_marker_and_data_after_it() {
-        let dir = TempDir::new();
+        let dir = TempDir::new("xlog");
         let (path, _) = file_with(&dir, &encoded(1..=2));
         let (rows, damage, reader) = read_all(&path);
         assert_eq!((rows.len(), damage), (2, None));
@@ -1370,7 +1346,7 @@ mod tests {
 
     #[test]
     fn open_refuses_bad_headers() {
-        let dir = TempDir::new();
+        let dir = TempDir::new("xlog");
         let path = dir.0.join("x.xlog");
         for (bytes, reason) in [
             (&b""[..], "empty file"),
@@ -1394,7 +1370,7 @@ mod tests {
 
     #[test]
     fn follow_a_growing_file() {
-        let dir = TempDir::new();
+        let dir = TempDir::new("xlog");
         let mut writer = XlogWriter::create(&dir.0, &meta(FileKind::Xlog, "{}"), false).unwrap();
         writer.write_rows(&encoded(1..=2), 2).unwrap();
         let mut reader = XlogReader::open(writer.path()).unwrap();
@@ -1422,7 +1398,7 @@ mod tests {
 
     #[test]
     fn big_rows_and_many_rows() {
-        let dir = TempDir::new();
+        let dir = TempDir::new("xlog");
         let mut writer = XlogWriter::create(&dir.0, &meta(FileKind::Snap, "{}"), false).unwrap();
         // Rows larger than a read chunk, and enough small ones to cross many chunks.
         let mut big = Vec::new();
