@@ -24,17 +24,27 @@ trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$tm
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# A directory of each server's own: neither may find the other's files (Tarantool writes a
+# snapshot even with wal_mode 'none', and Tarantula refuses Tarantool's files).
+dir_of() {
+    mkdir -p "$tmp/$(basename "$1")"
+    echo "$tmp/$(basename "$1")"
+}
+
 # best of three runs of a line that ends in "N per second"
 best() {
-    local binary=$1 pattern=$2; shift 2
+    local binary=$1 pattern=$2 dir; shift 2
+    dir=$(dir_of "$binary")
     for _ in 1 2 3; do
-        (cd "$tmp" && "$binary" "$@") | grep "$pattern" | sed -E 's/.*: ([0-9]+) per second/\1/'
+        (cd "$dir" && "$binary" "$@") | grep "$pattern" | sed -E 's/.*: ([0-9]+) per second/\1/'
     done | sort -n | tail -1
 }
 
 # resident bytes per tuple of one index kind (one run: the figure barely varies)
 bytes() {
-    (cd "$tmp" && "$1" "$3" 1000000 "$2") | grep "$2 memory" | sed -E 's/.*: ([0-9]+) bytes/\1/'
+    local dir
+    dir=$(dir_of "$1")
+    (cd "$dir" && "$1" "$3" 1000000 "$2") | grep "$2 memory" | sed -E 's/.*: ([0-9]+) bytes/\1/'
 }
 
 row() {
