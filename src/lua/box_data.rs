@@ -201,10 +201,7 @@ fn open_commit_waits(lua: &Lua, tx: &Rc<Tx>, module: &Table) -> mlua::Result<()>
         lua.create_function(move |lua, ()| {
             let fiber = fiber_id(&t);
             let result = t.journal.borrow_mut().take_result(fiber);
-            match result {
-                Ok(()) => Ok(Value::Nil),
-                Err(err) => super::util::error_value(lua, &err),
-            }
+            super::util::nil_or_error(lua, result)
         })?,
     )?;
     let t = tx.clone();

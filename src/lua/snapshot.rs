@@ -44,9 +44,8 @@ pub fn open(lua: &Lua, tx: &Rc<Tx>) -> mlua::Result<Table> {
     let t = tx.clone();
     module.set(
         "result",
-        lua.create_function(move |lua, id: u64| match snapshot::take_result(&t, id) {
-            Ok(()) => Ok(Value::Nil),
-            Err(err) => super::util::error_value(lua, &err),
+        lua.create_function(move |lua, id: u64| {
+            super::util::nil_or_error(lua, snapshot::take_result(&t, id))
         })?,
     )?;
     let t = tx.clone();

@@ -16,6 +16,14 @@ use crate::tx::Tx;
 /// Named registry slot of the prelude's error constructor `(code, message, type) -> err`.
 const ERROR_NEW_KEY: &str = "tarantula.error.new";
 
+/// nil for success, the error object of a failure (for functions that report an outcome).
+pub fn nil_or_error(lua: &Lua, outcome: Result<(), BoxError>) -> mlua::Result<Value> {
+    match outcome {
+        Ok(()) => Ok(Value::Nil),
+        Err(err) => error_value(lua, &err),
+    }
+}
+
 /// A `box.error` object for `err`; a plain string if the prelude is not loaded yet.
 pub fn error_value(lua: &Lua, err: &BoxError) -> mlua::Result<Value> {
     match lua.named_registry_value::<Function>(ERROR_NEW_KEY) {
