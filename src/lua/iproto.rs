@@ -17,7 +17,6 @@ use crate::error::{BoxError, ErrCode};
 use crate::fiber::FiberId;
 use crate::net::Accepted;
 use crate::net::iproto::{self, ConnState, Limits, LuaRequest, Processed};
-use crate::process::with_db;
 use crate::proto::iproto_constants::request_type;
 use crate::proto::xrow;
 use crate::tx::{SessionTriggers, Tx};
@@ -185,28 +184,12 @@ impl From<mlua::Error> for BoxError {
     }
 }
 
-/// The handler and its arguments for a request (its token and sync stay in Rust, in
-/// [`Tx::iproto_requests`] under the fiber's id).
+/// The handler and its arguments for an AUTH or a change run in a fiber (its token and sync
+/// stay in Rust, in [`Tx::iproto_requests`] under the fiber's id). CALL and EVAL start in
+/// the request entry instead.
 fn request_args(lua: &Lua, kind: u32, body: &[u8]) -> Result<(&'static str, Vec<Value>), BoxError> {
     let mut args = vec![Value::Integer(i64::from(kind))];
     let name = match kind {
-        request_type::CALL_16 | request_type::CALL | request_type::EVAL => {
-            let body = xrow::decode_body(body)?;
-            let (text, what) = match kind {
-                request_type::EVAL => (body.expr, "expression"),
-                _ => (body.function_name, "function name"),
-            };
-            let text = xrow::required(text, what)?;
-            let tuple = xrow::required(body.tuple, "tuple")?;
-            args.push(Value::String(lua.create_string(text)?));
-            let (values, _) = super::msgpack::decode_value(lua, tuple)?;
-            args.push(values);
-            if kind == request_type::EVAL {
-                "eval"
-            } else {
-                "call"
-            }
-        }
         request_type::AUTH => {
             args.push(Value::String(lua.create_string(body)?));
             "auth"
@@ -214,6 +197,24 @@ fn request_args(lua: &Lua, kind: u32, body: &[u8]) -> Result<(&'static str, Vec<
         _ => "dml",
     };
     Ok((name, args))
+}
+
+/// The arguments of the running fiber's CALL or EVAL, decoded as a table (for arguments
+/// `prepare` does not push by itself).
+fn call_args(lua: &Lua, tx: &Tx) -> Result<Value, BoxError> {
+    let fiber = crate::process::fiber_id(tx);
+    // A copy: decoding runs Lua, which must not find the requests borrowed.
+    let body = tx
+        .iproto_requests
+        .borrow()
+        .get(&fiber)
+        .map(|request| request.body.clone())
+        .ok_or_else(|| {
+            BoxError::with_message(ErrCode::PROC_LUA, "no iproto request in this fiber")
+        })?;
+    let decoded = xrow::decode_body(&body)?;
+    let tuple = xrow::required(decoded.tuple, "tuple")?;
+    Ok(super::msgpack::decode_value(lua, tuple)?.0)
 }
 
 /// Answer `request` with data items or an error.
@@ -340,27 +341,10 @@ pub fn open(lua: &Lua, tx: &Rc<Tx>) -> mlua::Result<Table> {
     )?;
     let t = tx.clone();
     module.set(
-        "request_args",
-        lua.create_function(move |lua, ()| {
-            let fiber = crate::process::fiber_id(&t);
-            let (kind, body) = {
-                let requests = t.iproto_requests.borrow();
-                let request = requests
-                    .get(&fiber)
-                    .ok_or_else(|| mlua::Error::runtime("no iproto request in this fiber"))?;
-                (request.kind, request.body.clone())
-            };
-            match request_args(lua, kind, &body) {
-                Ok((name, args)) => {
-                    let mut values = MultiValue::from_iter(args);
-                    values.push_front(Value::String(lua.create_string(name)?));
-                    Ok(values)
-                }
-                Err(err) => Ok(MultiValue::from_iter([
-                    Value::Nil,
-                    super::util::error_value(lua, &err)?,
-                ])),
-            }
+        "call_args",
+        lua.create_function(move |lua, ()| match call_args(lua, &t) {
+            Ok(args) => Ok((args, Value::Nil)),
+            Err(err) => Ok((Value::Nil, super::util::error_value(lua, &err)?)),
         })?,
     )?;
     let t = tx.clone();
@@ -415,58 +399,8 @@ pub fn open(lua: &Lua, tx: &Rc<Tx>) -> mlua::Result<Table> {
         })?,
     )?;
     super::iproto_call::open(lua, tx, &module)?;
-    open_checks(lua, tx, &module)?;
     open_connection(lua, tx, &module)?;
     Ok(module)
-}
-
-/// Access checks of CALL and EVAL, for the handlers.
-fn open_checks(lua: &Lua, tx: &Rc<Tx>, module: &Table) -> mlua::Result<()> {
-    let t = tx.clone();
-    module.set(
-        "check_call",
-        lua.create_function(move |lua, name: String| {
-            let uid = t.current_uid();
-            let checked = with_db(&t, |db| {
-                db.access.check_function(uid, &name)?;
-                Ok(db
-                    .access
-                    .func_by_name(&name)
-                    .filter(|func| func.setuid)
-                    .map(|func| func.owner))
-            });
-            match checked {
-                Ok(owner) => Ok((
-                    Value::Boolean(true),
-                    owner.map_or(Value::Nil, |o| Value::Integer(i64::from(o))),
-                )),
-                Err(err) => Ok((Value::Nil, super::util::error_value(lua, &err)?)),
-            }
-        })?,
-    )?;
-    let t = tx.clone();
-    module.set(
-        "check_eval",
-        lua.create_function(move |lua, ()| {
-            let uid = t.current_uid();
-            let checked = with_db(&t, |db| {
-                db.access.check_universe(uid, crate::r#box::user::EXECUTE)
-            });
-            match checked {
-                Ok(()) => Ok((Value::Boolean(true), Value::Nil)),
-                Err(err) => Ok((Value::Nil, super::util::error_value(lua, &err)?)),
-            }
-        })?,
-    )?;
-    let t = tx.clone();
-    module.set(
-        "set_euid",
-        lua.create_function(move |_, uid: Option<u32>| {
-            super::iproto_call::set_euid(&t, uid);
-            Ok(())
-        })?,
-    )?;
-    Ok(())
 }
 
 /// The connection's side of session triggers, for the handlers.

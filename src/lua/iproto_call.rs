@@ -6,9 +6,9 @@
 //! expression) and pushes it with its arguments; `reply` encodes the function's results
 //! straight from the stack into the connection's output. Neither makes a Lua table or an
 //! mlua handle, which is what a request cost through the general handlers (a tenth of the
-//! time of a PING per CALL). Whatever they do not handle they hand back to those handlers
-//! with a lone `false`: arguments other than scalars, results the raw encoder refuses
-//! (`__serialize` functions, cdata...), a transaction left open.
+//! time of a PING per CALL). Arguments other than scalars are decoded by msgpack.rs and
+//! handed back to `prepare` as a table; results the raw encoder refuses (`__serialize`
+//! functions, cdata...) and a transaction left open go to `internal.iproto.reply`.
 
 use std::cell::RefCell;
 use std::ffi::{c_int, c_void};
@@ -45,13 +45,14 @@ unsafe fn tx<'a>(state: *mut ffi::lua_State) -> &'a Tx {
 enum Prepared {
     /// The function and its arguments are on the stack.
     Pushed,
-    /// The general handlers must run it.
-    Slow,
+    /// The arguments need the general decoder: call again with them in a table.
+    NeedArgs,
 }
 
-/// `prepare()`: for the running fiber's CALL or EVAL, push the function (a method's object
-/// after it) and the arguments; or `false` (the general handler must run it); or
-/// `false, code, message` (the request fails with that error).
+/// `prepare([args])`: for the running fiber's CALL or EVAL, `true` and the function (a
+/// method's object after it) and the arguments; or `false, code, message` (the request
+/// fails with that error); or a lone `nil` when the arguments are not all scalars: the
+/// caller decodes them (`internal.iproto.call_args`) and calls again with that table.
 unsafe extern "C-unwind" fn prepare(state: *mut ffi::lua_State) -> c_int {
     // SAFETY (whole body): `state` is the calling coroutine; every push is within the
     // stack space checked in push_request.
@@ -64,34 +65,48 @@ unsafe extern "C-unwind" fn prepare(state: *mut ffi::lua_State) -> c_int {
             .get_mut(&fiber)
             .map(|request| (request.kind, std::mem::take(&mut request.body)));
         let Some((kind, body)) = taken else {
-            ffi::lua_pushboolean(state, 0);
-            return 1;
+            let err = BoxError::with_message(ErrCode::PROC_LUA, "no iproto request in this fiber");
+            return failed(state, &err);
         };
+        let args = (ffi::lua_type(state, 1) == ffi::LUA_TTABLE).then_some(1);
         let base = ffi::lua_gettop(state);
-        let outcome = push_request(state, tx, kind, &body);
-        // The general handlers read the body again when this declines.
+        ffi::lua_pushboolean(state, 1);
+        let outcome = push_request(state, tx, kind, &body, args);
+        // call_args reads the body when the arguments need decoding.
         if let Some(request) = tx.iproto_requests.borrow_mut().get_mut(&fiber) {
             request.body = body;
         }
         match outcome {
             Ok(Prepared::Pushed) => ffi::lua_gettop(state) - base,
-            Ok(Prepared::Slow) => {
+            Ok(Prepared::NeedArgs) => {
                 ffi::lua_settop(state, base);
-                ffi::lua_pushboolean(state, 0);
+                ffi::lua_pushnil(state);
                 1
             }
             Err(err) => {
                 ffi::lua_settop(state, base);
-                ffi::lua_pushboolean(state, 0);
-                ffi::lua_pushnumber(state, f64::from(err.code.0));
-                ffi::lua_pushlstring(state, err.message.as_ptr().cast(), err.message.len());
-                3
+                failed(state, &err)
             }
         }
     }
 }
 
-/// Push what request `kind` with `body` runs, as [`prepare`] describes.
+/// `false, code, message`.
+///
+/// # Safety
+/// `state` is valid with three free slots.
+unsafe fn failed(state: *mut ffi::lua_State, err: &BoxError) -> c_int {
+    // SAFETY: as the caller promises.
+    unsafe {
+        ffi::lua_pushboolean(state, 0);
+        ffi::lua_pushnumber(state, f64::from(err.code.0));
+        ffi::lua_pushlstring(state, err.message.as_ptr().cast(), err.message.len());
+    }
+    3
+}
+
+/// Push what request `kind` with `body` runs, as [`prepare`] describes; the arguments come
+/// from the table at stack index `args` when given, else from the body.
 ///
 /// # Safety
 /// `state` is a valid Lua state of the TX thread.
@@ -100,6 +115,7 @@ unsafe fn push_request(
     tx: &Tx,
     kind: u32,
     body: &[u8],
+    args: Option<c_int>,
 ) -> Result<Prepared, BoxError> {
     let decoded = xrow::decode_body(body)?;
     let (text, what) = match kind {
@@ -108,13 +124,29 @@ unsafe fn push_request(
     };
     let text = xrow::required(text, what)?;
     let tuple = xrow::required(decoded.tuple, "tuple")?;
-    let Some(args) = mp::array_items(tuple) else {
-        return Ok(Prepared::Slow);
-    };
-    // SAFETY: as the caller promises; the function, an object and the arguments fit.
+    // SAFETY (whole block): as the caller promises; the function, an object and the
+    // arguments fit in the stack space checked first.
     unsafe {
-        if ffi::lua_checkstack(state, c_int::try_from(args.len()).unwrap_or(c_int::MAX) + 4) == 0 {
-            return Ok(Prepared::Slow);
+        let scalars = match args {
+            Some(_) => None,
+            None => Some(
+                mp::array_items(tuple)
+                    .ok_or_else(|| BoxError::new(ErrCode::INVALID_MSGPACK, &[&"packet body"]))?,
+            ),
+        };
+        let count = match (&scalars, args) {
+            (Some(items), _) => items.len(),
+            (None, Some(table)) => ffi::lua_objlen(state, table),
+            (None, None) => 0,
+        };
+        if ffi::lua_checkstack(
+            state,
+            c_int::try_from(count)
+                .unwrap_or(c_int::MAX)
+                .saturating_add(4),
+        ) == 0
+        {
+            return Err(BoxError::with_message(ErrCode::PROC_LUA, "stack overflow"));
         }
         let uid = tx.current_uid();
         let mut owner = None;
@@ -122,27 +154,31 @@ unsafe fn push_request(
             with_db(tx, |db| db.access.check_universe(uid, EXECUTE))?;
             push_chunk(state, text)?;
         } else {
-            let Ok(name) = std::str::from_utf8(text) else {
-                return Ok(Prepared::Slow);
-            };
+            let name = String::from_utf8_lossy(text);
             owner = with_db(tx, |db| {
-                db.access.check_function(uid, name)?;
+                db.access.check_function(uid, &name)?;
                 Ok(db
                     .access
-                    .func_by_name(name)
+                    .func_by_name(&name)
                     .filter(|func| func.setuid)
                     .map(|func| func.owner))
             })?;
-            let at = if push_function(state, name)? { -2 } else { -1 };
-            // `false` would read as prepare's own "declined": the handler reports it.
-            if ffi::lua_type(state, at) == ffi::LUA_TBOOLEAN {
-                return Ok(Prepared::Slow);
-            }
+            push_function(state, text, &name)?;
         }
-        for arg in args {
-            if !super::tuple::push_scalar(state, arg) {
-                return Ok(Prepared::Slow);
+        match (scalars, args) {
+            (Some(items), _) => {
+                for arg in items {
+                    if !super::tuple::push_scalar(state, arg) {
+                        return Ok(Prepared::NeedArgs);
+                    }
+                }
             }
+            (None, Some(table)) => {
+                for n in 1..=count {
+                    ffi::lua_rawgeti(state, table, n as i64);
+                }
+            }
+            (None, None) => {}
         }
         if owner.is_some() {
             set_euid(tx, owner);
@@ -183,21 +219,28 @@ unsafe fn push_chunk(state: *mut ffi::lua_State, text: &[u8]) -> Result<(), BoxE
     }
 }
 
-/// The function a CALL names, as 1.6 finds it: a global path `a.b.c`, each step indexing a
-/// table or userdata, or `a.b:c`, called with `a.b` as its first argument (pushed after
-/// the function). Returns whether it is a method.
+/// The function a CALL names (`bytes`; `name` for messages), as 1.6 finds it: a global path
+/// `a.b.c`, each step indexing a table or userdata, or `a.b:c`, called with `a.b` as its
+/// first argument (pushed after the function).
 ///
 /// # Safety
 /// `state` is valid with three free slots.
-unsafe fn push_function(state: *mut ffi::lua_State, name: &str) -> Result<bool, BoxError> {
+unsafe fn push_function(
+    state: *mut ffi::lua_State,
+    bytes: &[u8],
+    name: &str,
+) -> Result<(), BoxError> {
     let no_such = || BoxError::new(ErrCode::NO_SUCH_PROC, &[&name]);
-    let (path, method) = match name.rsplit_once(':') {
-        Some((path, method)) if !path.is_empty() && !method.is_empty() && !method.contains('.') => {
-            (path, Some(method))
+    let (path, method) = match bytes.iter().rposition(|b| *b == b':') {
+        Some(at) if at > 0 && at + 1 < bytes.len() && !bytes[at + 1..].contains(&b'.') => {
+            (&bytes[..at], Some(&bytes[at + 1..]))
         }
-        _ => (name, None),
+        _ => (bytes, None),
     };
-    let mut parts = path.split('.').filter(|part| !part.is_empty()).peekable();
+    let mut parts = path
+        .split(|b| *b == b'.')
+        .filter(|part| !part.is_empty())
+        .peekable();
     if parts.peek().is_none() {
         return Err(no_such());
     }
@@ -218,7 +261,7 @@ unsafe fn push_function(state: *mut ffi::lua_State, name: &str) -> Result<bool, 
             ffi::lua_insert(state, -2);
         }
     }
-    Ok(method.is_some())
+    Ok(())
 }
 
 /// Push `top[key]` if the top value is a table or userdata and that is not nil; otherwise
@@ -226,7 +269,7 @@ unsafe fn push_function(state: *mut ffi::lua_State, name: &str) -> Result<bool, 
 ///
 /// # Safety
 /// `state` is valid with two free slots.
-unsafe fn index_top(state: *mut ffi::lua_State, key: &str) -> bool {
+unsafe fn index_top(state: *mut ffi::lua_State, key: &[u8]) -> bool {
     // SAFETY: as the caller promises.
     unsafe {
         if !matches!(

@@ -8,7 +8,6 @@
 local internal = require('internal.iproto')
 local errors = require('internal.error')
 local util = require('internal.util')
-local sched = require('internal.sched')
 local log = require('log')
 
 local codes = util.errcodes
@@ -72,27 +71,6 @@ session_api.on_auth = trigger_setter('auth')
 
 -- {{{ requests
 
--- The function a CALL names: a global path `a.b.c`, or `a.b:c` (called with `a.b` as self).
-local function find_function(name)
-    local path, method = string.match(name, '^(.+):([^:.]+)$')
-    local value = _G
-    for part in string.gmatch(path or name, '[^.]+') do
-        local ok, found = pcall(function() return value[part] end)
-        if not ok or found == nil then
-            return nil
-        end
-        value = found
-    end
-    if method ~= nil then
-        local ok, fn = pcall(function() return value[method] end)
-        if not ok or fn == nil then
-            return nil
-        end
-        return fn, value, true
-    end
-    return value
-end
-
 -- A transaction left open by a request is rolled back.
 local function finish_transaction()
     local data = package.loaded['internal.data']
@@ -102,51 +80,7 @@ local function finish_transaction()
     end
 end
 
-local function answer(result)
-    finish_transaction()
-    if result[1] then
-        return internal.reply(unpack(result, 2, result.n))
-    end
-    return internal.reply_error(result[2])
-end
-
 local handlers = {}
-
-function handlers.call(kind, name, args)
-    local ok, owner = internal.check_call(name)
-    if not ok then
-        return internal.reply_error(owner)
-    end
-    local fn, self, is_method = find_function(name)
-    if fn == nil then
-        return internal.reply_error(errors.make(1, codes.NO_SUCH_PROC, name))
-    end
-    if owner ~= nil then
-        internal.set_euid(owner)
-    end
-    local result
-    if is_method then
-        result = sched.pack(pcall(fn, self, unpack(args, 1, #args)))
-    else
-        result = sched.pack(pcall(fn, unpack(args, 1, #args)))
-    end
-    if owner ~= nil then
-        internal.set_euid(nil)
-    end
-    return answer(result)
-end
-
-function handlers.eval(kind, expr, args)
-    local ok, err = internal.check_eval()
-    if not ok then
-        return internal.reply_error(err)
-    end
-    local fn, syntax_error = loadstring(expr, '=eval')
-    if fn == nil then
-        return internal.reply_error(syntax_error)
-    end
-    return answer(sched.pack(pcall(fn, unpack(args, 1, #args))))
-end
 
 function handlers.dml()
     return internal.dml()
@@ -172,23 +106,27 @@ function handlers.disconnect()
     internal.disconnected()
 end
 
--- CALL and EVAL fibers start here. internal.iproto.prepare pushes the function and its
--- arguments straight from the request, and reply_fast encodes the results straight into
--- the reply; what they decline (false) goes through the handlers above.
+-- CALL and EVAL fibers start here. internal.iproto.prepare checks access, finds the
+-- function (or compiles the expression) and pushes it with its arguments straight from the
+-- request; reply_fast encodes the results straight into the reply, and what it declines
+-- goes through internal.iproto.reply.
 
-local prepare, reply_fast = internal.prepare, internal.reply_fast
--- What run_request returns when prepare declined: no Lua code can return this table.
-local SLOW = {}
+local prepare, reply_fast, call_args = internal.prepare, internal.reply_fast, internal.call_args
 
-local function invoke(fn, ...)
-    if fn == false then
-        local code, message = ...
-        if code == nil then
-            return SLOW
-        end
-        error(errors.new(code, message), 0)
+-- prepare() answers true and the call, false and an error, or nil: arguments that need the
+-- general decoder, which it then takes as a table.
+local function invoke(ok, fn, ...)
+    if ok then
+        return fn(...)
     end
-    return fn(...)
+    if ok == nil then
+        local args, err = call_args()
+        if args == nil then
+            error(err, 0)
+        end
+        return invoke(prepare(args))
+    end
+    error(errors.new(fn, (...)), 0)
 end
 
 local function run_request()
@@ -199,13 +137,6 @@ local function finish(ok, ...)
     if not ok then
         finish_transaction()
         return internal.reply_error((...))
-    end
-    if (...) == SLOW and select('#', ...) == 1 then
-        local name, kind, text, args = internal.request_args()
-        if name == nil then
-            return internal.reply_error(kind)
-        end
-        return handlers[name](kind, text, args)
     end
     if not reply_fast(...) then
         finish_transaction()
