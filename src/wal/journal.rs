@@ -76,6 +76,8 @@ pub struct Journal {
     rolled_back_to: u64,
     /// Outcomes of fibers' commits, until each fiber asks for its own.
     results: IdMap<Result<(), BoxError>>,
+    /// How many queued commits each fiber waits for (a fiber's every write asks).
+    waiting: IdMap<u32>,
     /// The last commit was queued (see [`Journal::claim`]).
     just_queued: bool,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -98,6 +100,7 @@ impl Default for Journal {
             queue: VecDeque::new(),
             rolled_back_to: 0,
             results: IdMap::default(),
+            waiting: IdMap::default(),
             just_queued: false,
             thread: None,
             parked: Default::default(),
@@ -161,6 +164,9 @@ impl Journal {
             self.batch
                 .push_local(row.kind as u32, |out| row.encode_body(out));
         }
+        if let Waiter::Fiber(fiber) = waiter {
+            *self.waiting.entry(fiber).or_default() += 1;
+        }
         self.queue.push_back(Queued {
             batch: self.next_batch,
             txn,
@@ -192,8 +198,10 @@ impl Journal {
         if !std::mem::take(&mut self.just_queued) {
             return false;
         }
-        if let Some(queued) = self.queue.back_mut() {
-            queued.waiter = waiter;
+        if let Some(queued) = self.queue.back_mut()
+            && let Waiter::Fiber(fiber) = std::mem::replace(&mut queued.waiter, waiter)
+        {
+            self.stop_waiting(fiber);
         }
         true
     }
@@ -206,9 +214,17 @@ impl Journal {
 
     /// Whether `fiber` has a commit waiting for the WAL.
     pub fn fiber_waits(&self, fiber: FiberId) -> bool {
-        self.queue
-            .iter()
-            .any(|queued| matches!(queued.waiter, Waiter::Fiber(f) if f == fiber))
+        self.waiting.contains_key(&fiber)
+    }
+
+    /// One of `fiber`'s queued commits is answered (or handed to another waiter).
+    fn stop_waiting(&mut self, fiber: FiberId) {
+        if let Some(count) = self.waiting.get_mut(&fiber) {
+            *count -= 1;
+            if *count == 0 {
+                self.waiting.remove(&fiber);
+            }
+        }
     }
 
     /// `fiber` is about to yield until its commits are written.
@@ -291,6 +307,7 @@ impl Journal {
     fn release(&mut self, waiter: Waiter, result: Result<(), BoxError>) -> Option<Outcome> {
         match waiter {
             Waiter::Fiber(fiber) => {
+                self.stop_waiting(fiber);
                 // A failure sticks until the fiber takes it (all later commits fail too).
                 if self.results.get(&fiber).is_none_or(Result::is_ok) {
                     self.results.insert(fiber, result);
