@@ -373,13 +373,16 @@ mod tests {
     fn a_turn_is_one_batch_and_its_answer_releases_the_waiters() {
         let (mut journal, wal) = attached();
         assert!(journal.commit(txn(512), Waiter::Fiber(101)));
-        assert!(journal.commit(txn(513), Waiter::Nobody));
+        assert!(journal.commit(txn(513), Waiter::Fiber(102)));
+        assert!(journal.fiber_waits(102));
         let (token, sync) = (Token(7), 9);
         assert!(journal.claim(Waiter::Iproto {
             token,
             sync,
             tuple: None
         }));
+        // The claimed commit is no longer the fiber's to wait for.
+        assert!(!journal.fiber_waits(102));
         assert!(!journal.claim(Waiter::Nobody), "claimed twice");
         journal.park(101);
         journal.flush();
