@@ -17,15 +17,6 @@ use crate::net::netbox::{NetboxState, error_message, io_reason};
 use crate::proto::iproto_constants::{key, request_type};
 use crate::tx::Tx;
 
-/// Park the running fiber until woken or `timeout` passes (the Lua side yields next).
-fn park(tx: &Tx, timeout: Option<f64>) -> mlua::Result<()> {
-    super::fiber::park(tx, timeout, true)
-}
-
-fn current_fiber(tx: &Tx) -> mlua::Result<u64> {
-    super::fiber::current(tx)
-}
-
 /// `nil, code, message` for Lua to raise.
 fn failure(lua: &Lua, code: ErrCode, message: &str) -> mlua::Result<MultiValue> {
     Ok(MultiValue::from_iter([
@@ -108,12 +99,12 @@ pub fn open(lua: &Lua, tx: &Rc<Tx>) -> mlua::Result<Table> {
     module.set(
         "watch",
         lua.create_function(move |_, (token, timeout): (usize, Option<f64>)| {
-            let fiber = current_fiber(&t)?;
+            let fiber = super::fiber::current(&t)?;
             match t.net.borrow_mut().netbox_mut(Token(token)) {
                 Some(conn) => conn.watch(fiber),
                 None => return Ok(false),
             }
-            park(&t, timeout)?;
+            super::fiber::park(&t, timeout, true)?;
             Ok(true)
         })?,
     )?;
@@ -121,7 +112,7 @@ pub fn open(lua: &Lua, tx: &Rc<Tx>) -> mlua::Result<Table> {
     module.set(
         "unwatch",
         lua.create_function(move |_, token: usize| {
-            let fiber = current_fiber(&t)?;
+            let fiber = super::fiber::current(&t)?;
             if let Some(conn) = t.net.borrow_mut().netbox_mut(Token(token)) {
                 conn.unwatch(fiber);
             }
@@ -133,7 +124,7 @@ pub fn open(lua: &Lua, tx: &Rc<Tx>) -> mlua::Result<Table> {
         "request",
         lua.create_function(
             move |lua, (token, kind, body, timeout): (usize, u32, Table, Option<f64>)| {
-                let fiber = current_fiber(&t)?;
+                let fiber = super::fiber::current(&t)?;
                 let mut bytes = Vec::new();
                 super::msgpack::encode_value(lua, &Value::Table(body), &mut bytes)?;
                 let sent = match t.net.borrow_mut().netbox_mut(Token(token)) {
@@ -142,7 +133,7 @@ pub fn open(lua: &Lua, tx: &Rc<Tx>) -> mlua::Result<Table> {
                 };
                 match sent {
                     Ok(sync) => {
-                        park(&t, timeout)?;
+                        super::fiber::park(&t, timeout, true)?;
                         Ok(MultiValue::from_iter([Value::Number(sync as f64)]))
                     }
                     Err(reason) => failure(lua, ErrCode::NO_CONNECTION, &reason),
