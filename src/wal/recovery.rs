@@ -229,14 +229,22 @@ pub fn apply_error(path: &Path, offset: u64, err: &BoxError) -> BoxError {
 /// Apply one row unless the vclock has it already. Returns whether it was applied.
 fn apply_row(db: &mut Db, row: &[u8], vclock: &mut Vclock) -> Result<bool, BoxError> {
     let (header, body) = xrow::decode_header(row)?;
-    if i64::try_from(header.lsn).unwrap_or(i64::MAX) <= vclock.get(header.server_id) {
+    // A file's row names any id and LSN: only those a vclock can hold are rows.
+    let lsn = i64::try_from(header.lsn).ok();
+    let (Some(lsn), true) = (lsn, (header.server_id as usize) < super::vclock::VCLOCK_MAX) else {
+        return Err(BoxError::with_message(
+            ErrCode::INVALID_XLOG,
+            format!("row of server {} with LSN {}", header.server_id, header.lsn),
+        ));
+    };
+    if lsn <= vclock.get(header.server_id) {
         return Ok(false);
     }
     let decoded = xrow::decode_body(body)?;
     let request = xrow::data_request(header.kind, &decoded, schema::ADMIN)?;
     let mut txn = Txn::autocommit();
     db.execute(&mut txn, &request)?;
-    vclock.set(header.server_id, header.lsn as i64);
+    vclock.set(header.server_id, lsn);
     Ok(true)
 }
 
@@ -350,4 +358,31 @@ pub fn start_wal(
         .map_err(|err| BoxError::system("can't start the WAL thread", &err))?;
     tx.journal.borrow_mut().attach(sender, thread);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A row header of `server_id` and `lsn` over an empty INSERT body.
+    fn row(server_id: u32, lsn: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        crate::wal::xlog::write_row_header(&mut out, 2, server_id, lsn, 0.0);
+        out.push(0x80);
+        out
+    }
+
+    #[test]
+    fn rows_a_vclock_cannot_hold_are_errors_not_panics() {
+        let mut db = Db::new("e654a428-c96c-4e57-b3eb-4c954186acdc");
+        let mut vclock = Vclock::new();
+        for bad in [row(40, 1), row(1, u64::MAX)] {
+            let err = apply_row(&mut db, &bad, &mut vclock).unwrap_err();
+            assert_eq!(err.code, ErrCode::INVALID_XLOG, "{}", err.message);
+        }
+        assert!(vclock.is_empty());
+        // A row already applied is skipped before its body is looked at.
+        vclock.set(1, 5);
+        assert!(!apply_row(&mut db, &row(1, 5), &mut vclock).unwrap());
+    }
 }
