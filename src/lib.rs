@@ -31,6 +31,7 @@ pub mod lua;
 pub mod net;
 pub mod process;
 pub mod proto;
+pub mod replication;
 pub mod server;
 pub mod tx;
 pub mod wal;

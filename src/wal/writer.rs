@@ -54,6 +54,18 @@ impl Batch {
             body_end: self.bodies.len(),
         });
     }
+
+    /// Add a row replicated from `server_id`, which keeps its origin and LSN.
+    pub fn push_replicated(&mut self, kind: u32, server_id: u32, lsn: i64, body: &[u8]) {
+        assert!(server_id != 0 && lsn > 0, "a replicated row has its origin");
+        self.bodies.extend_from_slice(body);
+        self.rows.push(WalRow {
+            kind,
+            server_id,
+            lsn,
+            body_end: self.bodies.len(),
+        });
+    }
 }
 
 /// TX to the WAL thread.
@@ -68,6 +80,11 @@ pub enum WalMsg {
     InjectPartialWrite(usize),
     /// Error injection: every write waits this long first.
     InjectDelay(std::time::Duration),
+    /// Poke this channel after every write from now on (a relay following the xlogs); a
+    /// full channel already holds a poke, a closed one is dropped.
+    Watch(crossbeam::channel::Sender<()>),
+    /// Our server id is now this (a new replica learns it after joining).
+    ServerId(u32),
     /// Close the files and end the thread.
     Stop,
 }
@@ -103,6 +120,8 @@ pub struct WalWriter {
     inject_delay: std::time::Duration,
     /// The batch being written, encoded (reused).
     buffer: Vec<u8>,
+    /// Relays to wake after each write.
+    watchers: Vec<crossbeam::channel::Sender<()>>,
 }
 
 impl WalWriter {
@@ -115,6 +134,7 @@ impl WalWriter {
             inject_io_error: false,
             inject_delay: std::time::Duration::ZERO,
             buffer: Vec::new(),
+            watchers: Vec::new(),
         }
     }
 
@@ -137,6 +157,9 @@ impl WalWriter {
                         }
                     }
                     let answer = self.write_all(&batches);
+                    if matches!(answer, WalReply::Written { .. }) {
+                        self.wake_watchers();
+                    }
                     if !reply(answer) {
                         break;
                     }
@@ -148,6 +171,8 @@ impl WalWriter {
                 WalMsg::InjectIoError(on) => self.inject_io_error = on,
                 WalMsg::InjectPartialWrite(bytes) => self.sink.inject_partial_write(bytes),
                 WalMsg::InjectDelay(delay) => self.inject_delay = delay,
+                WalMsg::Watch(watcher) => self.watchers.push(watcher),
+                WalMsg::ServerId(id) => self.server_id = id,
                 WalMsg::Stop => break,
             }
             next = inbox.recv().ok();
@@ -155,6 +180,16 @@ impl WalWriter {
         if let Err(err) = self.sink.close() {
             crate::syserror!("can't close the WAL: {err}");
         }
+    }
+
+    /// Poke every relay; forget those that are gone.
+    fn wake_watchers(&mut self) {
+        self.watchers.retain(|watcher| {
+            !matches!(
+                watcher.try_send(()),
+                Err(crossbeam::channel::TrySendError::Disconnected(()))
+            )
+        });
     }
 
     /// Write one batch.

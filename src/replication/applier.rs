@@ -1,0 +1,1 @@
+//! The applier thread: one per replication source, on the replica (see `mod.rs`).

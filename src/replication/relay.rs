@@ -1,0 +1,1 @@
+//! The relay thread: one per replica, on the master (see `mod.rs`).

@@ -1,0 +1,1 @@
+//! TX's side of replication: the registries of relays and appliers.
