@@ -91,6 +91,10 @@ pub const CONSOLE_HISTORY_MAX: usize = 1000;
 /// Server ids are 1..VCLOCK_MAX-1 (id 0 is reserved): the vclock has this many components.
 pub const VCLOCK_MAX: usize = 32;
 
+/// Commands queued from TX to one relay or applier thread: a handful at a time (acks are
+/// sent with `try_send` and may be dropped when the thread is behind; the next one covers).
+pub const REPLICATION_CHANNEL_CAPACITY: usize = 64;
+
 /// Largest iproto packet accepted. A packet is read into memory whole before it runs, so
 /// this bounds what one connection can make the server hold; 1.6 allowed 2 GiB, but tuples
 /// are capped far lower (`slab_alloc_maximal`, 1 MiB by default, at most this much).

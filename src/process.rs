@@ -111,6 +111,9 @@ fn undo_since(tx: &Tx, txn: &mut Txn, before: usize) {
 pub fn on_wal_reply(tx: &Tx, reply: crate::wal::writer::WalReply) {
     use crate::wal::journal::Outcome;
     let failed = matches!(reply, crate::wal::writer::WalReply::Failed { .. });
+    if let crate::wal::writer::WalReply::Written { vclock, .. } = &reply {
+        crate::replication::tx_replication::on_written(tx, vclock);
+    }
     let outcomes = tx.journal.borrow_mut().on_reply(reply, |txn| {
         let _ = with_db(tx, |db| {
             db.rollback(txn);
@@ -124,6 +127,9 @@ pub fn on_wal_reply(tx: &Tx, reply: crate::wal::writer::WalReply) {
                 tx.sched
                     .borrow_mut()
                     .wakeup(fiber, crate::fiber::WakeReason::Woken);
+            }
+            Outcome::Relay { relay, result } => {
+                crate::replication::tx_replication::on_registered(tx, relay, result);
             }
             Outcome::Iproto { token, sync, reply } => {
                 crate::lua::iproto::write_reply(tx, token, |out, schema_id| match reply {

@@ -219,6 +219,7 @@ fn start(argv: &[String], options: Options) -> Result<i32, String> {
         checkpoint: RefCell::new(Default::default()),
         trigger_spaces: RefCell::new(Default::default()),
         sessions: RefCell::new(Default::default()),
+        replication: RefCell::new(Default::default()),
     });
     let lua = crate::lua::new_state(&tx).map_err(|e| format!("can't load the Lua runtime: {e}"))?;
     set_arg(&lua, argv, &plan.options).map_err(|e| e.to_string())?;
@@ -226,6 +227,7 @@ fn start(argv: &[String], options: Options) -> Result<i32, String> {
     let mut event_loop =
         EventLoop::new(poll, inbox, lua, tx.clone()).map_err(|e| format!("event loop: {e}"))?;
     let code = event_loop.run();
+    crate::replication::tx_replication::stop_all(&tx);
     tx.net.borrow_mut().close_all();
     tx.coio.borrow_mut().stop();
     tx.journal.borrow_mut().shutdown();

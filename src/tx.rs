@@ -36,6 +36,10 @@ pub enum TxMsg {
     Wal(crate::wal::writer::WalReply),
     /// The snapshot thread's progress.
     Snapshot(crate::wal::snapshot::SnapshotMsg),
+    /// A relay thread (master side of replication).
+    Relay(crate::replication::RelayMsg),
+    /// An applier thread (replica side of replication).
+    Applier(crate::replication::ApplierMsg),
 }
 
 /// What the stdin thread read.
@@ -135,6 +139,8 @@ pub struct Tx {
     pub iproto_listener: Cell<Option<mio::Token>>,
     /// iproto requests being run by fibers, by fiber id: where each one's reply goes.
     pub iproto_requests: RefCell<IdMap<crate::lua::iproto::PendingRequest>>,
+    /// Relays and appliers.
+    pub replication: RefCell<crate::replication::tx_replication::Replication>,
 }
 
 /// Whether any `box.session.on_connect`, `on_disconnect`, `on_auth` triggers are set.

@@ -11,7 +11,7 @@ use mlua::{Lua, MultiValue, Table, Value};
 
 use crate::cfg::{CfgChanges, CfgValue};
 use crate::constants::{TARANTOOL_VERSION, TARANTULA_VERSION};
-use crate::error::BoxError;
+use crate::error::{BoxError, ErrCode};
 use crate::net::ListenKind;
 use crate::tx::Tx;
 
@@ -27,6 +27,25 @@ pub fn open(lua: &Lua, tx: &Rc<Tx>) -> mlua::Result<Table> {
     )?;
     let t = tx.clone();
     module.set("info", lua.create_function(move |lua, ()| info(lua, &t))?)?;
+    let t = tx.clone();
+    module.set(
+        "bootstrap_wait",
+        lua.create_function(move |lua, ()| {
+            let fiber = crate::process::fiber_id(&t);
+            match crate::replication::tx_replication::bootstrap_wait(&t, fiber) {
+                Ok(true) if fiber != crate::process::NO_FIBER => {
+                    super::fiber::park(&t, None, false)?;
+                    Ok(MultiValue::from_iter([Value::Boolean(true)]))
+                }
+                Ok(true) => failure(
+                    lua,
+                    &BoxError::with_message(ErrCode::UNKNOWN, "box.cfg can't wait outside a fiber"),
+                ),
+                Ok(false) => Ok(MultiValue::from_iter([Value::Boolean(false)])),
+                Err(err) => failure(lua, &err),
+            }
+        })?,
+    )?;
     let t = tx.clone();
     module.set(
         "slab_info",
@@ -59,15 +78,78 @@ fn box_cfg(lua: &Lua, tx: &Tx, options: &Table) -> mlua::Result<MultiValue> {
     }
     log_changes(&changes);
     let first_call = changes.first_call;
+    let sources_changed = changes.get("replication_source").is_some();
     tx.cfg.borrow_mut().commit(changes);
     if first_call && let Err(err) = start_data(tx) {
         return failure(lua, &err);
+    }
+    if !first_call && sources_changed {
+        let sources = tx.cfg.borrow().replication_sources();
+        if let Err(err) = crate::replication::tx_replication::configure(tx, &sources) {
+            return failure(lua, &err);
+        }
     }
     tx.box_configured.set(true);
     set_tuple_limits(tx);
     Ok(MultiValue::from_iter([Value::Table(effective_table(
         lua, tx,
     )?)]))
+}
+
+/// `box.info.replication`: 1.6's `{status, idle, lag, message}` of the first source, and
+/// the per-server table of later Tarantool (`[id] = {id, uuid, lsn, upstream, downstream}`).
+fn replication_info(
+    lua: &Lua,
+    tx: &Tx,
+    db: &crate::r#box::db::Db,
+    written: &crate::wal::vclock::Vclock,
+) -> mlua::Result<Table> {
+    use crate::replication::tx_replication::{downstreams, upstreams};
+    let replication = lua.create_table()?;
+    let upstreams = upstreams(tx);
+    let fill = |table: &Table, upstream: &crate::replication::tx_replication::UpstreamInfo| {
+        table.set("status", upstream.status)?;
+        table.set("idle", upstream.idle)?;
+        table.set("lag", upstream.lag)?;
+        if let Some(message) = &upstream.message {
+            table.set("message", message.as_str())?;
+        }
+        Ok::<_, mlua::Error>(())
+    };
+    let upstream_table = |upstream: &crate::replication::tx_replication::UpstreamInfo| {
+        let table = lua.create_table()?;
+        fill(&table, upstream)?;
+        table.set("peer", upstream.peer.as_str())?;
+        Ok::<_, mlua::Error>(table)
+    };
+    match upstreams.first() {
+        Some(first) => fill(&replication, first)?,
+        None => replication.set("status", "off")?,
+    }
+    let downstreams = downstreams(tx);
+    for (id, uuid) in &db.cluster {
+        let peer = lua.create_table()?;
+        peer.set("id", *id)?;
+        peer.set("uuid", uuid.as_str())?;
+        peer.set("lsn", written.get(*id).max(0))?;
+        if let Some(upstream) = upstreams.iter().find(|u| u.master_id == *id) {
+            peer.set("upstream", upstream_table(upstream)?)?;
+        }
+        if let Some(downstream) = downstreams.iter().find(|d| d.replica_id == *id) {
+            let table = lua.create_table()?;
+            table.set("status", downstream.status)?;
+            table.set("idle", downstream.idle)?;
+            let vclock = lua.create_table()?;
+            vclock.set_metatable(Some(super::serializer::map_mt(lua)?))?;
+            for (id, lsn) in downstream.vclock.iter() {
+                vclock.raw_set(id, lsn)?;
+            }
+            table.set("vclock", vclock)?;
+            peer.set("downstream", table)?;
+        }
+        replication.raw_set(*id, peer)?;
+    }
+    Ok(replication)
 }
 
 /// Tuple memory and size limits from `slab_alloc_arena` and `slab_alloc_maximal`.
@@ -97,7 +179,8 @@ fn info(lua: &Lua, tx: &Tx) -> mlua::Result<Table> {
         info.set("status", "loading")?;
         return Ok(info);
     };
-    info.set("status", "running")?;
+    let bootstrapping = tx.replication.borrow().is_bootstrapping();
+    info.set("status", if bootstrapping { "hot_standby" } else { "running" })?;
     let read_only = tx.cfg.borrow().read_only();
     let written = tx.journal.borrow().vclock.clone();
     let lsn = written.get(db.server_id).max(0);
@@ -121,9 +204,7 @@ fn info(lua: &Lua, tx: &Tx) -> mlua::Result<Table> {
     let cluster = lua.create_table()?;
     cluster.set("uuid", db.cluster_uuid.clone())?;
     info.set("cluster", cluster)?;
-    let replication = lua.create_table()?;
-    replication.set("status", "off")?;
-    info.set("replication", replication)?;
+    info.set("replication", replication_info(lua, tx, db, &written)?)?;
     // The address box.cfg.listen bound (a later Tarantool's box.info.listen).
     if let Some(token) = tx.iproto_listener.get() {
         info.set("listen", tx.net.borrow().listener_name(token))?;
@@ -323,25 +404,34 @@ fn apply_first(tx: &Tx, changes: &CfgChanges) -> Result<(), BoxError> {
 /// of `wal_dir`, then start the WAL thread.
 fn start_data(tx: &Tx) -> Result<(), BoxError> {
     use crate::wal::recovery::{self, Options};
-    let (options, instance_uuid, cluster_uuid) = {
+    use crate::replication::tx_replication;
+    let (options, instance_uuid, cluster_uuid, sources, listen) = {
         let cfg = tx.cfg.borrow();
-        let options = Options {
-            wal_dir: cfg.wal_dir().into(),
-            wal_mode: cfg.wal_mode(),
-            rows_per_wal: cfg.rows_per_wal(),
-            panic_on_wal_error: cfg.get_bool("panic_on_wal_error"),
-            snap_dir: cfg.snap_dir().into(),
-            panic_on_snap_error: cfg.get_bool("panic_on_snap_error"),
-        };
         let uuid = |name: &str| {
             cfg.get_str(name)
                 .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_string)
         };
-        (options, uuid("instance_uuid"), uuid("replicaset_uuid"))
+        (
+            Options::from_cfg(&cfg),
+            uuid("instance_uuid"),
+            uuid("replicaset_uuid"),
+            cfg.replication_sources(),
+            cfg.listen().map(str::to_string),
+        )
     };
     if options.wal_mode != crate::cfg::WalMode::None {
         // Held for the life of the process.
         std::mem::forget(crate::wal::lock::lock_dir(&options.wal_dir)?);
+    }
+    if let Some(source) = sources.first()
+        && tx_replication::is_replica_source(source, listen.as_deref())
+        && !options.has_data()?
+    {
+        // A new replica: its data comes from the master (box.cfg waits for it).
+        log::info!("instance uuid {instance_uuid}");
+        *tx.db.borrow_mut() = Some(crate::r#box::db::Db::new(&instance_uuid));
+        tx.journal.borrow_mut().server_id = 0;
+        return tx_replication::start_bootstrap(tx, source, &instance_uuid);
     }
     let recovered = recovery::recover(&options, || bootstrap(&instance_uuid, &cluster_uuid))?;
     let uuid = recovered.db.instance_uuid.clone();
@@ -359,7 +449,7 @@ fn start_data(tx: &Tx) -> Result<(), BoxError> {
             .commit(txn, crate::wal::journal::Waiter::Nobody);
     }
     log::info!("ready to accept requests");
-    Ok(())
+    tx_replication::configure(tx, &sources)
 }
 
 /// A new instance: the bootstrap rows, then its own cluster UUID and `_cluster` entry (the

@@ -134,6 +134,14 @@ fn lua_error_of(value: &Value) -> BoxError {
     BoxError::with_message(ErrCode::PROC_LUA, value.to_string().unwrap_or_default())
 }
 
+/// Replicated DDL changed spaces: box.space follows (errors are logged, not raised: the
+/// rows are applied).
+pub fn refresh_schema(lua: &Lua, tx: &Tx) {
+    if let Err(err) = notify_schema(lua, tx) {
+        log::error!("can't refresh box.space: {err}");
+    }
+}
+
 /// Tell the Lua side which spaces changed definition, so box.space follows.
 fn notify_schema(lua: &Lua, tx: &Tx) -> mlua::Result<()> {
     let changed = match tx.db.borrow_mut().as_mut() {

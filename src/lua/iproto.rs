@@ -74,6 +74,14 @@ pub fn serve(lua: &Lua, tx: &Tx, token: Token) {
         Processed::Idle => {}
         Processed::MoreWork => tx.net.borrow_mut().mark_pending(token),
         Processed::Close => close(lua, tx, token),
+        Processed::Replication(request) => {
+            let session = tx.net.borrow_mut().iproto_mut(token).map(|c| c.session);
+            let Some(session) = session else {
+                return;
+            };
+            let uid = tx.sessions.borrow().uid(session);
+            crate::replication::tx_replication::on_request(tx, token, uid, request);
+        }
     }
 }
 
@@ -239,6 +247,51 @@ pub fn write_reply(tx: &Tx, token: Token, build: impl FnOnce(&mut Vec<u8>, u32))
         build(client.conn.buffers().1, schema_id);
     }
     net.mark_pending(token);
+}
+
+/// Answer at once a request that took no in-flight slot (a refused JOIN or SUBSCRIBE).
+pub fn reply_now(tx: &Tx, token: Token, build: impl FnOnce(&mut Vec<u8>, u32)) {
+    let schema_id = tx.db.borrow().as_ref().map_or(0, |db| db.schema_version);
+    let mut net = tx.net.borrow_mut();
+    let Some(client) = net.iproto_mut(token) else {
+        return;
+    };
+    if !client.conn.failed {
+        build(client.conn.buffers().1, schema_id);
+    }
+    net.mark_pending(token);
+}
+
+/// Take connection `token` out of the loop for a relay thread, as a blocking socket with
+/// its queued replies written; its session ends here. None for a unix socket (relays
+/// serve TCP) or a connection that is gone.
+pub fn detach(tx: &Tx, token: Token) -> Option<(std::net::TcpStream, String)> {
+    use std::io::Write as _;
+    let source = tx.net.borrow_mut().close(token)?;
+    let crate::net::Source::Iproto(client) = source else {
+        return None;
+    };
+    super::session::close_session(tx, client.session);
+    let peer = client.peer.clone();
+    let (stream, pending, unread) = client.conn.into_parts();
+    if unread > 0 {
+        log::warn!("{peer}: {unread} bytes sent after JOIN/SUBSCRIBE were dropped");
+    }
+    let crate::net::connection::Stream::Tcp(stream) = stream else {
+        log::error!("{peer}: replication over a unix socket is not supported");
+        return None;
+    };
+    let mut stream = std::net::TcpStream::from(stream);
+    let handed = stream
+        .set_nonblocking(false)
+        .and_then(|()| stream.write_all(&pending));
+    match handed {
+        Ok(()) => Some((stream, peer)),
+        Err(err) => {
+            log::error!("{peer}: {err}");
+            None
+        }
+    }
 }
 
 /// The error a Lua value raised: a box.error keeps its code, anything else is

@@ -113,6 +113,14 @@ impl Connection {
         }
     }
 
+    /// The socket, the output not yet written, and how many input bytes were not consumed
+    /// (a connection handed over to another thread).
+    pub fn into_parts(self) -> (Stream, Vec<u8>, usize) {
+        let unread = self.input.len() - self.input_start;
+        let pending = self.output[self.output_start..].to_vec();
+        (self.stream, pending, unread)
+    }
+
     /// Unconsumed input.
     pub fn input(&self) -> &[u8] {
         &self.input[self.input_start..]

@@ -76,6 +76,8 @@ pub enum Processed {
     MoreWork,
     /// The connection must be closed (broken framing, or the peer is gone).
     Close,
+    /// A JOIN or SUBSCRIBE: the caller decides whether a relay takes the connection.
+    Replication(crate::replication::tx_replication::ReplicationRequest),
 }
 
 /// The per-turn input limits of a connection.
@@ -178,10 +180,15 @@ pub fn process(
                     session,
                     salt: &salt,
                     deferred: std::cell::Cell::new(false),
+                    replication: std::cell::Cell::new(None),
                 };
                 if let Some(request) = handle_packet(&context, packet, output) {
                     client.in_flight += 1;
                     lua_requests.push(request);
+                }
+                if let Some(request) = context.replication.take() {
+                    client.conn.consume(end);
+                    return Processed::Replication(request);
                 }
                 if context.deferred.get() {
                     client.in_flight += 1;
@@ -215,6 +222,8 @@ struct Context<'a> {
     salt: &'a [u8; 32],
     /// Set when the request's reply waits for the WAL (it then holds an in-flight slot).
     deferred: std::cell::Cell<bool>,
+    /// A JOIN or SUBSCRIBE, for the caller.
+    replication: std::cell::Cell<Option<crate::replication::tx_replication::ReplicationRequest>>,
 }
 
 /// Run one packet, writing its reply to `out`, or hand it to Lua.
@@ -259,10 +268,16 @@ fn handle_packet(context: &Context<'_>, packet: &[u8], out: &mut Vec<u8>) -> Opt
         request_type::CALL_16 | request_type::CALL | request_type::EVAL => {
             Ok(Some(to_lua(context, &header, body_bytes)))
         }
-        request_type::JOIN | request_type::SUBSCRIBE => Err(BoxError::new(
-            ErrCode::UNSUPPORTED,
-            &[&"Tarantula", &"replication requests yet"],
-        )),
+        request_type::JOIN | request_type::SUBSCRIBE => {
+            context.replication.set(Some(
+                crate::replication::tx_replication::ReplicationRequest {
+                    kind: header.kind,
+                    sync,
+                    body: body_bytes.to_vec(),
+                },
+            ));
+            Ok(None)
+        }
         other => Err(BoxError::new(ErrCode::UNKNOWN_REQUEST_TYPE, &[&other])),
     };
     match result {

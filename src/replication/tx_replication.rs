@@ -1,1 +1,932 @@
-//! TX's side of replication: the registries of relays and appliers.
+//! TX's side of replication: the relays and appliers of this server, the JOIN and SUBSCRIBE
+//! requests that start relays, `replication_source` that starts appliers, what their
+//! threads report, and the rows TX applies for them.
+//!
+//! Owned by the TX thread.
+//!
+//! ```text
+//!  master: JOIN ─▶ checks, read view ─▶ relay streams it ─▶ JoinSent ─▶ INSERT _cluster
+//!          ─▶ written ─▶ JoinDone (final OK) ─▶ SubscribeRequest ─▶ checks ─▶ relay follows
+//!  replica: box.cfg (no data, a source) ─▶ applier JOINs ─▶ JoinRows applied as a snapshot
+//!          ─▶ Joined: snapshot written, WAL started ─▶ WantSubscribe ─▶ Rows applied with their
+//!          origin's id and LSN ─▶ the _cluster row naming us: box.cfg returns
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
+
+use crossbeam::channel::{Receiver, Sender};
+use mio::Token;
+
+use crate::r#box::db::{Request, RequestKind};
+use crate::r#box::mp::{Mp, s, u};
+use crate::r#box::schema::{ADMIN, CLUSTER_ID};
+use crate::r#box::txn::Txn;
+use crate::r#box::user;
+use crate::constants::{REPLICATION_CHANNEL_CAPACITY, VCLOCK_MAX};
+use crate::error::{BoxError, ErrCode};
+use crate::fiber::FiberId;
+use crate::proto::iproto_constants::request_type;
+use crate::proto::xrow;
+use crate::tx::{Tx, TxMsg};
+use crate::wal::journal::Waiter;
+use crate::wal::vclock::Vclock;
+use crate::wal::writer::WalMsg;
+
+use super::codec;
+use super::{
+    ApplierCmd, ApplierConfig, ApplierMsg, ApplierState, RelayCmd, RelayConfig, RelayMsg,
+    RelayStart, Rows, SubscribeRequest, SubscribeStart,
+};
+
+// {{{ state
+
+/// A relay as TX sees it.
+struct Relay {
+    commands: Sender<RelayCmd>,
+    /// The replica's instance UUID.
+    uuid: String,
+    peer: String,
+    /// The user the replica logged in as (SUBSCRIBE after JOIN is checked against it).
+    uid: u32,
+    /// The replica's id, once it subscribed.
+    replica_id: Option<u32>,
+    /// A JOIN's read-view vclock: the final OK carries it.
+    join_vclock: Option<Vclock>,
+    following: bool,
+    /// What the relay last sent, and the replica last acknowledged.
+    sent: Vclock,
+    acked: Option<Vclock>,
+    last_seen: Instant,
+    /// Keeps a relay's wake channel open where no WAL thread pokes it.
+    _wake_keepalive: Option<Sender<()>>,
+}
+
+/// An applier as TX sees it.
+struct Applier {
+    /// As configured, password included (never logged or shown).
+    uri: String,
+    commands: Sender<ApplierCmd>,
+    state: ApplierState,
+    message: Option<String>,
+    master_uuid: Option<String>,
+    master_id: u32,
+    /// When anything last came from the master.
+    last_seen: Instant,
+    /// Seconds between the last row's timestamp and its arrival.
+    lag: f64,
+    /// The thread is running.
+    running: bool,
+}
+
+/// A new replica's first `box.cfg{}`, waiting until it is joined and registered.
+#[derive(Default)]
+pub struct Bootstrap {
+    applier: u64,
+    waiter: Option<FiberId>,
+    joined: bool,
+    error: Option<BoxError>,
+    done: bool,
+}
+
+/// The relays and appliers of this server.
+#[derive(Default)]
+pub struct Replication {
+    next_id: u64,
+    relays: HashMap<u64, Relay>,
+    appliers: BTreeMap<u64, Applier>,
+    bootstrap: Option<Bootstrap>,
+}
+
+impl Replication {
+    fn take_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// Whether a new replica's bootstrap is still under way (`box.info.status`).
+    pub fn is_bootstrapping(&self) -> bool {
+        self.bootstrap.as_ref().is_some_and(|b| !b.done)
+    }
+}
+
+// }}}
+
+// {{{ master: JOIN and SUBSCRIBE
+
+/// A JOIN or SUBSCRIBE taken off an iproto connection.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ReplicationRequest {
+    pub kind: u32,
+    pub sync: u64,
+    pub body: Vec<u8>,
+}
+
+/// Serve a JOIN or SUBSCRIBE of connection `token` (user `uid`): an error reply keeps the
+/// connection; an accepted request hands the socket to a new relay thread.
+pub fn on_request(tx: &Tx, token: Token, uid: u32, request: ReplicationRequest) {
+    let accepted = match request.kind {
+        request_type::JOIN => prepare_join(tx, uid, &request),
+        _ => codec::decode_subscribe(&request.body)
+            .and_then(|subscribe| prepare_subscribe(tx, uid, request.sync, &subscribe))
+            .map(|(start, uuid)| (RelayStart::Subscribe(start), uuid)),
+    };
+    let (start, uuid) = match accepted {
+        Ok(accepted) => accepted,
+        Err(err) => {
+            log::error!("{}", err.message);
+            crate::lua::iproto::reply_now(tx, token, |out, schema_id| {
+                xrow::write_error_reply(out, request.sync, schema_id, &err)
+            });
+            return;
+        }
+    };
+    let Some((stream, peer)) = crate::lua::iproto::detach(tx, token) else {
+        return;
+    };
+    if let Err(err) = start_relay(tx, stream, peer, uid, uuid, start) {
+        log::error!("can't start a relay: {}", err.message);
+    }
+}
+
+/// JOIN: the rights of the manual, a writable master; the read view to send.
+fn prepare_join(
+    tx: &Tx,
+    uid: u32,
+    request: &ReplicationRequest,
+) -> Result<(RelayStart, String), BoxError> {
+    let uuid = codec::decode_join(&request.body)?;
+    let view = crate::process::with_db(tx, |db| {
+        db.access.check_universe(uid, user::READ)?;
+        db.access
+            .check_space(uid, CLUSTER_ID, ADMIN, "_cluster", user::WRITE)?;
+        if db.read_only {
+            return Err(BoxError::new(ErrCode::READONLY, &[]));
+        }
+        if uuid == db.instance_uuid {
+            return Err(BoxError::new(ErrCode::CONNECTION_TO_SELF, &[]));
+        }
+        Ok(crate::wal::snapshot::read_view(db))
+    })?;
+    let start = RelayStart::Join {
+        sync: request.sync,
+        view,
+    };
+    Ok((start, uuid))
+}
+
+/// SUBSCRIBE: read access, our cluster, a registered replica, a WAL to read.
+fn prepare_subscribe(
+    tx: &Tx,
+    uid: u32,
+    sync: u64,
+    request: &SubscribeRequest,
+) -> Result<(SubscribeStart, String), BoxError> {
+    let replica_id = crate::process::with_db(tx, |db| {
+        db.access.check_universe(uid, user::READ)?;
+        let ours = db.cluster_uuid.clone().unwrap_or_default();
+        if request.cluster_uuid != ours {
+            return Err(BoxError::new(
+                ErrCode::CLUSTER_ID_MISMATCH,
+                &[&request.cluster_uuid, &ours],
+            ));
+        }
+        if request.instance_uuid == db.instance_uuid {
+            return Err(BoxError::new(ErrCode::CONNECTION_TO_SELF, &[]));
+        }
+        db.cluster
+            .iter()
+            .find(|(_, uuid)| **uuid == request.instance_uuid)
+            .map(|(id, _)| *id)
+            .ok_or_else(|| BoxError::new(ErrCode::UNKNOWN_SERVER, &[&request.instance_uuid]))
+    })?;
+    if !tx.journal.borrow().is_async() {
+        return Err(BoxError::new(
+            ErrCode::UNSUPPORTED,
+            &[&"wal_mode = 'none'", &"replication (there are no xlogs to send)"],
+        ));
+    }
+    let start = SubscribeStart {
+        sync,
+        replica_id,
+        vclock: request.vclock.clone(),
+        master_vclock: tx.journal.borrow().vclock.clone(),
+        heartbeats: request.version.is_some(),
+    };
+    Ok((start, request.instance_uuid.clone()))
+}
+
+/// A channel the WAL thread pokes after each write.
+fn watch_wal(tx: &Tx) -> (Receiver<()>, Option<Sender<()>>) {
+    let (sender, receiver) = crossbeam::channel::bounded(1);
+    let keep = sender.clone();
+    if tx.journal.borrow().inject(WalMsg::Watch(sender)) {
+        (receiver, None)
+    } else {
+        (receiver, Some(keep))
+    }
+}
+
+fn start_relay(
+    tx: &Tx,
+    stream: std::net::TcpStream,
+    peer: String,
+    uid: u32,
+    uuid: String,
+    start: RelayStart,
+) -> Result<(), BoxError> {
+    let (master_id, join_vclock) = {
+        let db = tx.db.borrow();
+        let master_id = db.as_ref().map_or(0, |db| db.server_id);
+        let join_vclock = matches!(start, RelayStart::Join { .. })
+            .then(|| tx.journal.borrow_mut().committed());
+        (master_id, join_vclock)
+    };
+    match &start {
+        RelayStart::Join { .. } => log::info!("joining replica {uuid} at {peer}"),
+        RelayStart::Subscribe(start) => log_subscribed(tx, &uuid, &peer, start),
+    }
+    let (wake, keepalive) = watch_wal(tx);
+    let (commands, inbox) = crossbeam::channel::bounded(REPLICATION_CHANNEL_CAPACITY);
+    let (replica_id, following, sent) = match &start {
+        RelayStart::Subscribe(start) => (Some(start.replica_id), true, start.vclock.clone()),
+        RelayStart::Join { .. } => (None, false, Vclock::new()),
+    };
+    let id = tx.replication.borrow_mut().take_id();
+    let config = RelayConfig {
+        id,
+        stream,
+        peer: peer.clone(),
+        master_id,
+        wal_dir: tx.cfg.borrow().wal_dir().into(),
+        timeout: replication_timeout(tx),
+        wake,
+        start,
+    };
+    let to_tx = tx.sender.clone();
+    super::relay::spawn(config, move |msg| to_tx.send(TxMsg::Relay(msg)).is_ok(), inbox)
+        .map_err(|err| BoxError::system("can't start the relay thread", &err))?;
+    tx.replication.borrow_mut().relays.insert(
+        id,
+        Relay {
+            commands,
+            uuid,
+            peer,
+            uid,
+            replica_id,
+            join_vclock,
+            following,
+            sent,
+            acked: None,
+            last_seen: Instant::now(),
+            _wake_keepalive: keepalive,
+        },
+    );
+    Ok(())
+}
+
+fn log_subscribed(tx: &Tx, uuid: &str, peer: &str, start: &SubscribeStart) {
+    log::info!("subscribed replica {uuid} at {peer}");
+    log::info!(
+        "remote vclock {} local vclock {}",
+        start.vclock.to_text(),
+        tx.journal.borrow().vclock.to_text()
+    );
+}
+
+fn replication_timeout(tx: &Tx) -> std::time::Duration {
+    std::time::Duration::try_from_secs_f64(tx.cfg.borrow().replication_timeout())
+        .unwrap_or(std::time::Duration::from_secs(1))
+}
+
+/// What a relay thread says.
+pub fn on_relay_msg(tx: &Tx, msg: RelayMsg) {
+    match msg {
+        RelayMsg::JoinSent { relay } => register_replica(tx, relay),
+        RelayMsg::SubscribeRequest {
+            relay,
+            sync,
+            request,
+        } => subscribe_after_join(tx, relay, sync, &request),
+        RelayMsg::Progress { relay, sent, acked } => {
+            if let Some(entry) = tx.replication.borrow_mut().relays.get_mut(&relay) {
+                entry.sent = sent;
+                if acked.is_some() {
+                    entry.acked = acked;
+                }
+                entry.last_seen = Instant::now();
+            }
+        }
+        RelayMsg::Exited { relay, error } => {
+            let Some(entry) = tx.replication.borrow_mut().relays.remove(&relay) else {
+                return;
+            };
+            match error {
+                Some(error) => log::error!(
+                    "relay to replica {} at {} stopped: {error}",
+                    entry.uuid,
+                    entry.peer
+                ),
+                None => log::info!("relay to replica {} at {} stopped", entry.uuid, entry.peer),
+            }
+        }
+    }
+}
+
+fn send_relay(tx: &Tx, relay: u64, cmd: RelayCmd) {
+    if let Some(entry) = tx.replication.borrow().relays.get(&relay) {
+        let _ = entry.commands.send(cmd);
+    }
+}
+
+/// The JOIN's rows are out: give the replica the smallest free id in `_cluster` (an
+/// ordinary, replicated write); the final OK goes once it is written.
+fn register_replica(tx: &Tx, relay: u64) {
+    log::info!("initial data sent.");
+    let Some(uuid) = tx
+        .replication
+        .borrow()
+        .relays
+        .get(&relay)
+        .map(|entry| entry.uuid.clone())
+    else {
+        return;
+    };
+    match insert_cluster_row(tx, relay, &uuid) {
+        Ok(true) => {}
+        Ok(false) => on_registered(tx, relay, Ok(())),
+        Err(err) => on_registered(tx, relay, Err(err)),
+    }
+}
+
+/// Insert `[id, uuid]` into `_cluster` unless the UUID is there; true while the write waits.
+fn insert_cluster_row(tx: &Tx, relay: u64, uuid: &str) -> Result<bool, BoxError> {
+    let txn = crate::process::with_db(tx, |db| {
+        if db.cluster.values().any(|known| known == uuid) {
+            return Ok(None);
+        }
+        let id = (1..VCLOCK_MAX as u32)
+            .find(|id| !db.cluster.contains_key(id))
+            .ok_or_else(|| BoxError::new(ErrCode::REPLICA_MAX, &[&(VCLOCK_MAX - 1)]))?;
+        let tuple = Mp::Array(vec![u(u64::from(id)), s(uuid)]).to_vec();
+        let mut request = Request::new(RequestKind::Insert, CLUSTER_ID);
+        request.tuple = &tuple;
+        let mut txn = Txn::autocommit();
+        db.execute(&mut txn, &request)?;
+        log::info!("assigned id {id} to replica {uuid}");
+        Ok(Some(txn))
+    })?;
+    Ok(match txn {
+        Some(txn) => tx.journal.borrow_mut().commit(txn, Waiter::Relay(relay)),
+        None => false,
+    })
+}
+
+/// The `_cluster` row of a JOIN is written (or failed): finish the JOIN.
+pub fn on_registered(tx: &Tx, relay: u64, result: Result<(), BoxError>) {
+    let vclock = tx
+        .replication
+        .borrow()
+        .relays
+        .get(&relay)
+        .and_then(|entry| entry.join_vclock.clone());
+    let Some(vclock) = vclock else {
+        return;
+    };
+    let cmd = match result {
+        Ok(()) => {
+            log::info!("final data sent.");
+            RelayCmd::JoinDone { vclock }
+        }
+        Err(err) => RelayCmd::JoinFailed(err),
+    };
+    send_relay(tx, relay, cmd);
+}
+
+fn subscribe_after_join(tx: &Tx, relay: u64, sync: u64, request: &SubscribeRequest) {
+    let Some((uid, peer)) = tx
+        .replication
+        .borrow()
+        .relays
+        .get(&relay)
+        .map(|entry| (entry.uid, entry.peer.clone()))
+    else {
+        return;
+    };
+    let result = prepare_subscribe(tx, uid, sync, request);
+    if let Ok((start, uuid)) = &result {
+        log_subscribed(tx, uuid, &peer, start);
+        if let Some(entry) = tx.replication.borrow_mut().relays.get_mut(&relay) {
+            entry.replica_id = Some(start.replica_id);
+            entry.following = true;
+            entry.sent = start.vclock.clone();
+        }
+    }
+    send_relay(tx, relay, RelayCmd::Subscribe(result.map(|(start, _)| start)));
+}
+
+// }}}
+
+// {{{ replica: appliers
+
+/// Does this server start as a replica: its first source is not its own `listen`?
+pub fn is_replica_source(source: &str, listen: Option<&str>) -> bool {
+    let Some(listen) = listen else {
+        return true;
+    };
+    let port = |uri: &str| match crate::cfg::parse_uri(uri).ok()?.address {
+        crate::cfg::UriAddress::Tcp { host, service } => Some((service, host)),
+        crate::cfg::UriAddress::Unix { path } => Some((path, None)),
+    };
+    match (port(source), port(listen)) {
+        (Some((source_port, source_host)), Some((listen_port, listen_host))) => {
+            let local = |host: &Option<String>| {
+                host.as_deref().is_none_or(|host| {
+                    matches!(host, "localhost" | "127.0.0.1" | "0.0.0.0" | "::" | "::1")
+                })
+            };
+            !(source_port == listen_port
+                && (source_host == listen_host || (local(&source_host) && local(&listen_host))))
+        }
+        _ => source != listen,
+    }
+}
+
+/// Start joining `source` as a new replica with `instance_uuid`: `box.cfg{}` waits (see
+/// [`bootstrap_wait`]).
+pub fn start_bootstrap(tx: &Tx, source: &str, instance_uuid: &str) -> Result<(), BoxError> {
+    log::info!("bootstrapping replica from {}", display_uri(source));
+    let id = start_applier(tx, source, Some(instance_uuid.to_string()))?;
+    tx.replication.borrow_mut().bootstrap = Some(Bootstrap {
+        applier: id,
+        ..Bootstrap::default()
+    });
+    Ok(())
+}
+
+/// `box.cfg{}` of a new replica: Ok(true) when it must wait more (the fiber is parked).
+pub fn bootstrap_wait(tx: &Tx, fiber: FiberId) -> Result<bool, BoxError> {
+    let mut replication = tx.replication.borrow_mut();
+    let Some(bootstrap) = replication.bootstrap.as_mut() else {
+        return Ok(false);
+    };
+    if let Some(err) = bootstrap.error.take() {
+        replication.bootstrap = None;
+        return Err(err);
+    }
+    if bootstrap.done {
+        return Ok(false);
+    }
+    bootstrap.waiter = Some(fiber);
+    Ok(true)
+}
+
+fn wake_bootstrap(tx: &Tx) {
+    let waiter = tx
+        .replication
+        .borrow_mut()
+        .bootstrap
+        .as_mut()
+        .and_then(|bootstrap| bootstrap.waiter.take());
+    if let Some(fiber) = waiter {
+        tx.sched
+            .borrow_mut()
+            .wakeup(fiber, crate::fiber::WakeReason::Woken);
+    }
+}
+
+fn fail_bootstrap(tx: &Tx, applier: u64, err: BoxError) {
+    let failed = match tx.replication.borrow_mut().bootstrap.as_mut() {
+        Some(bootstrap) if bootstrap.applier == applier && !bootstrap.done => {
+            bootstrap.error = Some(err);
+            true
+        }
+        _ => false,
+    };
+    if failed {
+        wake_bootstrap(tx);
+    }
+}
+
+/// The URI without its password, for logs and `box.info`.
+pub fn display_uri(uri: &str) -> String {
+    match uri.rsplit_once('@') {
+        Some((login, address)) => {
+            let user = login.split(':').next().unwrap_or(login);
+            format!("{user}@{address}")
+        }
+        None => uri.to_string(),
+    }
+}
+
+fn start_applier(tx: &Tx, uri: &str, join_as: Option<String>) -> Result<u64, BoxError> {
+    let (commands, inbox) = crossbeam::channel::bounded(REPLICATION_CHANNEL_CAPACITY);
+    let id = tx.replication.borrow_mut().take_id();
+    let cfg = tx.cfg.borrow();
+    let config = ApplierConfig {
+        id,
+        uri: uri.to_string(),
+        join_as,
+        timeout: std::time::Duration::try_from_secs_f64(cfg.replication_timeout())
+            .unwrap_or(std::time::Duration::from_secs(1)),
+        connect_timeout: std::time::Duration::try_from_secs_f64(
+            cfg.replication_connect_timeout(),
+        )
+        .unwrap_or(std::time::Duration::from_secs(30)),
+    };
+    drop(cfg);
+    let to_tx = tx.sender.clone();
+    super::applier::spawn(
+        config,
+        move |msg| to_tx.send(TxMsg::Applier(msg)).is_ok(),
+        inbox,
+    )
+    .map_err(|err| BoxError::system("can't start the applier thread", &err))?;
+    tx.replication.borrow_mut().appliers.insert(
+        id,
+        Applier {
+            uri: uri.to_string(),
+            commands,
+            state: ApplierState::Connect,
+            message: None,
+            master_uuid: None,
+            master_id: 0,
+            last_seen: Instant::now(),
+            lag: 0.0,
+            running: true,
+        },
+    );
+    Ok(id)
+}
+
+/// `replication_source` is now `sources`: stop appliers of sources no longer listed,
+/// restart stopped ones, start new ones; running appliers of listed sources keep running.
+pub fn configure(tx: &Tx, sources: &[String]) -> Result<(), BoxError> {
+    let mut stale = Vec::new();
+    let mut keep = Vec::new();
+    for (id, applier) in &tx.replication.borrow().appliers {
+        if sources.contains(&applier.uri) && applier.running {
+            keep.push(applier.uri.clone());
+        } else {
+            stale.push(*id);
+        }
+    }
+    for id in stale {
+        if let Some(applier) = tx.replication.borrow_mut().appliers.remove(&id)
+            && applier.running
+        {
+            let _ = applier.commands.send(ApplierCmd::Stop);
+        }
+    }
+    if !sources.is_empty() {
+        log::info!("connecting to {} replicas", sources.len());
+    }
+    for source in sources {
+        if !keep.contains(source) {
+            start_applier(tx, source, None)?;
+        }
+    }
+    Ok(())
+}
+
+/// Stop every relay and applier (the server is stopping).
+pub fn stop_all(tx: &Tx) {
+    let replication = tx.replication.borrow();
+    for relay in replication.relays.values() {
+        let _ = relay.commands.try_send(RelayCmd::Stop);
+    }
+    for applier in replication.appliers.values() {
+        let _ = applier.commands.try_send(ApplierCmd::Stop);
+    }
+}
+
+fn send_applier(tx: &Tx, applier: u64, cmd: ApplierCmd) {
+    if let Some(entry) = tx.replication.borrow().appliers.get(&applier) {
+        let _ = entry.commands.send(cmd);
+    }
+}
+
+/// What an applier thread says. `on_schema` tells Lua that spaces changed definition.
+pub fn on_applier_msg(tx: &Tx, msg: ApplierMsg, on_schema: &dyn Fn()) {
+    match msg {
+        ApplierMsg::State {
+            applier,
+            state,
+            message,
+        } => on_state(tx, applier, state, message),
+        ApplierMsg::Greeted {
+            applier,
+            master_uuid,
+            ..
+        } => {
+            if let Some(entry) = tx.replication.borrow_mut().appliers.get_mut(&applier) {
+                entry.master_uuid = Some(master_uuid);
+                entry.last_seen = Instant::now();
+            }
+        }
+        ApplierMsg::JoinRows { applier, rows } => on_join_rows(tx, applier, &rows),
+        ApplierMsg::Joined { applier, vclock } => on_joined(tx, applier, vclock),
+        ApplierMsg::WantSubscribe { applier } => on_want_subscribe(tx, applier),
+        ApplierMsg::Subscribed {
+            applier, master_id, ..
+        } => {
+            if let Some(entry) = tx.replication.borrow_mut().appliers.get_mut(&applier) {
+                entry.master_id = master_id;
+                entry.last_seen = Instant::now();
+            }
+        }
+        ApplierMsg::Rows { applier, rows } => on_rows(tx, applier, &rows, on_schema),
+        ApplierMsg::Heartbeat { applier, .. } => {
+            if let Some(entry) = tx.replication.borrow_mut().appliers.get_mut(&applier) {
+                entry.last_seen = Instant::now();
+            }
+        }
+        ApplierMsg::Exited { applier } => {
+            if let Some(entry) = tx.replication.borrow_mut().appliers.get_mut(&applier) {
+                entry.running = false;
+                if entry.state != ApplierState::Stopped {
+                    entry.state = ApplierState::Off;
+                }
+            }
+        }
+    }
+}
+
+fn on_state(tx: &Tx, applier: u64, state: ApplierState, message: Option<String>) {
+    if let Some(entry) = tx.replication.borrow_mut().appliers.get_mut(&applier) {
+        entry.state = state;
+        entry.message = message.clone();
+    }
+    if state == ApplierState::Stopped {
+        let message = message.unwrap_or_else(|| "replication stopped".to_string());
+        fail_bootstrap(tx, applier, BoxError::with_message(ErrCode::UNKNOWN, message));
+    }
+}
+
+/// Stop an applier whose rows TX refused, with the error.
+fn fail_applier(tx: &Tx, applier: u64, err: BoxError) {
+    log::error!("can't apply a replicated row: {}", err.message);
+    if let Some(entry) = tx.replication.borrow_mut().appliers.get_mut(&applier) {
+        entry.state = ApplierState::Stopped;
+        entry.message = Some(err.message.clone());
+    }
+    fail_bootstrap(tx, applier, err.clone());
+    send_applier(tx, applier, ApplierCmd::Fail(err));
+}
+
+/// Rows of a JOIN: loaded as a snapshot's (no WAL yet).
+fn on_join_rows(tx: &Tx, applier: u64, rows: &Rows) {
+    let loaded = crate::process::with_db(tx, |db| {
+        rows.iter()
+            .try_for_each(|row| crate::wal::snapshot::load_row(db, row))
+    });
+    if let Err(err) = loaded {
+        fail_applier(tx, applier, err);
+    }
+}
+
+/// The JOIN is complete at `vclock`: write our first snapshot and start the WAL there.
+fn on_joined(tx: &Tx, applier: u64, vclock: Vclock) {
+    if let Err(err) = finish_join(tx, vclock) {
+        fail_applier(tx, applier, err);
+        return;
+    }
+    if let Some(bootstrap) = tx.replication.borrow_mut().bootstrap.as_mut() {
+        bootstrap.joined = true;
+    }
+}
+
+fn finish_join(tx: &Tx, vclock: Vclock) -> Result<(), BoxError> {
+    let options = crate::wal::recovery::Options::from_cfg(&tx.cfg.borrow());
+    let (uuid, view) = crate::process::with_db(tx, |db| {
+        db.changed_spaces.clear();
+        Ok((
+            db.instance_uuid.clone(),
+            crate::wal::snapshot::read_view(db),
+        ))
+    })?;
+    {
+        let mut journal = tx.journal.borrow_mut();
+        journal.vclock = vclock.clone();
+        journal.server_id = 0;
+    }
+    if options.wal_mode != crate::cfg::WalMode::None {
+        crate::wal::snapshot::write_now(&options.snap_dir, &uuid, &vclock, view)?;
+    }
+    crate::wal::recovery::start_wal(tx, &options, &uuid, vclock, 0)
+}
+
+fn on_want_subscribe(tx: &Tx, applier: u64) {
+    let ids = tx.db.borrow().as_ref().map(|db| {
+        (
+            db.cluster_uuid.clone().unwrap_or_default(),
+            db.instance_uuid.clone(),
+        )
+    });
+    let cmd = match ids {
+        Some((cluster_uuid, instance_uuid)) => ApplierCmd::Subscribe {
+            cluster_uuid,
+            instance_uuid,
+            vclock: tx.journal.borrow_mut().committed(),
+        },
+        None => ApplierCmd::Stop,
+    };
+    send_applier(tx, applier, cmd);
+}
+
+/// Rows of a subscription: each applied with its origin's id and LSN unless applied already.
+fn on_rows(tx: &Tx, applier: u64, rows: &Rows, on_schema: &dyn Fn()) {
+    let mut newest = 0.0f64;
+    for row in rows.iter() {
+        match apply_row(tx, row) {
+            Ok(timestamp) => newest = newest.max(timestamp),
+            Err(err) => {
+                fail_applier(tx, applier, err);
+                break;
+            }
+        }
+    }
+    if let Some(entry) = tx.replication.borrow_mut().appliers.get_mut(&applier) {
+        entry.last_seen = Instant::now();
+        if newest > 0.0 {
+            entry.lag = (tx.clock.get().realtime - newest).max(0.0);
+        }
+    }
+    let changed = tx
+        .db
+        .borrow()
+        .as_ref()
+        .is_some_and(|db| !db.changed_spaces.is_empty());
+    if changed {
+        on_schema();
+    }
+    learn_server_id(tx);
+}
+
+/// Apply one replicated row; returns its timestamp.
+fn apply_row(tx: &Tx, row: &[u8]) -> Result<f64, BoxError> {
+    let (header, body) = xrow::decode_header(row)?;
+    let origin = header.server_id;
+    let lsn = i64::try_from(header.lsn).unwrap_or(0);
+    if origin == 0 || origin as usize >= VCLOCK_MAX || lsn <= 0 {
+        return Err(BoxError::with_message(
+            ErrCode::INVALID_XLOG,
+            format!("replicated row of server {origin} with LSN {}", header.lsn),
+        ));
+    }
+    if lsn <= tx.journal.borrow_mut().committed().get(origin) {
+        return Ok(header.timestamp);
+    }
+    let decoded = xrow::decode_body(body)?;
+    let request = xrow::data_request(header.kind, &decoded, ADMIN)?;
+    let txn = crate::process::with_db(tx, |db| {
+        if !db.cluster.contains_key(&origin) {
+            return Err(BoxError::new(ErrCode::UNKNOWN_SERVER, &[&origin]));
+        }
+        let mut txn = Txn::autocommit();
+        // Rows from masters are applied on a read-only server too.
+        let read_only = std::mem::replace(&mut db.read_only, false);
+        let executed = db.execute(&mut txn, &request);
+        db.read_only = read_only;
+        executed.map(|_| txn)
+    })?;
+    tx.journal
+        .borrow_mut()
+        .commit_replicated(txn, (header.kind, origin, lsn), body, Waiter::Nobody);
+    Ok(header.timestamp)
+}
+
+/// A `_cluster` row may have named us: the WAL numbers our rows with our id from now on,
+/// and a new replica's `box.cfg{}` returns.
+fn learn_server_id(tx: &Tx) {
+    let Some(id) = tx.db.borrow().as_ref().map(|db| db.server_id) else {
+        return;
+    };
+    let changed = {
+        let mut journal = tx.journal.borrow_mut();
+        let changed = journal.server_id != id;
+        if changed {
+            journal.server_id = id;
+            journal.inject(WalMsg::ServerId(id));
+        }
+        changed
+    };
+    if id == 0 {
+        return;
+    }
+    let finished = match tx.replication.borrow_mut().bootstrap.as_mut() {
+        Some(bootstrap) if bootstrap.joined && !bootstrap.done => {
+            bootstrap.done = true;
+            true
+        }
+        _ => false,
+    };
+    if changed || finished {
+        wake_bootstrap(tx);
+    }
+}
+
+/// The WAL wrote up to `vclock`: appliers tell their masters.
+pub fn on_written(tx: &Tx, vclock: &Vclock) {
+    let replication = tx.replication.borrow();
+    for applier in replication.appliers.values() {
+        if applier.running && applier.state == ApplierState::Follow {
+            let _ = applier.commands.try_send(ApplierCmd::Ack(vclock.clone()));
+        }
+    }
+}
+
+// }}}
+
+// {{{ box.info.replication
+
+/// One upstream as `box.info` shows it.
+pub struct UpstreamInfo {
+    pub status: &'static str,
+    pub idle: f64,
+    pub lag: f64,
+    pub peer: String,
+    pub message: Option<String>,
+    pub master_id: u32,
+}
+
+/// One downstream as `box.info` shows it.
+pub struct DownstreamInfo {
+    pub replica_id: u32,
+    pub status: &'static str,
+    pub idle: f64,
+    pub vclock: Vclock,
+}
+
+/// The appliers, by source URI (the first is what 1.6's `box.info.replication` shows).
+pub fn upstreams(tx: &Tx) -> Vec<UpstreamInfo> {
+    let replication = tx.replication.borrow();
+    let mut list: Vec<UpstreamInfo> = replication
+        .appliers
+        .values()
+        .map(|applier| UpstreamInfo {
+            status: applier.state.name(),
+            idle: applier.last_seen.elapsed().as_secs_f64(),
+            lag: applier.lag,
+            peer: display_uri(&applier.uri),
+            message: applier.message.clone(),
+            master_id: applier.master_id,
+        })
+        .collect();
+    list.sort_by(|a, b| a.peer.cmp(&b.peer));
+    list
+}
+
+/// The relays that follow a registered replica.
+pub fn downstreams(tx: &Tx) -> Vec<DownstreamInfo> {
+    let replication = tx.replication.borrow();
+    replication
+        .relays
+        .values()
+        .filter_map(|relay| {
+            let replica_id = relay.replica_id?;
+            Some(DownstreamInfo {
+                replica_id,
+                status: if relay.following { "follow" } else { "join" },
+                idle: relay.last_seen.elapsed().as_secs_f64(),
+                vclock: relay.acked.clone().unwrap_or_else(|| relay.sent.clone()),
+            })
+        })
+        .collect()
+}
+
+/// The oldest vclock a following replica still needs (old xlogs after it are kept).
+pub fn replicas_keep(tx: &Tx) -> Option<Vclock> {
+    let replication = tx.replication.borrow();
+    replication
+        .relays
+        .values()
+        .filter(|relay| relay.following)
+        .map(|relay| relay.acked.clone().unwrap_or_else(|| relay.sent.clone()))
+        .min_by_key(Vclock::signature)
+}
+
+// }}}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_stay_out_of_sight() {
+        assert_eq!(
+            display_uri("replicator:password@localhost:3301"),
+            "replicator@localhost:3301"
+        );
+        assert_eq!(display_uri("localhost:3301"), "localhost:3301");
+    }
+
+    #[test]
+    fn own_listen_is_not_a_source() {
+        assert!(!is_replica_source("3301", Some("3301")));
+        assert!(!is_replica_source("localhost:3301", Some("127.0.0.1:3301")));
+        assert!(!is_replica_source("u:p@localhost:3301", Some("3301")));
+        assert!(is_replica_source("localhost:3302", Some("3301")));
+        assert!(is_replica_source("localhost:3301", None));
+    }
+}

@@ -38,6 +38,8 @@ pub enum Waiter {
         sync: u64,
         tuple: Option<Tuple>,
     },
+    /// A relay registering its replica in `_cluster` (the JOIN ends once written).
+    Relay(u64),
     /// Nobody (work outside fibers, such as start-up).
     Nobody,
 }
@@ -59,6 +61,10 @@ pub enum Outcome {
         sync: u64,
         reply: Result<Option<Tuple>, BoxError>,
     },
+    Relay {
+        relay: u64,
+        result: Result<(), BoxError>,
+    },
 }
 
 /// The journal of TX.
@@ -69,6 +75,9 @@ pub struct Journal {
     pub server_id: u32,
     /// What is written (or, without a WAL thread, committed).
     pub vclock: Vclock,
+    /// What is committed: `vclock` and every queued row (local rows counted as the WAL will
+    /// number them). Replicated rows at or below it are applied already.
+    committed: Vclock,
     batch: Batch,
     next_batch: u64,
     queue: VecDeque<Queued>,
@@ -95,6 +104,7 @@ impl Default for Journal {
             sender: None,
             server_id: 1,
             vclock: Vclock::new(),
+            committed: Vclock::new(),
             batch: Batch::default(),
             next_batch: 1,
             queue: VecDeque::new(),
@@ -163,7 +173,55 @@ impl Journal {
         for row in rows {
             self.batch
                 .push_local(row.kind as u32, |out| row.encode_body(out));
+            self.catch_up();
+            self.committed.inc(self.server_id);
         }
+        self.enqueue(txn, waiter);
+        true
+    }
+
+    /// Commit a row replicated from `origin`: its own body goes to the WAL with its origin
+    /// and LSN (even when it changed nothing here, so the vclock moves on durably), and
+    /// `txn` holds what it changed, for a rollback.
+    pub fn commit_replicated(
+        &mut self,
+        txn: Txn,
+        row: (u32, u32, i64),
+        body: &[u8],
+        waiter: Waiter,
+    ) -> bool {
+        self.just_queued = false;
+        let (kind, origin, lsn) = row;
+        if self.sender.is_none() {
+            self.vclock.follow(origin, lsn);
+            return false;
+        }
+        self.batch.push_replicated(kind, origin, lsn, body);
+        self.catch_up();
+        self.committed.follow(origin, lsn);
+        self.enqueue(txn, waiter);
+        true
+    }
+
+    /// What is committed, queued rows included (see `committed`).
+    pub fn committed(&mut self) -> Vclock {
+        if self.sender.is_none() {
+            return self.vclock.clone();
+        }
+        self.catch_up();
+        self.committed.clone()
+    }
+
+    /// `committed` is at least `vclock` (which start-up and the WAL's answers set).
+    fn catch_up(&mut self) {
+        for (id, lsn) in self.vclock.iter() {
+            if lsn > self.committed.get(id) {
+                self.committed.set(id, lsn);
+            }
+        }
+    }
+
+    fn enqueue(&mut self, txn: Txn, waiter: Waiter) {
         if let Waiter::Fiber(fiber) = waiter {
             *self.waiting.entry(fiber).or_default() += 1;
         }
@@ -174,7 +232,6 @@ impl Journal {
             since: std::time::Instant::now(),
         });
         self.just_queued = true;
-        true
     }
 
     /// Local rows committed and not yet written: this turn's batch and the batches the WAL
@@ -296,6 +353,7 @@ impl Journal {
                 owed.reverse();
                 // Batches sent so far fail too (the writer fails all until resumed).
                 self.rolled_back_to = self.next_batch - 1;
+                self.committed = self.vclock.clone();
                 if let Some(sender) = &self.sender {
                     let _ = sender.send(WalMsg::Resume);
                 }
@@ -319,6 +377,7 @@ impl Journal {
                 sync,
                 reply: result.map(|()| tuple),
             }),
+            Waiter::Relay(relay) => Some(Outcome::Relay { relay, result }),
             Waiter::Nobody => None,
         }
     }

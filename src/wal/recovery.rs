@@ -47,6 +47,33 @@ pub struct Options {
     pub panic_on_snap_error: bool,
 }
 
+impl Options {
+    /// What `box.cfg` says.
+    pub fn from_cfg(cfg: &crate::cfg::Cfg) -> Options {
+        Options {
+            wal_dir: cfg.wal_dir().into(),
+            wal_mode: cfg.wal_mode(),
+            rows_per_wal: cfg.rows_per_wal(),
+            panic_on_wal_error: cfg.get_bool("panic_on_wal_error"),
+            snap_dir: cfg.snap_dir().into(),
+            panic_on_snap_error: cfg.get_bool("panic_on_snap_error"),
+        }
+    }
+
+    /// Whether there is anything to recover: a snapshot, or (with a WAL) an xlog.
+    pub fn has_data(&self) -> Result<bool, BoxError> {
+        if newest_snapshot(&self.snap_dir)?.is_some() {
+            return Ok(true);
+        }
+        if self.wal_mode == WalMode::None {
+            return Ok(false);
+        }
+        let files = xdir::scan(&self.wal_dir, FileKind::Xlog)
+            .map_err(|err| BoxError::system("can't read wal_dir", &err))?;
+        Ok(!files.is_empty())
+    }
+}
+
 /// The recovered (or new) database, its vclock, and transactions still to be written (a new
 /// instance's cluster rows).
 pub struct Recovered {

@@ -143,6 +143,31 @@ fn snapshot_thread(
     report(SnapshotMsg::Done(outcome));
 }
 
+/// Write a snapshot of `view` at `vclock` into `dir` on the calling thread, synced and
+/// published: a new replica's first snapshot, made before its WAL starts.
+pub fn write_now(
+    dir: &Path,
+    instance_uuid: &str,
+    vclock: &Vclock,
+    view: Vec<SpaceView>,
+) -> Result<(), BoxError> {
+    let meta = Meta {
+        kind: FileKind::Snap,
+        instance_uuid: instance_uuid.to_string(),
+        vclock: vclock.clone(),
+    };
+    let name = dir.join(xdir::file_name(vclock.signature(), FileKind::Snap));
+    log::info!("saving snapshot `{}.inprogress'", name.display());
+    let fail = |err: std::io::Error| failure(format!("{}: {}", describe_io(&err), name.display()));
+    let mut file = XlogWriter::create(dir, &meta, false).map_err(fail)?;
+    write_rows(&mut file, view)
+        .and_then(|_| file.seal())
+        .map_err(fail)?;
+    file.publish().map_err(fail)?;
+    log::info!("done");
+    Ok(())
+}
+
 /// 1.6's text for a failed snapshot: "can't save snapshot, errno N (strerror)".
 fn describe_io(err: &std::io::Error) -> String {
     let errno = err
@@ -165,9 +190,8 @@ struct Running {
     id: u64,
     /// The final name, for the log.
     path: PathBuf,
-    /// The vclock of the view: the written one plus the local rows queued then.
+    /// The vclock of the view: the written one plus the rows queued then.
     vclock: Vclock,
-    server_id: u32,
     /// The fiber in `box.snapshot()`.
     waiter: Option<FiberId>,
     /// The thread sealed the file and waits for the word.
@@ -200,7 +224,7 @@ fn failure(message: impl Into<String>) -> BoxError {
 }
 
 /// The frozen view of every stored space: not temporary, not a view, in id order.
-fn read_view(db: &Db) -> Vec<SpaceView> {
+pub fn read_view(db: &Db) -> Vec<SpaceView> {
     let mut view: Vec<SpaceView> = db
         .spaces()
         .filter(|space| !space.def.temporary && !space.def.is_view())
@@ -230,18 +254,15 @@ pub fn begin(tx: &Tx, fiber: FiberId) -> Result<Option<u64>, BoxError> {
         return Ok(None);
     }
     let dir = PathBuf::from(tx.cfg.borrow().snap_dir());
-    let (view, vclock, server_id, pending, uuid) = {
+    let (view, vclock, pending, uuid) = {
         let db = tx.db.borrow();
         let db = db.as_ref().ok_or_else(crate::process::not_configured)?;
-        let journal = tx.journal.borrow();
-        let mut vclock = journal.vclock.clone();
+        let mut journal = tx.journal.borrow_mut();
+        // Rows committed and not yet written count: the view has them.
+        let vclock = journal.committed();
         let pending = journal.pending_rows();
-        if pending > 0 {
-            let lsn = vclock.get(journal.server_id).max(0) + pending as i64;
-            vclock.set(journal.server_id, lsn);
-        }
         let uuid = db.instance_uuid.clone();
-        (read_view(db), vclock, journal.server_id, pending, uuid)
+        (read_view(db), vclock, pending, uuid)
     };
     let path = dir.join(xdir::file_name(vclock.signature(), FileKind::Snap));
     if path.exists() {
@@ -271,7 +292,6 @@ pub fn begin(tx: &Tx, fiber: FiberId) -> Result<Option<u64>, BoxError> {
         id,
         path,
         vclock,
-        server_id,
         waiter: Some(fiber),
         sealed: false,
         commits_written: pending == 0,
@@ -332,8 +352,11 @@ pub fn on_wal_reply(tx: &Tx, failed: bool) {
         if failed {
             running.wal_failed = true;
         } else {
-            let written = tx.journal.borrow().vclock.get(running.server_id);
-            running.commits_written = written >= running.vclock.get(running.server_id);
+            let journal = tx.journal.borrow();
+            running.commits_written = running
+                .vclock
+                .iter()
+                .all(|(id, lsn)| journal.vclock.get(id) >= lsn);
         }
     }
     decide(tx);
@@ -390,10 +413,9 @@ pub fn exists_for_current(tx: &Tx) -> bool {
 
 // {{{ removal of old files
 
-/// The oldest vclock a registered replica still needs, whose xlogs must stay. The seam for
-/// replication: relays will report where they are; today there are none.
-pub fn replicas_keep(_tx: &Tx) -> Option<Vclock> {
-    None
+/// The oldest vclock a following replica still needs, whose xlogs must stay.
+pub fn replicas_keep(tx: &Tx) -> Option<Vclock> {
+    crate::replication::tx_replication::replicas_keep(tx)
 }
 
 /// Which files to remove, by signature (each list ascending): every snapshot but the
@@ -514,7 +536,7 @@ pub fn load(db: &mut Db, path: &Path, panic: bool) -> Result<Loaded, BoxError> {
 }
 
 /// Apply one snapshot row: INSERT of a tuple into a space.
-fn load_row(db: &mut Db, row: &[u8]) -> Result<(), BoxError> {
+pub fn load_row(db: &mut Db, row: &[u8]) -> Result<(), BoxError> {
     let (header, body) = crate::proto::xrow::decode_header(row)?;
     if header.kind != request_type::INSERT {
         return Err(BoxError::with_message(

@@ -47,6 +47,16 @@ local function configure(options)
     if values == nil then
         error(err, 3)
     end
+    -- A new replica: wait until it has joined its master and is registered.
+    while true do
+        local waiting, wait_err = internal.bootstrap_wait()
+        if waiting == nil then
+            error(wait_err, 3)
+        end
+        if not waiting then
+            break
+        end
+    end
     if not configured then
         configured = true
         require('internal.box_schema').install()
