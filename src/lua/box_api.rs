@@ -180,7 +180,14 @@ fn info(lua: &Lua, tx: &Tx) -> mlua::Result<Table> {
         return Ok(info);
     };
     let bootstrapping = tx.replication.borrow().is_bootstrapping();
-    info.set("status", if bootstrapping { "hot_standby" } else { "running" })?;
+    info.set(
+        "status",
+        if bootstrapping {
+            "hot_standby"
+        } else {
+            "running"
+        },
+    )?;
     let read_only = tx.cfg.borrow().read_only();
     let written = tx.journal.borrow().vclock.clone();
     let lsn = written.get(db.server_id).max(0);
@@ -403,8 +410,8 @@ fn apply_first(tx: &Tx, changes: &CfgChanges) -> Result<(), BoxError> {
 /// After the first `box.cfg{}` is in effect: bootstrap a new instance or recover the data
 /// of `wal_dir`, then start the WAL thread.
 fn start_data(tx: &Tx) -> Result<(), BoxError> {
-    use crate::wal::recovery::{self, Options};
     use crate::replication::tx_replication;
+    use crate::wal::recovery::{self, Options};
     let (options, instance_uuid, cluster_uuid, sources, listen) = {
         let cfg = tx.cfg.borrow();
         let uuid = |name: &str| {

@@ -192,7 +192,9 @@ impl EventLoop {
                 }
                 TxMsg::Wal(reply) => crate::process::on_wal_reply(&self.tx, reply),
                 TxMsg::Snapshot(msg) => crate::wal::snapshot::on_thread_msg(&self.tx, msg),
-                TxMsg::Relay(msg) => crate::replication::tx_replication::on_relay_msg(&self.tx, msg),
+                TxMsg::Relay(msg) => {
+                    crate::replication::tx_replication::on_relay_msg(&self.tx, msg)
+                }
                 TxMsg::Applier(msg) => {
                     let lua = &self.lua;
                     let tx = &self.tx;

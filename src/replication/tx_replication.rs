@@ -203,7 +203,10 @@ fn prepare_subscribe(
     if !tx.journal.borrow().is_async() {
         return Err(BoxError::new(
             ErrCode::UNSUPPORTED,
-            &[&"wal_mode = 'none'", &"replication (there are no xlogs to send)"],
+            &[
+                &"wal_mode = 'none'",
+                &"replication (there are no xlogs to send)",
+            ],
         ));
     }
     let start = SubscribeStart {
@@ -238,8 +241,8 @@ fn start_relay(
     let (master_id, join_vclock) = {
         let db = tx.db.borrow();
         let master_id = db.as_ref().map_or(0, |db| db.server_id);
-        let join_vclock = matches!(start, RelayStart::Join { .. })
-            .then(|| tx.journal.borrow_mut().committed());
+        let join_vclock =
+            matches!(start, RelayStart::Join { .. }).then(|| tx.journal.borrow_mut().committed());
         (master_id, join_vclock)
     };
     match &start {
@@ -264,8 +267,12 @@ fn start_relay(
         start,
     };
     let to_tx = tx.sender.clone();
-    super::relay::spawn(config, move |msg| to_tx.send(TxMsg::Relay(msg)).is_ok(), inbox)
-        .map_err(|err| BoxError::system("can't start the relay thread", &err))?;
+    super::relay::spawn(
+        config,
+        move |msg| to_tx.send(TxMsg::Relay(msg)).is_ok(),
+        inbox,
+    )
+    .map_err(|err| BoxError::system("can't start the relay thread", &err))?;
     tx.replication.borrow_mut().relays.insert(
         id,
         Relay {
@@ -422,7 +429,11 @@ fn subscribe_after_join(tx: &Tx, relay: u64, sync: u64, request: &SubscribeReque
             entry.sent = start.vclock.clone();
         }
     }
-    send_relay(tx, relay, RelayCmd::Subscribe(result.map(|(start, _)| start)));
+    send_relay(
+        tx,
+        relay,
+        RelayCmd::Subscribe(result.map(|(start, _)| start)),
+    );
 }
 
 // }}}
@@ -529,10 +540,8 @@ fn start_applier(tx: &Tx, uri: &str, join_as: Option<String>) -> Result<u64, Box
         join_as,
         timeout: std::time::Duration::try_from_secs_f64(cfg.replication_timeout())
             .unwrap_or(std::time::Duration::from_secs(1)),
-        connect_timeout: std::time::Duration::try_from_secs_f64(
-            cfg.replication_connect_timeout(),
-        )
-        .unwrap_or(std::time::Duration::from_secs(30)),
+        connect_timeout: std::time::Duration::try_from_secs_f64(cfg.replication_connect_timeout())
+            .unwrap_or(std::time::Duration::from_secs(30)),
     };
     drop(cfg);
     let to_tx = tx.sender.clone();
@@ -659,7 +668,11 @@ fn on_state(tx: &Tx, applier: u64, state: ApplierState, message: Option<String>)
     }
     if state == ApplierState::Stopped {
         let message = message.unwrap_or_else(|| "replication stopped".to_string());
-        fail_bootstrap(tx, applier, BoxError::with_message(ErrCode::UNKNOWN, message));
+        fail_bootstrap(
+            tx,
+            applier,
+            BoxError::with_message(ErrCode::UNKNOWN, message),
+        );
     }
 }
 
@@ -790,9 +803,12 @@ fn apply_row(tx: &Tx, row: &[u8]) -> Result<f64, BoxError> {
         db.read_only = read_only;
         executed.map(|_| txn)
     })?;
-    tx.journal
-        .borrow_mut()
-        .commit_replicated(txn, (header.kind, origin, lsn), body, Waiter::Nobody);
+    tx.journal.borrow_mut().commit_replicated(
+        txn,
+        (header.kind, origin, lsn),
+        body,
+        Waiter::Nobody,
+    );
     Ok(header.timestamp)
 }
 

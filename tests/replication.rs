@@ -1,0 +1,520 @@
+//! Replication, master and replica (`../shared/seed/replication.rst`, PROTOCOL.md §7): the
+//! manual's quick startup and tutorial with two processes, a join under write load, DDL and
+//! users, a master that restarts, a link cut under load, re-seeding, refused replicas and
+//! `read_only`.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{Console, TempDir, binary, lines_of, wait_for};
+
+/// A server running `init.lua` in `dir`, with a console and the binary protocol on free
+/// ports, started once its `box.cfg{}` returned.
+struct Instance {
+    child: Child,
+    console: u16,
+    /// `host:port` of the binary protocol.
+    iproto: String,
+}
+
+impl Instance {
+    fn script(listen: &str, cfg: &str, setup: &str) -> String {
+        format!(
+            "local c = require('console').listen('127.0.0.1:0')\n\
+             box.cfg{{listen = '{listen}', log = 'tarantula.log', {cfg}}}\n\
+             {setup}\n\
+             io.stdout:write('PORTS ', c:name().port, ' ', box.info.listen, '\\n')\n\
+             io.stdout:flush()\n"
+        )
+    }
+
+    fn start(dir: &Path, cfg: &str, setup: &str) -> Instance {
+        Instance::start_at(dir, "127.0.0.1:0", cfg, setup)
+    }
+
+    /// `start` listening on `listen` (a restart on the same port).
+    fn start_at(dir: &Path, listen: &str, cfg: &str, setup: &str) -> Instance {
+        std::fs::write(dir.join("init.lua"), Instance::script(listen, cfg, setup)).unwrap();
+        let mut child = Command::new(binary())
+            .arg("init.lua")
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = lines_of(child.stdout.take().unwrap());
+        let _stderr = lines_of(child.stderr.take().unwrap());
+        let line = wait_for("the server's ports", || {
+            match stdout.recv_timeout(Duration::from_millis(100)) {
+                Ok(line) => line.strip_prefix("PORTS ").map(str::to_string),
+                Err(_) => {
+                    if let Ok(Some(status)) = child.try_wait() {
+                        panic!("server exited ({status}): {}", log_of(dir));
+                    }
+                    None
+                }
+            }
+        });
+        let mut parts = line.split_whitespace();
+        let console = parts.next().unwrap().parse().unwrap();
+        let iproto = parts.next().unwrap().to_string();
+        Instance {
+            child,
+            console,
+            iproto,
+        }
+    }
+
+    fn console(&self) -> Console {
+        Console::connect(self.console)
+    }
+
+    fn stop(mut self) {
+        let mut console = self.console();
+        console.send(b"os.exit(0)\n");
+        wait_for("the server to exit", || {
+            self.child.try_wait().ok().flatten()
+        });
+    }
+
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn log_of(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("tarantula.log")).unwrap_or_default()
+}
+
+/// The master of the tutorial: a user for replication with read and write on the universe.
+const MASTER_SETUP: &str = "box.once('users', function()\n\
+    box.schema.user.create('replicator', {password = 'password'})\n\
+    box.schema.user.grant('replicator', 'read,write', 'universe')\n\
+    end)";
+
+fn source(master: &Instance) -> String {
+    format!(
+        "replication_source = 'replicator:password@{}'",
+        master.iproto
+    )
+}
+
+/// Evaluate until the reply contains `expected`.
+fn wait_eval(console: &mut Console, statement: &str, expected: &str) -> String {
+    let mut last = String::new();
+    let what = format!("`{statement}` to show `{expected}`");
+    let found = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        wait_for(&what, || {
+            last = console.eval(statement);
+            last.contains(expected).then(|| last.clone())
+        })
+    }));
+    match found {
+        Ok(reply) => reply,
+        Err(_) => panic!("timed out waiting for {what}; last reply:\n{last}"),
+    }
+}
+
+/// Run a replica script that must fail in `box.cfg`; returns its stderr and log.
+fn replica_fails(dir: &Path, cfg: &str) -> String {
+    let script = format!("box.cfg{{log = 'tarantula.log', {cfg}}}\nprint('STARTED')\n");
+    std::fs::write(dir.join("fail.lua"), script).unwrap();
+    let output = Command::new(binary())
+        .arg("fail.lua")
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "the replica started");
+    format!("{}{}", String::from_utf8_lossy(&output.stderr), log_of(dir))
+}
+
+#[test]
+fn quick_startup_and_the_tutorial_up_to_the_masters_restart() {
+    let master_dir = TempDir::new("repl-master");
+    let replica_dir = TempDir::new("repl-replica");
+    let master = Instance::start(master_dir.path(), "", MASTER_SETUP);
+    let mut m = master.console();
+    let replica = Instance::start(replica_dir.path(), &source(&master), "");
+    let mut r = replica.console();
+
+    // Both know both servers, and agree on the cluster.
+    let cluster = "box.space._cluster:select({0}, {iterator = 'GE'})";
+    let on_master = wait_eval(&mut m, cluster, "- [2, ");
+    assert_eq!(r.eval(cluster), on_master);
+    assert_eq!(
+        r.eval("box.info.cluster.uuid"),
+        m.eval("box.info.cluster.uuid")
+    );
+    assert_eq!(r.eval("box.info.server.id"), "---\n- 2\n...\n");
+    assert!(r.eval("box.info.server.ro").contains("false"));
+
+    // The tutorial: a space and a tuple on the master reach the replica.
+    m.eval("s = box.schema.space.create('tester')");
+    m.eval("i = s:create_index('primary', {})");
+    m.eval("s:insert{1, 'Tuple inserted on Terminal #1'}");
+    wait_eval(
+        &mut r,
+        "box.space.tester ~= nil and box.space.tester:select({0}, {iterator = 'GE'})",
+        "- - [1, 'Tuple inserted on Terminal #1']",
+    );
+    // A write on the replica gets the replica's own id.
+    r.eval("box.space.tester:insert{2, 'Tuple inserted on Terminal #2'}");
+    let vclock = r.eval("box.info.vclock");
+    assert!(vclock.contains("2: 1"), "{vclock}");
+
+    // Monitoring: 1.6's fields and the per-server table.
+    let status = wait_eval(&mut r, "box.info.replication.status", "follow");
+    assert!(status.contains("follow"));
+    let upstream = r.eval("box.info.replication[1].upstream");
+    assert!(upstream.contains("status: follow"), "{upstream}");
+    assert!(
+        upstream.contains("peer: replicator@127.0.0.1:"),
+        "{upstream}"
+    );
+    assert!(!upstream.contains("password"), "{upstream}");
+    let idle = r.eval("box.info.replication.idle < 5 and box.info.replication.lag < 5");
+    assert!(idle.contains("true"), "{idle}");
+    wait_eval(
+        &mut m,
+        "box.info.replication[2].downstream.status",
+        "follow",
+    );
+    assert!(log_of(master_dir.path()).contains("relay"));
+    assert!(log_of(replica_dir.path()).contains("subscribed"));
+
+    // The master stops: the replica says so, and serves and writes meanwhile.
+    let address = master.iproto.clone();
+    master.stop();
+    wait_eval(&mut r, "box.info.replication.status", "disconnected");
+    r.eval("box.space.tester:insert{3, 'Another'}");
+    assert!(r.eval("box.info.status").contains("running"));
+
+    // The master comes back (same port): the replica follows it again.
+    let master = Instance::start_at(master_dir.path(), &address, "", MASTER_SETUP);
+    let mut m = master.console();
+    wait_eval(&mut r, "box.info.replication.status", "follow");
+    m.eval("box.space.tester:insert{4, 'after the restart'}");
+    wait_eval(
+        &mut r,
+        "box.space.tester:get{4}",
+        "[4, 'after the restart']",
+    );
+    assert!(
+        log_of(replica_dir.path()).contains("will retry every 1.00 second"),
+        "{}",
+        log_of(replica_dir.path())
+    );
+}
+
+/// A digest of a space the console can print: count and the sum of first fields.
+const DIGEST: &str = "(function() local n, sum = 0, 0 \
+    for _, t in box.space.items:pairs() do n = n + 1 sum = sum + t[1] end \
+    return n .. ':' .. sum end)()";
+
+/// 100,000 rows in `items`, written in transactions of 1,000.
+const ITEMS_SETUP: &str = "box.once('items', function()\n\
+    local s = box.schema.space.create('items')\n\
+    s:create_index('pk')\n\
+    for batch = 0, 99 do\n\
+        box.begin()\n\
+        for i = 1, 1000 do s:insert{batch * 1000 + i, 'row'} end\n\
+        box.commit()\n\
+    end\n\
+    end)";
+
+/// A fiber on the master inserting ids from `start` until `writer_stop` is set.
+fn start_writer(console: &mut Console, start: u64) {
+    console.eval(&format!(
+        "writer_stop = false writer_next = {start} \
+         require('fiber').create(function() \
+         while not writer_stop do box.space.items:insert{{writer_next, 'live'}} \
+         writer_next = writer_next + 1 end end)"
+    ));
+}
+
+fn stop_writer(console: &mut Console) {
+    console.eval("writer_stop = true");
+}
+
+/// Wait until the replica's items equal the master's.
+fn wait_same_items(master: &mut Console, replica: &mut Console) {
+    let digest = master.eval(DIGEST);
+    wait_eval(replica, DIGEST, &digest);
+}
+
+#[test]
+fn a_replica_joins_a_master_with_100000_rows_while_writes_go_on() {
+    let master_dir = TempDir::new("repl-join-master");
+    let replica_dir = TempDir::new("repl-join-replica");
+    let setup = format!("{MASTER_SETUP}\n{ITEMS_SETUP}");
+    let master = Instance::start(master_dir.path(), "", &setup);
+    let mut m = master.console();
+    start_writer(&mut m, 1_000_000);
+    let replica = Instance::start(replica_dir.path(), &source(&master), "");
+    let mut r = replica.console();
+    // Writes go on after the join too, then stop.
+    wait_eval(&mut m, "writer_next > 1000200", "true");
+    stop_writer(&mut m);
+    wait_for("the writer to stop", || {
+        let before = m.eval("writer_next");
+        (m.eval("writer_next") == before).then_some(())
+    });
+    wait_same_items(&mut m, &mut r);
+    let replica_vclock = r.eval("box.info.vclock[1]");
+    assert_eq!(replica_vclock, m.eval("box.info.vclock[1]"));
+}
+
+#[test]
+fn ddl_users_and_grants_are_replicated() {
+    let master_dir = TempDir::new("repl-ddl-master");
+    let replica_dir = TempDir::new("repl-ddl-replica");
+    let master = Instance::start(master_dir.path(), "", MASTER_SETUP);
+    let mut m = master.console();
+    let replica = Instance::start(replica_dir.path(), &source(&master), "");
+    let mut r = replica.console();
+    m.eval("s = box.schema.space.create('ddl')");
+    m.eval("s:create_index('pk')");
+    m.eval("s:create_index('name', {parts = {2, 'str'}})");
+    m.eval("s:insert{1, 'one'} s:insert{2, 'two'}");
+    m.eval("box.schema.user.create('bob', {password = 'secret'})");
+    m.eval("box.schema.user.grant('bob', 'read', 'space', 'ddl')");
+    m.eval("box.schema.func.create('f')");
+    wait_eval(
+        &mut r,
+        "box.space.ddl ~= nil and box.space.ddl.index.name:select{'two'}",
+        "- - [2, 'two']",
+    );
+    for system in ["_space", "_index", "_user", "_priv", "_func"] {
+        let select = format!("box.space.{system}:select{{}}");
+        wait_eval(&mut r, &select, &m.eval(&select));
+    }
+    // A dropped index and space follow too.
+    m.eval("box.space.ddl.index.name:drop()");
+    wait_eval(&mut r, "box.space.ddl.index.name == nil", "true");
+    m.eval("box.space.ddl:drop()");
+    wait_eval(&mut r, "box.space.ddl == nil", "true");
+}
+
+#[test]
+fn guest_and_wrong_password_replicas_are_refused() {
+    let master_dir = TempDir::new("repl-refuse-master");
+    let master = Instance::start(master_dir.path(), "", MASTER_SETUP);
+    let guest_dir = TempDir::new("repl-refuse-guest");
+    let log = replica_fails(
+        guest_dir.path(),
+        &format!("replication_source = '{}'", master.iproto),
+    );
+    assert!(log.contains("denied for user 'guest'"), "{log}");
+    let wrong_dir = TempDir::new("repl-refuse-wrong");
+    let log = replica_fails(
+        wrong_dir.path(),
+        &format!("replication_source = 'replicator:wrong@{}'", master.iproto),
+    );
+    assert!(
+        log.contains("Incorrect password supplied for user 'replicator'"),
+        "{log}"
+    );
+    assert!(!log.contains(":wrong@"), "{log}");
+    // Nobody was registered.
+    let mut m = master.console();
+    let cluster = m.eval("box.space._cluster:count()");
+    assert_eq!(cluster, "---\n- 1\n...\n");
+}
+
+#[test]
+fn a_read_only_replica_refuses_writes_and_applies_its_masters() {
+    let master_dir = TempDir::new("repl-ro-master");
+    let replica_dir = TempDir::new("repl-ro-replica");
+    let master = Instance::start(
+        master_dir.path(),
+        "",
+        &format!("{MASTER_SETUP}\n{ITEMS_SETUP}"),
+    );
+    let mut m = master.console();
+    let replica = Instance::start(
+        replica_dir.path(),
+        &format!("{}, read_only = true", source(&master)),
+        "",
+    );
+    let mut r = replica.console();
+    let refused = r.eval("box.space.items:insert{0, 'local'}");
+    assert!(
+        refused.contains("Can't modify data because this server is in read-only mode."),
+        "{refused}"
+    );
+    m.eval("box.space.items:insert{0, 'from the master'}");
+    wait_eval(&mut r, "box.space.items:get{0}", "[0, 'from the master']");
+    assert!(r.eval("box.info.server.ro").contains("true"));
+}
+
+#[test]
+fn a_master_killed_and_restarted_is_followed_again() {
+    let master_dir = TempDir::new("repl-kill-master");
+    let replica_dir = TempDir::new("repl-kill-replica");
+    let setup = format!("{MASTER_SETUP}\n{ITEMS_SETUP}");
+    let master = Instance::start(master_dir.path(), "", &setup);
+    let address = master.iproto.clone();
+    let mut m = master.console();
+    let replica = Instance::start(replica_dir.path(), &source(&master), "");
+    let mut r = replica.console();
+    start_writer(&mut m, 1_000_000);
+    wait_eval(&mut m, "writer_next > 1000100", "true");
+    drop(m);
+    master.kill();
+    wait_eval(&mut r, "box.info.replication.status", "disconnected");
+    let master = Instance::start_at(master_dir.path(), &address, "", &setup);
+    let mut m = master.console();
+    wait_eval(&mut r, "box.info.replication.status", "follow");
+    start_writer(&mut m, 2_000_000);
+    wait_eval(&mut m, "writer_next > 2000100", "true");
+    stop_writer(&mut m);
+    wait_same_items(&mut m, &mut r);
+}
+
+/// A TCP proxy whose connections the test can cut.
+struct Proxy {
+    address: String,
+    connections: Arc<Mutex<Vec<TcpStream>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Proxy {
+    fn start(target: String) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let connections = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (list, stopped) = (connections.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if stopped.load(Ordering::Relaxed) {
+                    break;
+                }
+                let Ok(client) = client else { continue };
+                let Ok(server) = TcpStream::connect(&target) else {
+                    continue;
+                };
+                list.lock().unwrap().push(client.try_clone().unwrap());
+                list.lock().unwrap().push(server.try_clone().unwrap());
+                pump(client.try_clone().unwrap(), server.try_clone().unwrap());
+                pump(server, client);
+            }
+        });
+        Proxy {
+            address,
+            connections,
+            stop,
+        }
+    }
+
+    /// Close every connection through the proxy (new ones are accepted).
+    fn cut(&self) {
+        for stream in self.connections.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.cut();
+        let _ = TcpStream::connect(&self.address);
+    }
+}
+
+fn pump(mut from: TcpStream, mut to: TcpStream) {
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 65536];
+        loop {
+            match from.read(&mut buffer) {
+                Ok(0) | Err(_) => break,
+                Ok(count) => {
+                    if to.write_all(&buffer[..count]).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = to.shutdown(std::net::Shutdown::Both);
+    });
+}
+
+#[test]
+fn a_link_cut_under_load_is_restored_without_loss_or_doubling() {
+    let master_dir = TempDir::new("repl-cut-master");
+    let replica_dir = TempDir::new("repl-cut-replica");
+    let setup = format!("{MASTER_SETUP}\n{ITEMS_SETUP}");
+    let master = Instance::start(master_dir.path(), "", &setup);
+    let mut m = master.console();
+    let proxy = Proxy::start(master.iproto.clone());
+    let replica = Instance::start(
+        replica_dir.path(),
+        &format!(
+            "replication_source = 'replicator:password@{}'",
+            proxy.address
+        ),
+        "",
+    );
+    let mut r = replica.console();
+    start_writer(&mut m, 1_000_000);
+    for round in 1..=3u64 {
+        wait_eval(&mut r, "box.info.replication.status", "follow");
+        wait_eval(
+            &mut r,
+            &format!("box.space.items:get{{{}}} ~= nil", 1_000_000 + round * 100),
+            "true",
+        );
+        proxy.cut();
+        wait_eval(&mut r, "box.info.replication.status", "disconnected");
+    }
+    wait_eval(&mut r, "box.info.replication.status", "follow");
+    stop_writer(&mut m);
+    wait_same_items(&mut m, &mut r);
+    assert_eq!(r.eval("box.info.vclock[1]"), m.eval("box.info.vclock[1]"));
+}
+
+#[test]
+fn a_replica_reseeded_from_scratch_catches_up() {
+    let master_dir = TempDir::new("repl-reseed-master");
+    let replica_dir = TempDir::new("repl-reseed-replica");
+    let setup = format!("{MASTER_SETUP}\n{ITEMS_SETUP}");
+    let master = Instance::start(master_dir.path(), "", &setup);
+    let mut m = master.console();
+    let replica = Instance::start(replica_dir.path(), &source(&master), "");
+    let mut r = replica.console();
+    wait_same_items(&mut m, &mut r);
+    drop(r);
+    replica.stop();
+    m.eval("for i = 200001, 200100 do box.space.items:insert{i, 'meanwhile'} end");
+    for entry in std::fs::read_dir(replica_dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if name.ends_with(".snap") || name.ends_with(".xlog") {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    let replica = Instance::start(replica_dir.path(), &source(&master), "");
+    let mut r = replica.console();
+    wait_same_items(&mut m, &mut r);
+    // A new instance: a new UUID and the next id.
+    assert_eq!(r.eval("box.info.server.id"), "---\n- 3\n...\n");
+    assert_eq!(m.eval("box.space._cluster:count()"), "---\n- 3\n...\n");
+}
