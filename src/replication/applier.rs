@@ -42,6 +42,9 @@ use super::{ApplierCmd, ApplierConfig, ApplierMsg, ApplierState, Rows, Subscribe
 // {{{ the row reader (pure)
 
 /// A packet that is not a row: it ends a batch, and the driver acts on it.
+// The vclock makes `Ok` large, but a Control is rare (one per reply or heartbeat) and lives
+// on the stack for a moment: boxing it would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, PartialEq)]
 pub enum Control {
     /// OK with a body: an AUTH reply, the end of a JOIN or the answer to SUBSCRIBE.
@@ -857,3 +860,653 @@ impl<F: Fn(ApplierMsg) -> bool> Applier<F> {
 }
 
 // }}}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrCode;
+    use crate::proto::xrow::Header;
+    use crossbeam::channel::{self, Sender};
+    use std::net::TcpListener;
+
+    const MASTER_UUID: &str = "e654a428-c96c-4e57-b3eb-4c954186acdc";
+    const REPLICA_UUID: &str = "9fe120f3-7e84-47ea-ac53-0b21fd1187c0";
+    const CLUSTER_UUID: &str = "292c3e94-f425-4634-afe5-8a5cd2c76f62";
+    const PASSWORD: &str = "pw-never-shown";
+    /// The bound on every wait of these tests: far above what a loaded machine needs.
+    const WAIT: Duration = Duration::from_secs(10);
+
+    fn vclock(pairs: &[(u32, i64)]) -> Vclock {
+        let mut vclock = Vclock::new();
+        for &(id, lsn) in pairs {
+            vclock.set(id, lsn);
+        }
+        vclock
+    }
+
+    /// A row as a master sends it: the packet, and the row bytes the applier must pass on.
+    fn row_packet(server_id: u32, lsn: u64, sync: u64) -> (Vec<u8>, Vec<u8>) {
+        let mut row = Vec::new();
+        crate::wal::xlog::write_row_header(&mut row, request_type::INSERT, server_id, lsn, 5.5);
+        row.extend_from_slice(&[0x82, 0x10, 0xcd, 0x02, 0x00, 0x21, 0x91]);
+        row.push((lsn % 100) as u8);
+        let mut packet = Vec::new();
+        codec::encode_row(&mut packet, &row, sync).unwrap();
+        let bytes = packet[xrow::LEN_PREFIX_SIZE..].to_vec();
+        (packet, bytes)
+    }
+
+    fn error_packet(sync: u64, code: ErrCode, message: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        xrow::write_error_reply(&mut out, sync, 1, &BoxError::with_message(code, message));
+        out
+    }
+
+    // {{{ pure parts
+
+    #[test]
+    fn reader_cuts_rows_and_keeps_their_bytes() {
+        let mut reader = RowReader::new();
+        let mut wire = Vec::new();
+        let mut expected = Vec::new();
+        for lsn in 1..=3 {
+            let (packet, row) = row_packet(1, lsn, 0);
+            wire.extend_from_slice(&packet);
+            expected.push(row);
+        }
+        codec::encode_heartbeat(&mut wire, 1, 77.0);
+        // Byte by byte: a partial packet is never taken.
+        for byte in &wire[..wire.len() - 1] {
+            reader.feed(std::slice::from_ref(byte));
+        }
+        let batch = reader.take();
+        assert_eq!(batch.rows.iter().collect::<Vec<_>>(), expected);
+        assert_eq!(batch.control, None);
+        assert!(reader.take().is_empty());
+        reader.feed(&wire[wire.len() - 1..]);
+        let batch = reader.take();
+        assert!(batch.rows.is_empty());
+        assert_eq!(batch.control, Some(Control::Heartbeat { timestamp: 77.0 }));
+        assert!(reader.take().is_empty());
+    }
+
+    #[test]
+    fn reader_ends_a_batch_at_each_control_packet() {
+        let mut reader = RowReader::new();
+        let (row1, bytes1) = row_packet(0, 1, 9);
+        reader.feed(&row1);
+        let mut ok = Vec::new();
+        codec::encode_ok_vclock(&mut ok, 9, 1, &vclock(&[(1, 6)]));
+        reader.feed(&ok);
+        let (row2, bytes2) = row_packet(1, 7, 0);
+        reader.feed(&row2);
+        reader.feed(&error_packet(3, ErrCode(63), "cluster id mismatch"));
+        reader.feed(&[0xc1, 0, 0]);
+
+        let batch = reader.take();
+        assert_eq!(batch.rows.iter().collect::<Vec<_>>(), vec![&bytes1[..]]);
+        let expected = Control::Ok {
+            server_id: 1,
+            vclock: Some(vclock(&[(1, 6)])),
+        };
+        assert_eq!(batch.control, Some(expected));
+        let batch = reader.take();
+        assert_eq!(batch.rows.iter().collect::<Vec<_>>(), vec![&bytes2[..]]);
+        match batch.control {
+            Some(Control::Error(err)) => {
+                assert_eq!(
+                    (err.code, err.message.as_str()),
+                    (ErrCode(63), "cluster id mismatch")
+                );
+            }
+            other => panic!("not an error: {other:?}"),
+        }
+        let batch = reader.take();
+        assert!(matches!(batch.control, Some(Control::Broken(_))));
+        assert!(batch.rows.is_empty());
+    }
+
+    #[test]
+    fn reader_caps_a_batch_and_flags_bad_headers() {
+        let mut reader = RowReader::new();
+        for lsn in 1..=(APPLIER_BATCH_ROWS_MAX as u64 + 5) {
+            reader.feed(&row_packet(1, lsn, 0).0);
+        }
+        assert_eq!(reader.take().rows.len(), APPLIER_BATCH_ROWS_MAX);
+        assert_eq!(reader.take().rows.len(), 5);
+        assert!(reader.take().is_empty());
+        // A header that is not a map: a protocol error, not a panic.
+        reader.feed(&[0x02, 0x91, 0x00]);
+        assert!(matches!(reader.take().control, Some(Control::Error(_))));
+        // An OK with a body but no vclock (an AUTH reply).
+        let mut ok = Vec::new();
+        xrow::write_ok_reply(&mut ok, 1, 1);
+        reader.feed(&ok);
+        let expected = Control::Ok {
+            server_id: 0,
+            vclock: None,
+        };
+        assert_eq!(reader.take().control, Some(expected));
+    }
+
+    #[test]
+    fn names_hide_the_password() {
+        assert_eq!(
+            display_uri("replicator:password@localhost:3301"),
+            "replicator@localhost:3301"
+        );
+        assert_eq!(
+            display_uri("replicator@localhost:3301"),
+            "replicator@localhost:3301"
+        );
+        assert_eq!(display_uri("localhost:3301"), "localhost:3301");
+        assert_eq!(display_uri("3301"), "3301");
+        assert_eq!(display_uri("/tmp/a@b.sock"), "/tmp/a@b.sock");
+        assert_eq!(version_text(codec::APPLIER_VERSION), "1.6.9");
+    }
+
+    #[test]
+    fn auth_packet_carries_the_scramble() {
+        let salt = [7u8; 32];
+        let scramble = crate::r#box::user::scramble("secret", &salt);
+        let mut out = Vec::new();
+        encode_auth(&mut out, 4, "replicator", &scramble);
+        let (header, body) = unframe(&out);
+        assert_eq!((header.kind, header.sync), (request_type::AUTH, 4));
+        let (user, sent) = auth_fields(body);
+        assert_eq!(user, "replicator");
+        assert_eq!(sent, scramble.to_vec());
+    }
+
+    // }}}
+
+    // {{{ a fake master
+
+    fn unframe(packet: &[u8]) -> (Header, &[u8]) {
+        let Frame::Complete { start, end } = xrow::next_frame(packet, usize::MAX) else {
+            panic!("not one packet");
+        };
+        assert_eq!(end, packet.len());
+        xrow::decode_header(&packet[start..end]).unwrap()
+    }
+
+    /// The user name and the scramble of an AUTH body.
+    fn auth_fields(body: &[u8]) -> (String, Vec<u8>) {
+        let decoded = xrow::decode_body(body).unwrap();
+        let user = String::from_utf8(decoded.user_name.unwrap().to_vec()).unwrap();
+        let mut tuple = decoded.tuple.unwrap();
+        assert_eq!(rmp::decode::read_array_len(&mut tuple).unwrap(), 2);
+        let mut mechanism = [0u8; 16];
+        assert_eq!(
+            rmp::decode::read_str(&mut tuple, &mut mechanism).unwrap(),
+            "chap-sha1"
+        );
+        let len = rmp::decode::read_bin_len(&mut tuple).unwrap() as usize;
+        (user, tuple[..len].to_vec())
+    }
+
+    /// One accepted replica connection, seen from the master.
+    struct Upstream {
+        stream: TcpStream,
+        salt: [u8; 32],
+    }
+
+    impl Upstream {
+        fn accept(listener: &TcpListener, salt_byte: u8) -> Upstream {
+            listener.set_nonblocking(true).unwrap();
+            let deadline = Instant::now() + WAIT;
+            let stream = loop {
+                match listener.accept() {
+                    Ok((stream, _)) => break stream,
+                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                        assert!(Instant::now() < deadline, "no connection");
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    Err(err) => panic!("accept: {err}"),
+                }
+            };
+            stream.set_nonblocking(false).unwrap();
+            stream.set_read_timeout(Some(WAIT)).unwrap();
+            let salt = [salt_byte; 32];
+            let mut upstream = Upstream { stream, salt };
+            upstream.write(&xrow::greeting(MASTER_UUID, &salt));
+            upstream
+        }
+
+        fn write(&mut self, bytes: &[u8]) {
+            self.stream.write_all(bytes).unwrap();
+        }
+
+        fn read_packet(&mut self) -> (Header, Vec<u8>) {
+            let mut prefix = [0u8; 5];
+            self.stream.read_exact(&mut prefix).unwrap();
+            assert_eq!(prefix[0], 0xce);
+            let len = u32::from_be_bytes(prefix[1..].try_into().unwrap()) as usize;
+            let mut packet = vec![0u8; len];
+            self.stream.read_exact(&mut packet).unwrap();
+            let (header, body) = xrow::decode_header(&packet).unwrap();
+            (header, body.to_vec())
+        }
+
+        /// Read AUTH, check the scramble against PASSWORD, answer OK.
+        fn expect_auth(&mut self) {
+            let (header, body) = self.read_packet();
+            assert_eq!(header.kind, request_type::AUTH);
+            let (user, scramble) = auth_fields(&body);
+            assert_eq!(user, "replicator");
+            let hash2 = crate::r#box::user::password_hash2(PASSWORD);
+            assert!(scramble_ok(&hash2, &self.salt[..20], &scramble));
+            let mut ok = Vec::new();
+            xrow::write_ok_reply(&mut ok, header.sync, 1);
+            self.write(&ok);
+        }
+
+        /// Read SUBSCRIBE, check it, answer OK {vclock} from server id 1.
+        fn expect_subscribe(&mut self, local: &Vclock, remote: &Vclock) {
+            let (header, body) = self.read_packet();
+            assert_eq!(header.kind, request_type::SUBSCRIBE);
+            let request = codec::decode_subscribe(&body).unwrap();
+            let expected = SubscribeRequest {
+                cluster_uuid: CLUSTER_UUID.to_string(),
+                instance_uuid: REPLICA_UUID.to_string(),
+                vclock: local.clone(),
+                version: Some(codec::APPLIER_VERSION),
+            };
+            assert_eq!(request, expected);
+            let mut ok = Vec::new();
+            codec::encode_ok_vclock(&mut ok, header.sync, 1, remote);
+            self.write(&ok);
+        }
+    }
+
+    /// The server side of chap-sha1 (PROTOCOL.md §3), written out to check the client's.
+    fn scramble_ok(hash2: &[u8; 20], salt: &[u8], scramble: &[u8]) -> bool {
+        use sha1::{Digest, Sha1};
+        let mut hasher = Sha1::new();
+        hasher.update(salt);
+        hasher.update(hash2);
+        let mask: [u8; 20] = hasher.finalize().into();
+        let hash1: Vec<u8> = mask.iter().zip(scramble).map(|(m, s)| m ^ s).collect();
+        scramble.len() == 20 && Sha1::digest(&hash1)[..] == hash2[..]
+    }
+
+    // }}}
+
+    // {{{ the TX side
+
+    /// TX as the applier sees it: the message channel and the command sender.
+    struct Tx {
+        messages: Receiver<ApplierMsg>,
+        commands: Sender<ApplierCmd>,
+        handle: Option<std::thread::JoinHandle<()>>,
+    }
+
+    fn start(uri: String, join_as: Option<&str>, timeout: Duration) -> Tx {
+        let (to_tx, messages) = channel::bounded(64);
+        let (commands, from_tx) = channel::bounded(16);
+        let config = ApplierConfig {
+            id: 7,
+            uri,
+            join_as: join_as.map(str::to_string),
+            timeout,
+            connect_timeout: Duration::from_secs(5),
+        };
+        let handle = spawn(config, move |msg| to_tx.send(msg).is_ok(), from_tx).unwrap();
+        Tx {
+            messages,
+            commands,
+            handle: Some(handle),
+        }
+    }
+
+    impl Tx {
+        /// The next message; State messages must never show the password.
+        fn next(&self) -> ApplierMsg {
+            let msg = self.messages.recv_timeout(WAIT).expect("a message in time");
+            if let ApplierMsg::State {
+                message: Some(message),
+                ..
+            } = &msg
+            {
+                assert!(!message.contains(PASSWORD), "{message}");
+            }
+            msg
+        }
+
+        fn expect_state(&self, expected: ApplierState) -> Option<String> {
+            match self.next() {
+                ApplierMsg::State {
+                    applier: 7,
+                    state,
+                    message,
+                } if state == expected => message,
+                other => panic!("expected state {expected:?}, got {other:?}"),
+            }
+        }
+
+        fn expect_greeted(&self) {
+            match self.next() {
+                ApplierMsg::Greeted {
+                    master_uuid,
+                    version,
+                    peer,
+                    ..
+                } => {
+                    assert_eq!(master_uuid, MASTER_UUID);
+                    assert_eq!(version, crate::constants::TARANTOOL_VERSION);
+                    assert!(peer.starts_with("127.0.0.1:"), "{peer}");
+                }
+                other => panic!("expected Greeted, got {other:?}"),
+            }
+        }
+
+        /// Connect, Greeted, Auth, Connected (the URI has a user).
+        fn expect_login(&self) {
+            self.expect_state(ApplierState::Connect);
+            self.expect_greeted();
+            self.expect_state(ApplierState::Auth);
+            self.expect_state(ApplierState::Connected);
+        }
+
+        fn expect_want_subscribe(&self) {
+            let msg = self.next();
+            assert!(
+                matches!(msg, ApplierMsg::WantSubscribe { applier: 7 }),
+                "{msg:?}"
+            );
+        }
+
+        fn subscribe(&self, vclock: &Vclock) {
+            let command = ApplierCmd::Subscribe {
+                cluster_uuid: CLUSTER_UUID.to_string(),
+                instance_uuid: REPLICA_UUID.to_string(),
+                vclock: vclock.clone(),
+            };
+            self.commands.send(command).unwrap();
+        }
+
+        fn expect_subscribed(&self, remote: &Vclock) {
+            match self.next() {
+                ApplierMsg::Subscribed {
+                    master_id, vclock, ..
+                } => assert_eq!((master_id, &vclock), (1, remote)),
+                other => panic!("expected Subscribed, got {other:?}"),
+            }
+            self.expect_state(ApplierState::Follow);
+        }
+
+        /// Collect `count` rows of the given kind of message.
+        fn expect_rows(&self, count: usize, join: bool) -> Vec<Vec<u8>> {
+            let mut rows = Vec::new();
+            while rows.len() < count {
+                match (self.next(), join) {
+                    (ApplierMsg::JoinRows { rows: batch, .. }, true)
+                    | (ApplierMsg::Rows { rows: batch, .. }, false) => {
+                        rows.extend(batch.iter().map(<[u8]>::to_vec));
+                    }
+                    (other, _) => panic!("expected rows, got {other:?}"),
+                }
+            }
+            assert_eq!(rows.len(), count);
+            rows
+        }
+
+        /// The thread ends with Exited, within `within`.
+        fn expect_exit(&mut self, within: Duration) {
+            let started = Instant::now();
+            loop {
+                match self.messages.recv_timeout(WAIT) {
+                    Ok(ApplierMsg::Exited { applier: 7 }) => break,
+                    Ok(ApplierMsg::State { .. }) => continue,
+                    other => panic!("expected Exited, got {other:?}"),
+                }
+            }
+            assert!(started.elapsed() < within, "took {:?}", started.elapsed());
+            self.handle.take().unwrap().join().unwrap();
+        }
+    }
+
+    fn listen() -> (TcpListener, u16) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        (listener, port)
+    }
+
+    fn uri_with_password(port: u16) -> String {
+        format!("replicator:{PASSWORD}@127.0.0.1:{port}")
+    }
+
+    // }}}
+
+    #[test]
+    fn join_subscribe_follow_ack_and_reconnect() {
+        let (listener, port) = listen();
+        let mut tx = start(
+            uri_with_password(port),
+            Some(REPLICA_UUID),
+            Duration::from_secs(1),
+        );
+        let mut master = Upstream::accept(&listener, 1);
+        master.expect_auth();
+        tx.expect_login();
+        tx.expect_state(ApplierState::Bootstrap);
+
+        // JOIN: the read view's rows, then OK {vclock}.
+        let (header, body) = master.read_packet();
+        assert_eq!(header.kind, request_type::JOIN);
+        assert_eq!(codec::decode_join(&body).unwrap(), REPLICA_UUID);
+        let mut expected = Vec::new();
+        for lsn in 1..=50 {
+            let (packet, row) = row_packet(0, lsn, header.sync);
+            master.write(&packet);
+            expected.push(row);
+        }
+        let join_vclock = vclock(&[(1, 6)]);
+        let mut ok = Vec::new();
+        codec::encode_ok_vclock(&mut ok, header.sync, 1, &join_vclock);
+        master.write(&ok);
+        assert_eq!(tx.expect_rows(50, true), expected);
+        match tx.next() {
+            ApplierMsg::Joined { vclock, .. } => assert_eq!(vclock, join_vclock),
+            other => panic!("expected Joined, got {other:?}"),
+        }
+
+        // SUBSCRIBE on the same socket, from TX's vclock.
+        tx.expect_want_subscribe();
+        tx.subscribe(&join_vclock);
+        let remote = vclock(&[(1, 8)]);
+        master.expect_subscribe(&join_vclock, &remote);
+        tx.expect_subscribed(&remote);
+
+        // Follow: rows, a heartbeat, an ack back.
+        let mut expected = Vec::new();
+        for lsn in 7..=8 {
+            let (packet, row) = row_packet(1, lsn, 0);
+            master.write(&packet);
+            expected.push(row);
+        }
+        let mut heartbeat = Vec::new();
+        codec::encode_heartbeat(&mut heartbeat, 1, 1234.5);
+        master.write(&heartbeat);
+        assert_eq!(tx.expect_rows(2, false), expected);
+        match tx.next() {
+            ApplierMsg::Heartbeat { timestamp, .. } => assert_eq!(timestamp, 1234.5),
+            other => panic!("expected Heartbeat, got {other:?}"),
+        }
+        tx.commands.send(ApplierCmd::Ack(remote.clone())).unwrap();
+        let (header, body) = master.read_packet();
+        assert_eq!((header.kind, header.sync, header.server_id), (0, 0, 0));
+        assert_eq!(
+            codec::decode_ok_vclock(&body).unwrap(),
+            Some(remote.clone())
+        );
+
+        // The master goes away: Disconnected, a reconnect, and no second JOIN.
+        drop(master);
+        let message = tx.expect_state(ApplierState::Disconnected).unwrap();
+        assert!(message.contains("EOF"), "{message}");
+        let mut master = Upstream::accept(&listener, 2);
+        master.expect_auth();
+        tx.expect_login();
+        tx.expect_want_subscribe();
+        tx.subscribe(&remote);
+        master.expect_subscribe(&remote, &remote);
+        tx.expect_subscribed(&remote);
+
+        tx.commands.send(ApplierCmd::Stop).unwrap();
+        tx.expect_exit(WAIT);
+    }
+
+    #[test]
+    fn an_auth_error_stops_the_applier() {
+        let (listener, port) = listen();
+        let mut tx = start(uri_with_password(port), None, Duration::from_secs(1));
+        let mut master = Upstream::accept(&listener, 3);
+        let (header, _) = master.read_packet();
+        assert_eq!(header.kind, request_type::AUTH);
+        let text = "Incorrect password supplied for user 'replicator'";
+        master.write(&error_packet(header.sync, ErrCode::PASSWORD_MISMATCH, text));
+        tx.expect_state(ApplierState::Connect);
+        tx.expect_greeted();
+        tx.expect_state(ApplierState::Auth);
+        assert_eq!(
+            tx.expect_state(ApplierState::Stopped).as_deref(),
+            Some(text)
+        );
+        tx.expect_exit(WAIT);
+    }
+
+    #[test]
+    fn a_join_error_stops_and_a_broken_join_starts_over() {
+        let (listener, port) = listen();
+        let mut tx = start(
+            format!("127.0.0.1:{port}"),
+            Some(REPLICA_UUID),
+            Duration::from_secs(1),
+        );
+        // The first JOIN breaks after a row: it is done again from the start.
+        let mut master = Upstream::accept(&listener, 4);
+        let (header, _) = master.read_packet();
+        assert_eq!(header.kind, request_type::JOIN);
+        master.write(&row_packet(0, 1, header.sync).0);
+        drop(master);
+        tx.expect_state(ApplierState::Connect);
+        tx.expect_greeted();
+        tx.expect_state(ApplierState::Connected);
+        tx.expect_state(ApplierState::Bootstrap);
+        tx.expect_rows(1, true);
+        tx.expect_state(ApplierState::Disconnected);
+
+        let mut master = Upstream::accept(&listener, 5);
+        let (header, _) = master.read_packet();
+        assert_eq!(header.kind, request_type::JOIN);
+        let text = "Read access on universe is denied for user 'guest'";
+        master.write(&error_packet(header.sync, ErrCode::ACCESS_DENIED, text));
+        tx.expect_state(ApplierState::Connect);
+        tx.expect_greeted();
+        tx.expect_state(ApplierState::Connected);
+        tx.expect_state(ApplierState::Bootstrap);
+        assert_eq!(
+            tx.expect_state(ApplierState::Stopped).as_deref(),
+            Some(text)
+        );
+        tx.expect_exit(WAIT);
+    }
+
+    #[test]
+    fn stop_is_prompt_while_waiting() {
+        let prompt = Duration::from_millis(900);
+        // Waiting for a greeting that never comes.
+        let (listener, port) = listen();
+        let mut tx = start(uri_with_password(port), None, Duration::from_secs(1));
+        tx.expect_state(ApplierState::Connect);
+        tx.commands.send(ApplierCmd::Stop).unwrap();
+        tx.expect_exit(prompt);
+        drop(listener);
+
+        // Waiting to reconnect: nobody listens.
+        let (listener, port) = listen();
+        drop(listener);
+        let mut tx = start(uri_with_password(port), None, Duration::from_secs(1));
+        tx.expect_state(ApplierState::Connect);
+        let message = tx.expect_state(ApplierState::Disconnected).unwrap();
+        assert!(message.contains("refused"), "{message}");
+        tx.commands.send(ApplierCmd::Stop).unwrap();
+        tx.expect_exit(prompt);
+
+        // Waiting for TX's Subscribe, then following a silent 1.6 master.
+        for follow in [false, true] {
+            let (listener, port) = listen();
+            let mut tx = start(format!("127.0.0.1:{port}"), None, Duration::from_millis(50));
+            let mut master = Upstream::accept(&listener, 6);
+            tx.expect_state(ApplierState::Connect);
+            tx.expect_greeted();
+            tx.expect_state(ApplierState::Connected);
+            tx.expect_want_subscribe();
+            if follow {
+                tx.subscribe(&Vclock::new());
+                master.expect_subscribe(&Vclock::new(), &vclock(&[(1, 1)]));
+                tx.expect_subscribed(&vclock(&[(1, 1)]));
+            }
+            tx.commands.send(ApplierCmd::Stop).unwrap();
+            tx.expect_exit(prompt);
+        }
+    }
+
+    #[test]
+    fn silence_after_a_heartbeat_is_a_dead_link_and_fail_stops() {
+        let (listener, port) = listen();
+        let mut tx = start(format!("127.0.0.1:{port}"), None, Duration::from_millis(50));
+        let mut master = Upstream::accept(&listener, 7);
+        tx.expect_state(ApplierState::Connect);
+        tx.expect_greeted();
+        tx.expect_state(ApplierState::Connected);
+        tx.expect_want_subscribe();
+        tx.subscribe(&Vclock::new());
+        master.expect_subscribe(&Vclock::new(), &Vclock::new());
+        tx.expect_subscribed(&Vclock::new());
+        let mut heartbeat = Vec::new();
+        codec::encode_heartbeat(&mut heartbeat, 1, 1.0);
+        master.write(&heartbeat);
+        assert!(matches!(tx.next(), ApplierMsg::Heartbeat { .. }));
+        // The socket stays open, but nothing comes for 4 × 50 ms.
+        let message = tx.expect_state(ApplierState::Disconnected).unwrap();
+        assert!(message.contains("timed out"), "{message}");
+
+        let mut master = Upstream::accept(&listener, 8);
+        tx.expect_state(ApplierState::Connect);
+        tx.expect_greeted();
+        tx.expect_state(ApplierState::Connected);
+        tx.expect_want_subscribe();
+        tx.subscribe(&Vclock::new());
+        master.expect_subscribe(&Vclock::new(), &Vclock::new());
+        tx.expect_subscribed(&Vclock::new());
+        let conflict = BoxError::with_message(ErrCode::TUPLE_FOUND, "Duplicate key exists");
+        tx.commands.send(ApplierCmd::Fail(conflict)).unwrap();
+        let message = tx.expect_state(ApplierState::Stopped);
+        assert_eq!(message.as_deref(), Some("Duplicate key exists"));
+        tx.expect_exit(WAIT);
+    }
+
+    #[test]
+    fn tx_gone_ends_the_thread() {
+        let (listener, port) = listen();
+        let tx = start(format!("127.0.0.1:{port}"), None, Duration::from_secs(1));
+        let _master = Upstream::accept(&listener, 9);
+        tx.expect_state(ApplierState::Connect);
+        // TX drops its inbox but not the command sender: `to_tx` returning false ends it.
+        let Tx {
+            messages,
+            commands: _commands,
+            handle,
+        } = tx;
+        let handle = handle.unwrap();
+        drop(messages);
+        let deadline = Instant::now() + WAIT;
+        while !handle.is_finished() {
+            assert!(Instant::now() < deadline, "the thread outlived TX");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        handle.join().unwrap();
+    }
+}
