@@ -50,6 +50,7 @@ pub enum Control {
     /// OK with a body: an AUTH reply, the end of a JOIN or the answer to SUBSCRIBE.
     /// `vclock` is the body's VCLOCK, if it has a valid one.
     Ok {
+        /// The header's SERVER_ID: the master's id in a SUBSCRIBE answer.
         server_id: u32,
         vclock: Option<Vclock>,
     },
@@ -66,7 +67,9 @@ pub enum Control {
 /// (which came after them).
 #[derive(Debug, Default, PartialEq)]
 pub struct Batch {
+    /// Rows (header map + body map, as received), for TX.
     pub rows: Rows,
+    /// The packet that ended the batch, if one did (else the input or the cap ended it).
     pub control: Option<Control>,
 }
 
@@ -199,7 +202,9 @@ pub fn encode_auth(out: &mut Vec<u8>, sync: u64, user: &str, scramble: &[u8; 20]
 
 /// The upstream socket, TCP or unix.
 enum Stream {
+    /// A `host:port` source.
     Tcp(TcpStream),
+    /// A `/path` or `unix/:path` source.
     Unix(UnixStream),
 }
 
@@ -249,6 +254,7 @@ impl Write for Stream {
 /// One connection to the master.
 struct Conn {
     stream: Stream,
+    /// What was read and not yet handed on.
     reader: RowReader,
     /// The master's address, for messages.
     peer: String,
@@ -283,13 +289,17 @@ fn network(message: String) -> End {
 
 /// The applier thread's state.
 struct Applier<F> {
+    /// As TX gave it; `config.uri` holds the password, so it is never printed.
     config: ApplierConfig,
     /// The URI without the password.
     name: String,
     /// Login and password of the URI, for AUTH only.
     credentials: Option<(String, String)>,
+    /// Hands a message to TX; false when TX is gone.
     to_tx: F,
+    /// TX's commands: checked between reads, waited on for Subscribe and the retry delay.
     commands: Receiver<ApplierCmd>,
+    /// The last state reported to TX (acks are written only in Follow).
     state: ApplierState,
     /// The JOIN completed (Joined was sent): reconnects only subscribe.
     joined: bool,
@@ -1101,6 +1111,23 @@ mod tests {
             self.write(&ok);
         }
 
+        /// Read JOIN, send `count` rows and OK {vclock}; returns the rows TX must get.
+        fn serve_join(&mut self, count: u64, vclock: &Vclock) -> Vec<Vec<u8>> {
+            let (header, body) = self.read_packet();
+            assert_eq!(header.kind, request_type::JOIN);
+            assert_eq!(codec::decode_join(&body).unwrap(), REPLICA_UUID);
+            let mut rows = Vec::new();
+            for lsn in 1..=count {
+                let (packet, row) = row_packet(0, lsn, header.sync);
+                self.write(&packet);
+                rows.push(row);
+            }
+            let mut ok = Vec::new();
+            codec::encode_ok_vclock(&mut ok, header.sync, 1, vclock);
+            self.write(&ok);
+            rows
+        }
+
         /// Read SUBSCRIBE, check it, answer OK {vclock} from server id 1.
         fn expect_subscribe(&mut self, local: &Vclock, remote: &Vclock) {
             let (header, body) = self.read_packet();
@@ -1292,19 +1319,8 @@ mod tests {
         tx.expect_state(ApplierState::Bootstrap);
 
         // JOIN: the read view's rows, then OK {vclock}.
-        let (header, body) = master.read_packet();
-        assert_eq!(header.kind, request_type::JOIN);
-        assert_eq!(codec::decode_join(&body).unwrap(), REPLICA_UUID);
-        let mut expected = Vec::new();
-        for lsn in 1..=50 {
-            let (packet, row) = row_packet(0, lsn, header.sync);
-            master.write(&packet);
-            expected.push(row);
-        }
         let join_vclock = vclock(&[(1, 6)]);
-        let mut ok = Vec::new();
-        codec::encode_ok_vclock(&mut ok, header.sync, 1, &join_vclock);
-        master.write(&ok);
+        let expected = master.serve_join(50, &join_vclock);
         assert_eq!(tx.expect_rows(50, true), expected);
         match tx.next() {
             ApplierMsg::Joined { vclock, .. } => assert_eq!(vclock, join_vclock),
