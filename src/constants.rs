@@ -115,3 +115,29 @@ pub const IPROTO_OUTPUT_SIZE_MAX: usize = 4 * 1024 * 1024;
 /// Requests of one iproto connection run per loop turn before the loop serves the others:
 /// a client pipelining thousands of requests cannot starve the rest.
 pub const IPROTO_REQUESTS_PER_TURN_MAX: usize = 256;
+
+/// Rows an applier hands TX in one message. TX applies a message's rows as one batch, so this
+/// bounds TX's work per message; with the bounded TX inbox it makes a fast master wait for a
+/// slow replica instead of filling the replica's memory.
+pub const APPLIER_BATCH_ROWS_MAX: usize = 1024;
+
+/// Bytes of rows an applier hands TX in one message, for the same reason as
+/// [`APPLIER_BATCH_ROWS_MAX`] when rows are big (one row bigger than this still goes alone).
+pub const APPLIER_BATCH_SIZE_MAX: usize = 1024 * 1024;
+
+/// Bytes an applier asks for in one read of its socket: one read is at most one batch of
+/// rows in flight to TX, and the buffer holds at most this plus one partial packet.
+pub const APPLIER_READ_SIZE: usize = 64 * 1024;
+
+/// An applier's socket read timeout, and how often it polls a pending connect: between two
+/// ticks it looks at TX's commands, so Stop and acks wait at most this long.
+pub const APPLIER_READ_TICK: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// How long an applier waits before it reconnects after a network error: Tarantool's fixed
+/// "will retry every 1.00 second".
+pub const APPLIER_RECONNECT_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Heartbeat periods (`replication_timeout`) of silence after which an applier that has seen
+/// a heartbeat on the connection calls the link dead, as 1.7+ does (a 1.6 master sends no
+/// heartbeats, so there silence is normal and never counted).
+pub const APPLIER_DEAD_LINK_TIMEOUTS: u32 = 4;
