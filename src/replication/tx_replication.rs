@@ -33,6 +33,7 @@ use crate::wal::journal::Waiter;
 use crate::wal::vclock::Vclock;
 use crate::wal::writer::WalMsg;
 
+use super::applier::display_uri;
 use super::codec;
 use super::{
     ApplierCmd, ApplierConfig, ApplierMsg, ApplierState, RelayCmd, RelayConfig, RelayMsg,
@@ -96,6 +97,9 @@ pub struct Replication {
     relays: HashMap<u64, Relay>,
     appliers: BTreeMap<u64, Applier>,
     bootstrap: Option<Bootstrap>,
+    /// Where each registered replica was last seen (kept after its relay ends, for the
+    /// removal of old xlogs; since this process started).
+    replica_vclocks: BTreeMap<u32, Vclock>,
 }
 
 impl Replication {
@@ -256,6 +260,12 @@ fn start_relay(
         RelayStart::Join { .. } => (None, false, Vclock::new()),
     };
     let id = tx.replication.borrow_mut().take_id();
+    if let Some(replica_id) = replica_id {
+        tx.replication
+            .borrow_mut()
+            .replica_vclocks
+            .insert(replica_id, sent.clone());
+    }
     let config = RelayConfig {
         id,
         stream,
@@ -316,12 +326,18 @@ pub fn on_relay_msg(tx: &Tx, msg: RelayMsg) {
             request,
         } => subscribe_after_join(tx, relay, sync, &request),
         RelayMsg::Progress { relay, sent, acked } => {
-            if let Some(entry) = tx.replication.borrow_mut().relays.get_mut(&relay) {
-                entry.sent = sent;
-                if acked.is_some() {
-                    entry.acked = acked;
-                }
-                entry.last_seen = Instant::now();
+            let mut replication = tx.replication.borrow_mut();
+            let Some(entry) = replication.relays.get_mut(&relay) else {
+                return;
+            };
+            entry.sent = sent;
+            if acked.is_some() {
+                entry.acked = acked;
+            }
+            entry.last_seen = Instant::now();
+            let position = entry.acked.clone().unwrap_or_else(|| entry.sent.clone());
+            if let Some(id) = entry.replica_id {
+                replication.replica_vclocks.insert(id, position);
             }
         }
         RelayMsg::Exited { relay, error } => {
@@ -428,6 +444,10 @@ fn subscribe_after_join(tx: &Tx, relay: u64, sync: u64, request: &SubscribeReque
             entry.following = true;
             entry.sent = start.vclock.clone();
         }
+        tx.replication
+            .borrow_mut()
+            .replica_vclocks
+            .insert(start.replica_id, start.vclock.clone());
     }
     send_relay(
         tx,
@@ -516,17 +536,6 @@ fn fail_bootstrap(tx: &Tx, applier: u64, err: BoxError) {
     };
     if failed {
         wake_bootstrap(tx);
-    }
-}
-
-/// The URI without its password, for logs and `box.info`.
-pub fn display_uri(uri: &str) -> String {
-    match uri.rsplit_once('@') {
-        Some((login, address)) => {
-            let user = login.split(':').next().unwrap_or(login);
-            format!("{user}@{address}")
-        }
-        None => uri.to_string(),
     }
 }
 
@@ -666,6 +675,9 @@ fn on_state(tx: &Tx, applier: u64, state: ApplierState, message: Option<String>)
         entry.state = state;
         entry.message = message.clone();
     }
+    if state == ApplierState::Bootstrap {
+        restart_join(tx, applier);
+    }
     if state == ApplierState::Stopped {
         let message = message.unwrap_or_else(|| "replication stopped".to_string());
         fail_bootstrap(
@@ -673,6 +685,26 @@ fn on_state(tx: &Tx, applier: u64, state: ApplierState, message: Option<String>)
             applier,
             BoxError::with_message(ErrCode::UNKNOWN, message),
         );
+    }
+}
+
+/// A JOIN (re)starts: whatever an interrupted attempt loaded is dropped.
+fn restart_join(tx: &Tx, applier: u64) {
+    let joining = tx
+        .replication
+        .borrow()
+        .bootstrap
+        .as_ref()
+        .is_some_and(|bootstrap| bootstrap.applier == applier && !bootstrap.joined);
+    if !joining {
+        return;
+    }
+    let mut db = tx.db.borrow_mut();
+    if let Some(current) = db.as_ref() {
+        let mut fresh = crate::r#box::db::Db::new(&current.instance_uuid);
+        fresh.limits = current.limits.clone();
+        fresh.read_only = current.read_only;
+        *db = Some(fresh);
     }
 }
 
@@ -911,14 +943,21 @@ pub fn downstreams(tx: &Tx) -> Vec<DownstreamInfo> {
         .collect()
 }
 
-/// The oldest vclock a following replica still needs (old xlogs after it are kept).
+/// The oldest vclock a registered replica still needs (old xlogs after it are kept): where
+/// each replica that subscribed since start-up was last, if it is still in `_cluster`.
 pub fn replicas_keep(tx: &Tx) -> Option<Vclock> {
+    let registered: Vec<u32> = tx
+        .db
+        .borrow()
+        .as_ref()
+        .map(|db| db.cluster.keys().copied().collect())
+        .unwrap_or_default();
     let replication = tx.replication.borrow();
     replication
-        .relays
-        .values()
-        .filter(|relay| relay.following)
-        .map(|relay| relay.acked.clone().unwrap_or_else(|| relay.sent.clone()))
+        .replica_vclocks
+        .iter()
+        .filter(|(id, _)| registered.contains(id))
+        .map(|(_, vclock)| vclock.clone())
         .min_by_key(Vclock::signature)
 }
 
@@ -927,15 +966,6 @@ pub fn replicas_keep(tx: &Tx) -> Option<Vclock> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn passwords_stay_out_of_sight() {
-        assert_eq!(
-            display_uri("replicator:password@localhost:3301"),
-            "replicator@localhost:3301"
-        );
-        assert_eq!(display_uri("localhost:3301"), "localhost:3301");
-    }
 
     #[test]
     fn own_listen_is_not_a_source() {
