@@ -1,1 +1,881 @@
-//! The relay thread: one per replica, on the master (see `mod.rs`).
+//! The relay thread: one per replica, on the master (PROTOCOL.md §7.2, §7.3, §7.5).
+//!
+//! Runs on its own thread, `relay/<peer>`, which owns the replica's socket (blocking, with a
+//! write timeout) and an [`XlogCursor`] over `wal_dir`; a small reader thread,
+//! `relay/<peer>/ack`, owns a clone of the socket for reading only. TX talks to the relay
+//! with [`RelayCmd`]s and hears from it through the `to_tx` callback ([`RelayMsg`]).
+//!
+//! ```text
+//!   JOIN:       view rows (sync, lsn 1..N) ─▶ JoinSent ─▶ wait JoinDone ─▶ OK {vclock}
+//!               ─▶ read SUBSCRIBE ─▶ SubscribeRequest ─▶ wait Subscribe(Ok) ─┐
+//!   SUBSCRIBE:  ─────────────────────────────────────────────────────────────┴▶ OK {vclock}
+//!               ─▶ follow: cursor.read ─▶ write ─▶ caught up? select! { WAL poke,
+//!                  replica ack/EOF (reader thread), TX Stop, timeout: heartbeat, rescan }
+//!   always:     Exited { error }
+//! ```
+//!
+//! The cursor and the row filter are pure over the files (no sockets) and unit-tested; the
+//! thread body only moves bytes between them, the socket and the channels.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam::channel::{Receiver, Sender};
+
+use crate::constants::{
+    RELAY_ACK_QUEUE_CAPACITY, RELAY_POLL_INTERVAL, RELAY_PROGRESS_INTERVAL, RELAY_REQUEST_SIZE_MAX,
+    RELAY_SUBSCRIBE_WAIT_MAX, RELAY_WRITE_CHUNK_SIZE, RELAY_WRITE_TIMEOUT, VCLOCK_MAX,
+};
+use crate::error::{BoxError, ErrCode};
+use crate::proto::iproto_constants::{key, request_type};
+use crate::proto::xrow::{self, Frame};
+use crate::wal::snapshot::SpaceView;
+use crate::wal::vclock::Vclock;
+use crate::wal::xdir;
+use crate::wal::xlog::{FileKind, ReadError, XlogReader, read_meta};
+
+use super::codec;
+use super::{RelayCmd, RelayConfig, RelayMsg, RelayStart, SubscribeStart};
+
+// {{{ row filter and file choice (pure)
+
+/// What the relay does with one xlog row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// New to the replica: send it.
+    Send,
+    /// The replica has it (at or below its vclock) or wrote it itself: pass over it.
+    Skip,
+}
+
+/// Decide on row `(origin, lsn)` for the subscriber `replica_id`, advancing `sent` past
+/// every new row, sent or not (PROTOCOL.md §7.3): rows at or below `sent[origin]` are old,
+/// and the subscriber's own rows are never sent back (the master-master loop breaker).
+/// An origin or LSN no vclock can hold is a damaged row.
+pub fn filter_row(
+    sent: &mut Vclock,
+    replica_id: u32,
+    origin: u32,
+    lsn: u64,
+) -> Result<Verdict, BoxError> {
+    let lsn_signed = i64::try_from(lsn).ok();
+    let (Some(lsn_signed), true) = (lsn_signed, (origin as usize) < VCLOCK_MAX) else {
+        return Err(BoxError::with_message(
+            ErrCode::INVALID_XLOG,
+            format!("row of server {origin} with LSN {lsn}"),
+        ));
+    };
+    if lsn_signed <= sent.get(origin) {
+        return Ok(Verdict::Skip);
+    }
+    sent.set(origin, lsn_signed);
+    if origin == replica_id {
+        return Ok(Verdict::Skip);
+    }
+    Ok(Verdict::Send)
+}
+
+/// Whether a file starting at `start` lacks rows a reader at `from` still needs: some
+/// component of `start` is above `from`'s. An absent component of `from` counts as 0 here,
+/// not −1: LSNs start at 1, so a file that starts with a server at LSN 0 (registered, no
+/// rows yet) misses nothing of it. That is why this is not `Vclock::compare`.
+pub fn misses_rows(start: &Vclock, from: &Vclock) -> bool {
+    start.iter().any(|(id, lsn)| lsn > from.get(id).max(0))
+}
+
+/// The file to start reading at `from` (files by signature ascending, each with its
+/// starting vclock where known): the newest that misses no rows of `from`, as 1.6 picks it.
+/// None when every known file starts after `from` (the caller reports the gap).
+pub fn first_file(vclocks: &[Option<Vclock>], from: &Vclock) -> Option<usize> {
+    vclocks.iter().rposition(|vclock| {
+        vclock
+            .as_ref()
+            .is_some_and(|vclock| !misses_rows(vclock, from))
+    })
+}
+
+/// The error for rows removed between `from` and the oldest file, which starts at `start`.
+fn gap_error(from: &Vclock, start: &Vclock) -> BoxError {
+    BoxError::with_message(
+        ErrCode::INVALID_XLOG,
+        format!(
+            "Missing .xlog file between LSN {} {} and {} {}",
+            from.signature(),
+            from.to_text(),
+            start.signature(),
+            start.to_text()
+        ),
+    )
+}
+
+fn read_error(path: &Path, err: ReadError) -> BoxError {
+    BoxError::with_message(ErrCode::INVALID_XLOG, xdir::describe(path, err))
+}
+
+fn dir_error(dir: &Path, err: &std::io::Error) -> BoxError {
+    BoxError::system(&format!("can't scan {}", dir.display()), err)
+}
+
+/// Frame one row of a JOIN's read view for the wire: header `{type: INSERT, sync, lsn}`
+/// (server id 0, omitted), body `{SPACE_ID: 0xce u32, TUPLE: tuple}` (PROTOCOL.md §7.2).
+pub fn encode_join_row(out: &mut Vec<u8>, sync: u64, lsn: u64, space_id: u32, tuple: &[u8]) {
+    let start = out.len();
+    out.extend_from_slice(&[0xce, 0, 0, 0, 0]);
+    rmp::encode::write_map_len(out, 3).expect("Vec write");
+    for (code, value) in [
+        (key::REQUEST_TYPE, u64::from(request_type::INSERT)),
+        (key::SYNC, sync),
+        (key::LSN, lsn),
+    ] {
+        rmp::encode::write_uint(out, u64::from(code)).expect("Vec write");
+        rmp::encode::write_uint(out, value).expect("Vec write");
+    }
+    out.extend_from_slice(&[0x82, key::SPACE_ID, 0xce]);
+    out.extend_from_slice(&space_id.to_be_bytes());
+    out.push(key::TUPLE);
+    out.extend_from_slice(tuple);
+    xrow::end_packet(out, start);
+}
+
+/// Consume the whole packets at the front of `buffer`, collecting the vclocks of acks
+/// (`OK {VCLOCK}`, 1.7+ replicas). Other packets are dropped, as 1.6 drops every byte a
+/// replica sends; a broken length prefix is an error (the stream can't be followed).
+pub fn decode_acks(buffer: &mut Vec<u8>, acks: &mut Vec<Vclock>) -> Result<(), String> {
+    let mut consumed = 0;
+    loop {
+        match xrow::next_frame(&buffer[consumed..], RELAY_REQUEST_SIZE_MAX) {
+            Frame::Incomplete { .. } => break,
+            Frame::Broken(reason) => return Err(reason),
+            Frame::Complete { start, end } => {
+                let packet = &buffer[consumed + start..consumed + end];
+                if let Ok((header, body)) = xrow::decode_header(packet)
+                    && header.kind == request_type::OK
+                    && let Ok(Some(vclock)) = codec::decode_ok_vclock(body)
+                {
+                    acks.push(vclock);
+                }
+                consumed += end;
+            }
+        }
+    }
+    buffer.drain(..consumed);
+    Ok(())
+}
+
+// }}}
+
+// {{{ xlog cursor
+
+/// What [`XlogCursor::read`] stopped at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CursorState {
+    /// The output reached its size: there may be more to read at once.
+    Full,
+    /// Every row written so far was read: wait for the WAL thread.
+    CaughtUp,
+}
+
+/// A reader of the xlogs of one directory from a vclock on, across rotations, that frames
+/// the rows a subscriber lacks for the wire. File I/O only: no sockets, no channels.
+///
+/// ```text
+///   wal_dir:  00..00.xlog (EOF) │ 00..05.xlog (EOF) │ 00..12.xlog (being written)
+///                               ▲ first: newest start ≤ from      ▲ end without EOF: wait,
+///                                 EOF marker: next by name          or re-read once and move
+///                                                                   on if a newer file exists
+/// ```
+pub struct XlogCursor {
+    /// Where the xlogs are.
+    dir: PathBuf,
+    /// The subscriber: its own rows are not sent back.
+    replica_id: u32,
+    /// The subscriber's vclock, advanced past every row read (sent or skipped).
+    sent: Vclock,
+    /// The file being read, if one is open.
+    reader: Option<XlogReader>,
+    /// The name (signature) of the file open or last read; None before the first.
+    signature: Option<i64>,
+    /// A newer file exists and this one was re-read once more: its end is final.
+    final_pass: bool,
+}
+
+impl XlogCursor {
+    /// A cursor for subscriber `replica_id` at vclock `from`; no file is opened yet.
+    pub fn new(dir: &Path, replica_id: u32, from: Vclock) -> XlogCursor {
+        XlogCursor {
+            dir: dir.to_path_buf(),
+            replica_id,
+            sent: from,
+            reader: None,
+            signature: None,
+            final_pass: false,
+        }
+    }
+
+    /// The subscriber's vclock after the rows read so far.
+    pub fn sent(&self) -> &Vclock {
+        &self.sent
+    }
+
+    /// The file being read, if one is open.
+    pub fn current(&self) -> Option<&Path> {
+        self.reader.as_ref().map(XlogReader::path)
+    }
+
+    /// Open the first file now, if there is one: a gap between the subscriber's vclock and
+    /// the oldest file is found here, before anything is sent.
+    pub fn open(&mut self) -> Result<(), BoxError> {
+        if self.reader.is_none() && self.signature.is_none() {
+            self.open_next()?;
+        }
+        Ok(())
+    }
+
+    /// Append the rows to send, framed for the wire, to `out` until it holds `size_max`
+    /// bytes or every row written so far is read. An error (a damaged row, a gap before the
+    /// first file, an unreadable directory) ends the subscription.
+    pub fn read(&mut self, out: &mut Vec<u8>, size_max: usize) -> Result<CursorState, BoxError> {
+        while out.len() < size_max {
+            if self.reader.is_none() && !self.open_next()? {
+                return Ok(CursorState::CaughtUp);
+            }
+            if !self.step(out)? {
+                return Ok(CursorState::CaughtUp);
+            }
+        }
+        Ok(CursorState::Full)
+    }
+
+    /// Read one row (sending it or passing over it) or handle the end of the file; false
+    /// when there is nothing more to read now.
+    fn step(&mut self, out: &mut Vec<u8>) -> Result<bool, BoxError> {
+        let reader = self.reader.as_mut().expect("a file is open");
+        match reader.next_row_ref() {
+            Ok(Some((offset, row))) => {
+                let result = pass_row(&mut self.sent, self.replica_id, row, out);
+                result.map_err(|err| {
+                    let path = reader.path().display();
+                    BoxError::with_message(
+                        ErrCode::INVALID_XLOG,
+                        format!("{path}: bad row at offset {offset}: {}", err.message),
+                    )
+                })?;
+                Ok(true)
+            }
+            Ok(None) => self.end_of_file(),
+            Err(err) => self.damaged(err),
+        }
+    }
+
+    /// Reading the open file stopped at damage. A row cut short at the end is one being
+    /// written (or a torn tail): an end; anything else is a damaged file.
+    fn damaged(&mut self, err: ReadError) -> Result<bool, BoxError> {
+        let reader = self.reader.as_ref().expect("a file is open");
+        if matches!(err, ReadError::Damaged { .. }) && reader.stopped_at_partial_row() {
+            return self.end_of_file();
+        }
+        Err(read_error(reader.path(), err))
+    }
+
+    /// At the end of the open file: move on if it is finished, else wait for more rows.
+    /// The WAL thread appends only to the newest file, so once a newer one exists the open
+    /// file gets no more rows: it is re-read once (rows may have landed since the last
+    /// read), then left even without its EOF marker (closing is done in the background).
+    fn end_of_file(&mut self) -> Result<bool, BoxError> {
+        let reader = self.reader.as_mut().expect("a file is open");
+        if reader.is_complete() {
+            self.reader = None;
+            return Ok(true);
+        }
+        if self.final_pass {
+            crate::verbose!("file `{}' wasn't correctly closed", reader.path().display());
+            self.reader = None;
+            return Ok(true);
+        }
+        reader.resume();
+        if self.newer_file_exists()? {
+            self.final_pass = true;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    fn newer_file_exists(&self) -> Result<bool, BoxError> {
+        let files = xdir::scan(&self.dir, FileKind::Xlog).map_err(|e| dir_error(&self.dir, &e))?;
+        let current = self.signature.unwrap_or(i64::MIN);
+        Ok(files
+            .last()
+            .is_some_and(|(signature, _)| *signature > current))
+    }
+
+    /// Open the next file: the first one chosen by vclock, then the next by name. False
+    /// when there is none yet, or the newest file's header is still being written.
+    fn open_next(&mut self) -> Result<bool, BoxError> {
+        let files = xdir::scan(&self.dir, FileKind::Xlog).map_err(|e| dir_error(&self.dir, &e))?;
+        let chosen = match self.signature {
+            None => self.choose_first(&files)?,
+            Some(current) => files.iter().position(|(signature, _)| *signature > current),
+        };
+        let Some(index) = chosen else {
+            return Ok(false);
+        };
+        let (signature, path) = &files[index];
+        let reader = match xdir::open_checked(path, FileKind::Xlog) {
+            Ok(reader) => reader,
+            Err(ReadError::Damaged { .. }) if index + 1 == files.len() => return Ok(false),
+            Err(err) => return Err(read_error(path, err)),
+        };
+        if self.signature.is_some() && misses_rows(&reader.meta().vclock, &self.sent) {
+            // 1.6 goes on too: the vclock may have been bumped over an empty file.
+            let err = gap_error(&self.sent, &reader.meta().vclock);
+            log::warn!("{}; ignoring a gap in LSN", err.message);
+        }
+        log::info!("recover from '{}'", path.display());
+        self.reader = Some(reader);
+        self.signature = Some(*signature);
+        self.final_pass = false;
+        Ok(true)
+    }
+
+    /// The index of the first file to read, or None to wait (no file yet, or only one
+    /// whose header is being written); a gap before the oldest file is an error.
+    fn choose_first(&self, files: &[(i64, PathBuf)]) -> Result<Option<usize>, BoxError> {
+        let from = &self.sent;
+        let mut vclocks = Vec::with_capacity(files.len());
+        for (index, (signature, path)) in files.iter().enumerate() {
+            // A file named after more rows than `from` has misses some of them.
+            if *signature > from.signature() {
+                vclocks.push(None);
+                continue;
+            }
+            match read_meta(path) {
+                Ok(meta) => vclocks.push(Some(meta.vclock)),
+                Err(ReadError::Damaged { .. }) if index + 1 == files.len() => vclocks.push(None),
+                Err(err) => return Err(read_error(path, err)),
+            }
+        }
+        if let Some(index) = first_file(&vclocks, from) {
+            return Ok(Some(index));
+        }
+        let Some((_, oldest)) = files.first() else {
+            return Ok(None);
+        };
+        match read_meta(oldest) {
+            Ok(meta) => Err(gap_error(from, &meta.vclock)),
+            Err(ReadError::Damaged { .. }) if files.len() == 1 => Ok(None),
+            Err(err) => Err(read_error(oldest, err)),
+        }
+    }
+}
+
+/// Filter one row and frame it for the wire if it goes out (sync 0: 1.6 never sends one).
+fn pass_row(
+    sent: &mut Vclock,
+    replica_id: u32,
+    row: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), BoxError> {
+    let (header, _) = xrow::decode_header(row)?;
+    if filter_row(sent, replica_id, header.server_id, header.lsn)? == Verdict::Send {
+        codec::encode_row(out, row, 0)?;
+    }
+    Ok(())
+}
+
+// }}}
+
+// {{{ the relay thread
+
+/// Start the relay thread for one replica, named `relay/<peer>`. `to_tx` returning false
+/// means TX is gone: the thread ends. The thread always ends with [`RelayMsg::Exited`].
+pub fn spawn(
+    config: RelayConfig,
+    to_tx: impl Fn(RelayMsg) -> bool + Send + 'static,
+    commands: Receiver<RelayCmd>,
+) -> std::io::Result<JoinHandle<()>> {
+    let name = format!("relay/{}", config.peer);
+    std::thread::Builder::new()
+        .name(name.clone())
+        .spawn(move || {
+            crate::log::set_cord(&name);
+            relay_main(config, to_tx, commands);
+        })
+}
+
+/// Why the relay ended.
+enum End {
+    /// TX asked (Stop) or is gone: nothing to report.
+    Stopped,
+    /// An error, for `Exited` and the log.
+    Failed(String),
+}
+
+/// The relay thread's state: the socket and the links to TX and the WAL thread.
+struct Relay<F> {
+    /// TX's handle for this relay.
+    id: u64,
+    peer: String,
+    /// Our server id, in the OK replies and heartbeats.
+    master_id: u32,
+    wal_dir: PathBuf,
+    /// `replication_timeout`: heartbeat period, and the directory rescan period.
+    timeout: Duration,
+    /// WAL pokes; `never()` once the WAL thread is gone (then the timeout rescans).
+    wake: Receiver<()>,
+    stream: TcpStream,
+    to_tx: F,
+    commands: Receiver<RelayCmd>,
+}
+
+fn relay_main<F: Fn(RelayMsg) -> bool>(
+    config: RelayConfig,
+    to_tx: F,
+    commands: Receiver<RelayCmd>,
+) {
+    let RelayConfig {
+        id,
+        stream,
+        peer,
+        master_id,
+        wal_dir,
+        timeout,
+        wake,
+        start,
+    } = config;
+    let mut relay = Relay {
+        id,
+        peer,
+        master_id,
+        wal_dir,
+        // A zero timeout would make the idle loop spin.
+        timeout: timeout.max(Duration::from_millis(1)),
+        wake,
+        stream,
+        to_tx,
+        commands,
+    };
+    let error = match relay.run(start) {
+        End::Stopped => None,
+        End::Failed(error) => Some(error),
+    };
+    if let Some(error) = &error {
+        log::error!("{}: {error}", relay.peer);
+    }
+    log::info!("exiting the relay loop");
+    let _ = relay.stream.shutdown(Shutdown::Both);
+    (relay.to_tx)(RelayMsg::Exited { relay: id, error });
+}
+
+impl<F: Fn(RelayMsg) -> bool> Relay<F> {
+    fn run(&mut self, start: RelayStart) -> End {
+        if let Err(err) = self.configure_socket() {
+            return End::Failed(format!("can't set up the replica's socket: {err}"));
+        }
+        let result = match start {
+            RelayStart::Join { sync, view } => self.join(sync, view),
+            RelayStart::Subscribe(start) => self.subscribe(start, Vec::new()),
+        };
+        match result {
+            Ok(never) => match never {},
+            Err(end) => end,
+        }
+    }
+
+    fn configure_socket(&self) -> std::io::Result<()> {
+        self.stream.set_nonblocking(false)?;
+        self.stream.set_write_timeout(Some(RELAY_WRITE_TIMEOUT))?;
+        self.stream.set_nodelay(true)
+    }
+
+    fn tell(&self, msg: RelayMsg) -> Result<(), End> {
+        if (self.to_tx)(msg) {
+            Ok(())
+        } else {
+            Err(End::Stopped)
+        }
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<(), End> {
+        self.stream
+            .write_all(bytes)
+            .map_err(|err| End::Failed(format!("can't write to the replica: {err}")))
+    }
+
+    /// Send `err` as the reply to request `sync` (best effort: the relay ends anyway).
+    fn reply_error(&mut self, sync: u64, err: &BoxError) -> End {
+        let mut out = Vec::new();
+        xrow::write_error_reply(&mut out, sync, 0, err);
+        let _ = self.stream.write_all(&out);
+        End::Failed(err.message.clone())
+    }
+
+    /// The next command from TX; a TX gone ends the relay.
+    fn wait_command(&self) -> Result<RelayCmd, End> {
+        self.commands.recv().map_err(|_| End::Stopped)
+    }
+
+    /// A Stop from TX, if one is queued; other commands are not expected now.
+    fn check_stop(&self) -> Result<(), End> {
+        match self.commands.try_recv() {
+            Ok(command) => self.on_command(command),
+            Err(crossbeam::channel::TryRecvError::Empty) => Ok(()),
+            Err(crossbeam::channel::TryRecvError::Disconnected) => Err(End::Stopped),
+        }
+    }
+
+    fn on_command(&self, command: RelayCmd) -> Result<(), End> {
+        match command {
+            RelayCmd::Stop => Err(End::Stopped),
+            _ => {
+                log::warn!("relay {}: unexpected command ignored", self.id);
+                Ok(())
+            }
+        }
+    }
+}
+
+// }}}
+
+// {{{ JOIN
+
+impl<F: Fn(RelayMsg) -> bool> Relay<F> {
+    /// Stream the read view, let TX register the replica, send the final OK, then take the
+    /// replica's SUBSCRIBE on the same connection.
+    fn join(&mut self, sync: u64, view: Vec<SpaceView>) -> Result<std::convert::Infallible, End> {
+        self.send_view(sync, view)?;
+        self.tell(RelayMsg::JoinSent { relay: self.id })?;
+        loop {
+            match self.wait_command()? {
+                RelayCmd::JoinDone { vclock } => {
+                    let mut out = Vec::new();
+                    codec::encode_ok_vclock(&mut out, sync, self.master_id, &vclock);
+                    self.write(&out)?;
+                    break;
+                }
+                RelayCmd::JoinFailed(err) => return Err(self.reply_error(sync, &err)),
+                command => self.on_command(command)?,
+            }
+        }
+        let (packet, leftover) = self.read_request()?;
+        let start = self.subscribe_request(&packet)?;
+        self.subscribe(start, leftover)
+    }
+
+    /// Send every tuple of the view as an INSERT row (LSN 1..N), in chunks, dropping the
+    /// tuples as they go; a Stop is noticed between chunks.
+    fn send_view(&mut self, sync: u64, view: Vec<SpaceView>) -> Result<(), End> {
+        let mut out = Vec::with_capacity(RELAY_WRITE_CHUNK_SIZE + 4096);
+        let mut lsn = 0u64;
+        for space in view {
+            for tuple in space.tuples {
+                lsn += 1;
+                encode_join_row(&mut out, sync, lsn, space.space_id, tuple.data());
+                if out.len() >= RELAY_WRITE_CHUNK_SIZE {
+                    self.write(&out)?;
+                    out.clear();
+                    self.check_stop()?;
+                }
+            }
+        }
+        self.write(&out)?;
+        log::info!("sent {lsn} rows of the read view");
+        Ok(())
+    }
+
+    /// Read one whole packet, polling for a Stop between read timeouts; returns it and the
+    /// bytes read after it.
+    fn read_request(&mut self) -> Result<(Vec<u8>, Vec<u8>), End> {
+        let failed = |what: String| End::Failed(what);
+        self.stream
+            .set_read_timeout(Some(RELAY_POLL_INTERVAL))
+            .map_err(|err| failed(format!("can't set a read timeout: {err}")))?;
+        let deadline = Instant::now() + RELAY_SUBSCRIBE_WAIT_MAX;
+        let mut buffer = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            match xrow::next_frame(&buffer, RELAY_REQUEST_SIZE_MAX) {
+                Frame::Complete { start, end } => {
+                    let leftover = buffer.split_off(end);
+                    buffer.drain(..start);
+                    return Ok((buffer, leftover));
+                }
+                Frame::Broken(reason) => return Err(failed(format!("bad packet: {reason}"))),
+                Frame::Incomplete { .. } => {}
+            }
+            if Instant::now() >= deadline {
+                let waited = RELAY_SUBSCRIBE_WAIT_MAX.as_secs();
+                return Err(failed(format!("no SUBSCRIBE after JOIN in {waited} s")));
+            }
+            self.check_stop()?;
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return Err(failed("the replica closed the connection".into())),
+                Ok(read) => buffer.extend_from_slice(&chunk[..read]),
+                Err(err) if is_timeout(&err) => {}
+                Err(err) => return Err(failed(format!("can't read from the replica: {err}"))),
+            }
+        }
+    }
+
+    /// Pass the replica's request to TX if it is a SUBSCRIBE, and wait for TX's answer.
+    fn subscribe_request(&mut self, packet: &[u8]) -> Result<SubscribeStart, End> {
+        let (header, body) =
+            xrow::decode_header(packet).map_err(|err| self.reply_error(0, &err))?;
+        let sync = header.sync;
+        if header.kind != request_type::SUBSCRIBE {
+            let err = BoxError::new(ErrCode::UNKNOWN_REQUEST_TYPE, &[&header.kind]);
+            return Err(self.reply_error(sync, &err));
+        }
+        let request = codec::decode_subscribe(body).map_err(|err| self.reply_error(sync, &err))?;
+        let relay = self.id;
+        self.tell(RelayMsg::SubscribeRequest {
+            relay,
+            sync,
+            request,
+        })?;
+        loop {
+            match self.wait_command()? {
+                RelayCmd::Subscribe(Ok(start)) => return Ok(start),
+                RelayCmd::Subscribe(Err(err)) => return Err(self.reply_error(sync, &err)),
+                command => self.on_command(command)?,
+            }
+        }
+    }
+}
+
+fn is_timeout(err: &std::io::Error) -> bool {
+    matches!(
+        err.kind(),
+        std::io::ErrorKind::WouldBlock
+            | std::io::ErrorKind::TimedOut
+            | std::io::ErrorKind::Interrupted
+    )
+}
+
+// }}}
+
+// {{{ SUBSCRIBE: follow the xlogs
+
+/// What the socket reader thread tells the relay loop.
+enum ReplicaEvent {
+    /// The replica has written rows up to this vclock (1.7+ acks).
+    Ack(Vclock),
+    /// The socket is closed, or its bytes can't be framed.
+    Closed(String),
+}
+
+/// A following relay's state beside the socket.
+struct Follow {
+    /// The subscription's sync, for an error reply.
+    sync: u64,
+    cursor: XlogCursor,
+    events: Receiver<ReplicaEvent>,
+    /// The subscriber takes heartbeats (1.7+).
+    heartbeats: bool,
+    /// When bytes last went to the replica: a heartbeat is due `timeout` later.
+    last_write: Instant,
+    /// When TX last got a Progress.
+    last_progress: Instant,
+    /// Rows went out since the last Progress.
+    progress_due: bool,
+    /// The replica's last ack.
+    acked: Option<Vclock>,
+    /// Rows framed for one write.
+    buffer: Vec<u8>,
+}
+
+impl<F: Fn(RelayMsg) -> bool> Relay<F> {
+    /// Send the OK, then stream the xlogs until an error or a Stop. A gap before the oldest
+    /// file is answered with an error instead of the OK.
+    fn subscribe(
+        &mut self,
+        start: SubscribeStart,
+        leftover: Vec<u8>,
+    ) -> Result<std::convert::Infallible, End> {
+        let mut cursor = XlogCursor::new(&self.wal_dir, start.replica_id, start.vclock.clone());
+        if let Err(err) = cursor.open() {
+            return Err(self.reply_error(start.sync, &err));
+        }
+        let mut out = Vec::new();
+        codec::encode_ok_vclock(&mut out, start.sync, self.master_id, &start.master_vclock);
+        self.write(&out)?;
+        log::info!(
+            "subscribed replica {} from {}",
+            start.replica_id,
+            start.vclock.to_text()
+        );
+        let (reader, events) = self.spawn_reader(leftover)?;
+        let mut state = Follow {
+            sync: start.sync,
+            cursor,
+            events,
+            heartbeats: start.heartbeats,
+            last_write: Instant::now(),
+            last_progress: Instant::now(),
+            progress_due: false,
+            acked: None,
+            buffer: Vec::with_capacity(RELAY_WRITE_CHUNK_SIZE + 4096),
+        };
+        let end = self.follow(&mut state);
+        // The reader ends at the shutdown; without a receiver it can't block on a send.
+        drop(state);
+        let _ = self.stream.shutdown(Shutdown::Both);
+        let _ = reader.join();
+        end
+    }
+
+    fn spawn_reader(
+        &self,
+        leftover: Vec<u8>,
+    ) -> Result<(JoinHandle<()>, Receiver<ReplicaEvent>), End> {
+        let failed = |err: std::io::Error| End::Failed(format!("can't start the reader: {err}"));
+        let stream = self.stream.try_clone().map_err(failed)?;
+        stream.set_read_timeout(None).map_err(failed)?;
+        let (sender, events) = crossbeam::channel::bounded(RELAY_ACK_QUEUE_CAPACITY);
+        let name = format!("relay/{}/ack", self.peer);
+        let reader = std::thread::Builder::new()
+            .name(name.clone())
+            .spawn(move || {
+                crate::log::set_cord(&name);
+                read_acks(stream, leftover, &sender);
+            })
+            .map_err(failed)?;
+        Ok((reader, events))
+    }
+
+    /// The follow loop: send what the files hold, then wait for more.
+    fn follow(&mut self, state: &mut Follow) -> Result<std::convert::Infallible, End> {
+        loop {
+            let caught_up = self.send_rows(state)?;
+            self.drain_inbox(state)?;
+            if caught_up {
+                if state.progress_due {
+                    self.send_progress(state)?;
+                }
+                self.wait(state)?;
+            }
+            self.send_heartbeat(state)?;
+        }
+    }
+
+    /// Read rows from the files and write them out, one chunk; true when caught up.
+    fn send_rows(&mut self, state: &mut Follow) -> Result<bool, End> {
+        state.buffer.clear();
+        let cursor_state = match state.cursor.read(&mut state.buffer, RELAY_WRITE_CHUNK_SIZE) {
+            Ok(cursor_state) => cursor_state,
+            Err(err) => return Err(self.reply_error(state.sync, &err)),
+        };
+        if !state.buffer.is_empty() {
+            self.stream
+                .write_all(&state.buffer)
+                .map_err(|err| End::Failed(format!("can't write to the replica: {err}")))?;
+            state.last_write = Instant::now();
+            state.progress_due = true;
+            if state.last_progress.elapsed() >= RELAY_PROGRESS_INTERVAL {
+                self.send_progress(state)?;
+            }
+        }
+        Ok(cursor_state == CursorState::CaughtUp)
+    }
+
+    /// Take queued commands and replica events without waiting.
+    fn drain_inbox(&mut self, state: &mut Follow) -> Result<(), End> {
+        self.check_stop()?;
+        for _ in 0..RELAY_ACK_QUEUE_CAPACITY {
+            match state.events.try_recv() {
+                Ok(event) => self.on_event(state, event)?,
+                Err(_) => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// Wait for a WAL poke, a replica event, a command, or the timeout (a heartbeat may be
+    /// due; the directory is read again either way, which also finds files no poke named).
+    fn wait(&mut self, state: &mut Follow) -> Result<(), End> {
+        let mut timeout = self.timeout;
+        if state.heartbeats {
+            timeout = timeout.saturating_sub(state.last_write.elapsed());
+        }
+        crossbeam::channel::select! {
+            recv(self.wake) -> poke => {
+                if poke.is_err() {
+                    self.wake = crossbeam::channel::never();
+                }
+            }
+            recv(state.events) -> event => {
+                let event = event.unwrap_or(ReplicaEvent::Closed("the reader ended".into()));
+                self.on_event(state, event)?;
+            }
+            recv(self.commands) -> command => match command {
+                Ok(command) => self.on_command(command)?,
+                Err(_) => return Err(End::Stopped),
+            },
+            default(timeout) => {}
+        }
+        Ok(())
+    }
+
+    fn on_event(&mut self, state: &mut Follow, event: ReplicaEvent) -> Result<(), End> {
+        match event {
+            ReplicaEvent::Ack(vclock) => {
+                state.acked = Some(vclock);
+                self.send_progress(state)
+            }
+            ReplicaEvent::Closed(reason) => Err(End::Failed(reason)),
+        }
+    }
+
+    fn send_progress(&mut self, state: &mut Follow) -> Result<(), End> {
+        state.last_progress = Instant::now();
+        state.progress_due = false;
+        self.tell(RelayMsg::Progress {
+            relay: self.id,
+            sent: state.cursor.sent().clone(),
+            acked: state.acked.clone(),
+        })
+    }
+
+    /// A heartbeat when nothing went out for `timeout` (1.7+ subscribers only).
+    fn send_heartbeat(&mut self, state: &mut Follow) -> Result<(), End> {
+        if !state.heartbeats || state.last_write.elapsed() < self.timeout {
+            return Ok(());
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |since| since.as_secs_f64());
+        let mut out = Vec::new();
+        codec::encode_heartbeat(&mut out, self.master_id, now);
+        self.write(&out)?;
+        state.last_write = Instant::now();
+        Ok(())
+    }
+}
+
+/// The socket reader thread: frame what the replica sends and pass its acks on, until the
+/// socket closes (the relay shuts it down when it ends) or the relay is gone.
+fn read_acks(mut stream: TcpStream, mut buffer: Vec<u8>, events: &Sender<ReplicaEvent>) {
+    let mut chunk = vec![0u8; 4096];
+    let mut acks = Vec::new();
+    let reason = loop {
+        if let Err(reason) = decode_acks(&mut buffer, &mut acks) {
+            break format!("bad packet from the replica: {reason}");
+        }
+        for ack in acks.drain(..) {
+            if events.send(ReplicaEvent::Ack(ack)).is_err() {
+                return;
+            }
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) => break "the replica closed the connection".to_string(),
+            Ok(read) => buffer.extend_from_slice(&chunk[..read]),
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(err) => break format!("can't read from the replica: {err}"),
+        }
+    };
+    let _ = events.send(ReplicaEvent::Closed(reason));
+}
+
+// }}}
