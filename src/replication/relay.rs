@@ -879,3 +879,618 @@ fn read_acks(mut stream: TcpStream, mut buffer: Vec<u8>, events: &Sender<Replica
 }
 
 // }}}
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+
+    use super::*;
+    use crate::r#box::tuple::Tuple;
+    use crate::replication::SubscribeRequest;
+    use crate::wal::TempDir;
+    use crate::wal::xlog::{self, Meta, XlogWriter};
+
+    const UUID: &str = "e654a428-c96c-4e57-b3eb-4c954186acdc";
+    const CLUSTER_UUID: &str = "9fe120f3-7e84-47ea-ac53-0b21fd1187c0";
+    /// Bound of every wait in these tests: far above what any step takes.
+    const WAIT_MAX: Duration = Duration::from_secs(10);
+
+    fn vclock(pairs: &[(u32, i64)]) -> Vclock {
+        let mut vclock = Vclock::new();
+        for &(id, lsn) in pairs {
+            vclock.set(id, lsn);
+        }
+        vclock
+    }
+
+    /// An xlog row: INSERT of `[lsn]` into space 512 by `origin`.
+    fn encode_rows(out: &mut Vec<u8>, rows: &[(u32, u64)]) {
+        for &(origin, lsn) in rows {
+            let start = xlog::begin_row(out);
+            xlog::write_row_header(out, request_type::INSERT, origin, lsn, 1.5);
+            out.extend_from_slice(&[0x82, key::SPACE_ID, 0xcd, 0x02, 0x00, key::TUPLE, 0x91]);
+            rmp::encode::write_uint(out, lsn).unwrap();
+            xlog::end_row(out, start);
+        }
+    }
+
+    fn append(writer: &mut XlogWriter, rows: &[(u32, u64)]) {
+        let mut out = Vec::new();
+        encode_rows(&mut out, rows);
+        writer.write_rows(&out, rows.len() as u64).unwrap();
+    }
+
+    /// An xlog starting at `start` holding `rows`, left open (no EOF marker).
+    fn xlog_file(dir: &TempDir, start: &[(u32, i64)], rows: &[(u32, u64)]) -> XlogWriter {
+        let meta = Meta {
+            kind: FileKind::Xlog,
+            instance_uuid: UUID.to_string(),
+            vclock: vclock(start),
+        };
+        let mut writer = XlogWriter::create(&dir.0, &meta, false).unwrap();
+        if !rows.is_empty() {
+            append(&mut writer, rows);
+        }
+        writer
+    }
+
+    /// (origin, lsn) of every framed row in `out`.
+    fn framed_rows(mut out: &[u8]) -> Vec<(u32, u64)> {
+        let mut rows = Vec::new();
+        while let Frame::Complete { start, end } = xrow::next_frame(out, usize::MAX) {
+            let (header, _) = xrow::decode_header(&out[start..end]).unwrap();
+            assert_eq!(header.kind, request_type::INSERT);
+            rows.push((header.server_id, header.lsn));
+            out = &out[end..];
+        }
+        assert!(out.is_empty(), "whole packets");
+        rows
+    }
+
+    fn read_all(cursor: &mut XlogCursor) -> Vec<(u32, u64)> {
+        let mut out = Vec::new();
+        assert_eq!(cursor.read(&mut out, usize::MAX), Ok(CursorState::CaughtUp));
+        framed_rows(&out)
+    }
+
+    fn ones(lsns: std::ops::RangeInclusive<u64>) -> Vec<(u32, u64)> {
+        lsns.map(|lsn| (1, lsn)).collect()
+    }
+
+    // {{{ pure parts
+
+    #[test]
+    fn filter_skips_old_rows_and_the_subscribers_own() {
+        let mut sent = vclock(&[(1, 5), (2, 3)]);
+        assert_eq!(filter_row(&mut sent, 2, 1, 5), Ok(Verdict::Skip));
+        assert_eq!(filter_row(&mut sent, 2, 1, 6), Ok(Verdict::Send));
+        assert_eq!(sent.get(1), 6);
+        // The subscriber's own new row is passed over, but counts as passed.
+        assert_eq!(filter_row(&mut sent, 2, 2, 4), Ok(Verdict::Skip));
+        assert_eq!(sent.get(2), 4);
+        assert_eq!(filter_row(&mut sent, 2, 2, 4), Ok(Verdict::Skip));
+        // A third server the subscriber never heard of: everything is new.
+        assert_eq!(filter_row(&mut sent, 2, 3, 1), Ok(Verdict::Send));
+        assert_eq!(sent.get(3), 1);
+        assert_eq!(filter_row(&mut sent, 2, 3, 1), Ok(Verdict::Skip));
+        // What no vclock holds is damage, not a panic.
+        assert!(filter_row(&mut sent, 2, VCLOCK_MAX as u32, 1).is_err());
+        assert!(filter_row(&mut sent, 2, 1, u64::MAX).is_err());
+        assert_eq!(sent, vclock(&[(1, 6), (2, 4), (3, 1)]));
+    }
+
+    #[test]
+    fn first_file_is_the_newest_that_misses_nothing() {
+        let from = vclock(&[(1, 7)]);
+        let files = [
+            Some(vclock(&[])),
+            Some(vclock(&[(1, 5)])),
+            Some(vclock(&[(1, 7)])),
+            None,
+        ];
+        assert_eq!(first_file(&files, &from), Some(2));
+        assert_eq!(first_file(&files[..2], &from), Some(1));
+        assert_eq!(first_file(&[None, None], &from), None);
+        // A server at LSN 0 (registered, no rows) misses nothing of a reader without it.
+        assert!(!misses_rows(&vclock(&[(1, 7), (2, 0)]), &from));
+        assert!(misses_rows(&vclock(&[(1, 7), (2, 1)]), &from));
+        assert!(misses_rows(&vclock(&[(1, 8)]), &from));
+        assert!(!misses_rows(&vclock(&[]), &vclock(&[])));
+    }
+
+    #[test]
+    fn acks_are_framed_and_other_packets_dropped() {
+        let mut buffer = Vec::new();
+        codec::encode_ok_vclock(&mut buffer, 0, 0, &vclock(&[(1, 3)]));
+        xrow::write_ok_reply(&mut buffer, 1, 0);
+        codec::encode_ok_vclock(&mut buffer, 0, 0, &vclock(&[(1, 4)]));
+        let whole = buffer.len();
+        codec::encode_ok_vclock(&mut buffer, 0, 0, &vclock(&[(1, 5)]));
+        buffer.truncate(whole + 3);
+        let mut acks = Vec::new();
+        decode_acks(&mut buffer, &mut acks).unwrap();
+        assert_eq!(acks, [vclock(&[(1, 3)]), vclock(&[(1, 4)])]);
+        assert_eq!(buffer.len(), 3, "the partial packet waits for its rest");
+        let mut broken = vec![0xc1];
+        assert!(decode_acks(&mut broken, &mut acks).is_err());
+    }
+
+    #[test]
+    fn join_rows_carry_sync_lsn_space_and_tuple() {
+        let mut out = Vec::new();
+        encode_join_row(&mut out, 77, 3, 512, &[0x92, 0x01, 0xa1, b'a']);
+        let Frame::Complete { start, end } = xrow::next_frame(&out, usize::MAX) else {
+            panic!("a whole packet");
+        };
+        assert_eq!(end, out.len());
+        let (header, body) = xrow::decode_header(&out[start..end]).unwrap();
+        assert_eq!(
+            (header.kind, header.sync, header.lsn, header.server_id),
+            (request_type::INSERT, 77, 3, 0)
+        );
+        let body = xrow::decode_body(body).unwrap();
+        assert_eq!(body.space_id, Some(512));
+        assert_eq!(body.tuple, Some(&[0x92, 0x01, 0xa1, b'a'][..]));
+    }
+
+    // }}}
+
+    // {{{ the cursor
+
+    #[test]
+    fn cursor_starts_in_the_middle_and_crosses_files() {
+        let dir = TempDir::new("relay-middle");
+        let mut first = xlog_file(&dir, &[], &ones(1..=5));
+        first.seal().unwrap();
+        let _second = xlog_file(&dir, &[(1, 5)], &ones(6..=8));
+        let mut cursor = XlogCursor::new(&dir.0, 2, vclock(&[(1, 3)]));
+        assert_eq!(read_all(&mut cursor), ones(4..=8));
+        assert_eq!(cursor.sent(), &vclock(&[(1, 8)]));
+        assert!(
+            cursor
+                .current()
+                .unwrap()
+                .ends_with("00000000000000000005.xlog")
+        );
+        // From inside the second file, the first is not opened at all.
+        let mut cursor = XlogCursor::new(&dir.0, 2, vclock(&[(1, 6)]));
+        cursor.open().unwrap();
+        assert!(
+            cursor
+                .current()
+                .unwrap()
+                .ends_with("00000000000000000005.xlog")
+        );
+        assert_eq!(read_all(&mut cursor), ones(7..=8));
+    }
+
+    #[test]
+    fn cursor_skips_the_subscribers_rows() {
+        let dir = TempDir::new("relay-own");
+        let _file = xlog_file(&dir, &[], &[(1, 1), (2, 1), (1, 2), (2, 2), (3, 1)]);
+        let mut cursor = XlogCursor::new(&dir.0, 2, vclock(&[(1, 0), (2, 0)]));
+        assert_eq!(read_all(&mut cursor), [(1, 1), (1, 2), (3, 1)]);
+        assert_eq!(cursor.sent(), &vclock(&[(1, 2), (2, 2), (3, 1)]));
+    }
+
+    #[test]
+    fn cursor_follows_appends_and_rotations() {
+        let dir = TempDir::new("relay-follow");
+        let mut writer = xlog_file(&dir, &[], &ones(1..=2));
+        let mut cursor = XlogCursor::new(&dir.0, 2, vclock(&[]));
+        assert_eq!(read_all(&mut cursor), ones(1..=2));
+        assert_eq!(read_all(&mut cursor), []);
+        append(&mut writer, &ones(3..=4));
+        assert_eq!(read_all(&mut cursor), ones(3..=4));
+        // Rotation with the EOF marker.
+        writer.seal().unwrap();
+        let mut writer = xlog_file(&dir, &[(1, 4)], &ones(5..=5));
+        assert_eq!(read_all(&mut cursor), ones(5..=5));
+        // Rotation before the old file got its EOF marker (closed in the background),
+        // with rows appended after the cursor's last read of it.
+        append(&mut writer, &ones(6..=6));
+        let _next = xlog_file(&dir, &[(1, 6)], &ones(7..=7));
+        assert_eq!(read_all(&mut cursor), ones(6..=7));
+        assert!(
+            cursor
+                .current()
+                .unwrap()
+                .ends_with("00000000000000000006.xlog")
+        );
+    }
+
+    #[test]
+    fn cursor_waits_for_a_file_and_a_header() {
+        let dir = TempDir::new("relay-wait");
+        let mut cursor = XlogCursor::new(&dir.0, 2, vclock(&[]));
+        assert_eq!(read_all(&mut cursor), []);
+        let mut writer = xlog_file(&dir, &[], &ones(1..=1));
+        assert_eq!(read_all(&mut cursor), ones(1..=1));
+        writer.seal().unwrap();
+        // The next file exists but its header is not all there yet.
+        let next = dir.0.join(xdir::file_name(1, FileKind::Xlog));
+        std::fs::write(&next, b"XLOG\n0.12-crc32\n").unwrap();
+        assert_eq!(read_all(&mut cursor), []);
+        std::fs::remove_file(&next).unwrap();
+        let _writer = xlog_file(&dir, &[(1, 1)], &ones(2..=2));
+        assert_eq!(read_all(&mut cursor), ones(2..=2));
+    }
+
+    #[test]
+    fn cursor_reports_a_gap_before_the_oldest_file() {
+        let dir = TempDir::new("relay-gap");
+        let _file = xlog_file(&dir, &[(1, 10)], &ones(11..=12));
+        let mut cursor = XlogCursor::new(&dir.0, 2, vclock(&[(1, 3)]));
+        let err = cursor.open().unwrap_err();
+        assert_eq!(err.code, ErrCode::INVALID_XLOG);
+        assert_eq!(
+            err.message,
+            "Missing .xlog file between LSN 3 {1: 3} and 10 {1: 10}"
+        );
+        // A file with a server at LSN 0 misses nothing of a reader that lacks it.
+        let dir = TempDir::new("relay-no-gap");
+        let _file = xlog_file(&dir, &[(1, 3), (2, 0)], &[(2, 1)]);
+        let mut cursor = XlogCursor::new(&dir.0, 3, vclock(&[(1, 3)]));
+        assert_eq!(read_all(&mut cursor), [(2, 1)]);
+    }
+
+    #[test]
+    fn cursor_fails_on_a_damaged_row() {
+        let dir = TempDir::new("relay-damage");
+        let mut writer = xlog_file(&dir, &[], &ones(1..=3));
+        writer.seal().unwrap();
+        let path = writer.path().to_path_buf();
+        let mut bytes = std::fs::read(&path).unwrap();
+        let at = bytes.len() - 6;
+        bytes[at] ^= 0xff;
+        std::fs::write(&path, bytes).unwrap();
+        let mut cursor = XlogCursor::new(&dir.0, 2, vclock(&[]));
+        let mut out = Vec::new();
+        let err = cursor.read(&mut out, usize::MAX).unwrap_err();
+        assert_eq!(err.code, ErrCode::INVALID_XLOG);
+        assert!(err.message.contains("checksum"), "{}", err.message);
+        assert_eq!(framed_rows(&out), ones(1..=2));
+    }
+
+    // }}}
+
+    // {{{ the thread, over loopback sockets
+
+    /// A relay thread with its replica's end of the socket and TX's ends of the channels.
+    struct Harness {
+        client: TcpStream,
+        input: Vec<u8>,
+        messages: Receiver<RelayMsg>,
+        commands: Sender<RelayCmd>,
+        wake: Sender<()>,
+        thread: Option<JoinHandle<()>>,
+    }
+
+    impl Harness {
+        fn start(dir: &TempDir, timeout: Duration, start: RelayStart) -> Harness {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            let (stream, peer) = listener.accept().unwrap();
+            client.set_read_timeout(Some(WAIT_MAX)).unwrap();
+            let (wake, wake_receiver) = crossbeam::channel::bounded(1);
+            let (commands, command_receiver) = crossbeam::channel::bounded(16);
+            let (message_sender, messages) = crossbeam::channel::bounded(4096);
+            let config = RelayConfig {
+                id: 9,
+                stream,
+                peer: peer.to_string(),
+                master_id: 1,
+                wal_dir: dir.0.clone(),
+                timeout,
+                wake: wake_receiver,
+                start,
+            };
+            let to_tx = move |msg| message_sender.send(msg).is_ok();
+            let thread = spawn(config, to_tx, command_receiver).unwrap();
+            Harness {
+                client,
+                input: Vec::new(),
+                messages,
+                commands,
+                wake,
+                thread: Some(thread),
+            }
+        }
+
+        /// The next packet from the relay: its header and body.
+        fn packet(&mut self) -> (xrow::Header, Vec<u8>) {
+            let mut chunk = [0u8; 4096];
+            loop {
+                if let Frame::Complete { start, end } = xrow::next_frame(&self.input, 1 << 30) {
+                    let packet: Vec<u8> = self.input.drain(..end).skip(start).collect();
+                    let (header, body) = xrow::decode_header(&packet).unwrap();
+                    return (header, body.to_vec());
+                }
+                let read = self.client.read(&mut chunk).expect("a packet in time");
+                assert!(read > 0, "the relay closed the connection");
+                self.input.extend_from_slice(&chunk[..read]);
+            }
+        }
+
+        fn ok_vclock(&mut self, sync: u64) -> Vclock {
+            let (header, body) = self.packet();
+            assert_eq!((header.kind, header.sync, header.server_id), (0, sync, 1));
+            codec::decode_ok_vclock(&body).unwrap().unwrap()
+        }
+
+        fn rows(&mut self, count: usize) -> Vec<(u32, u64)> {
+            (0..count)
+                .map(|_| {
+                    let (header, _) = self.packet();
+                    assert_eq!(header.kind, request_type::INSERT);
+                    (header.server_id, header.lsn)
+                })
+                .collect()
+        }
+
+        fn error(&mut self, sync: u64) -> BoxError {
+            let (header, body) = self.packet();
+            assert_eq!(header.sync, sync);
+            codec::decode_error(&header, &body).expect("an error reply")
+        }
+
+        /// The next message to TX other than Progress.
+        fn message(&self) -> RelayMsg {
+            loop {
+                match self
+                    .messages
+                    .recv_timeout(WAIT_MAX)
+                    .expect("a message in time")
+                {
+                    RelayMsg::Progress { .. } => continue,
+                    msg => return msg,
+                }
+            }
+        }
+
+        /// Wait for the thread's end; returns its Exited error.
+        fn exited(&mut self) -> Option<String> {
+            let error = match self.message() {
+                RelayMsg::Exited { relay: 9, error } => error,
+                other => panic!("expected Exited, got {other:?}"),
+            };
+            self.thread.take().unwrap().join().unwrap();
+            error
+        }
+    }
+
+    fn subscribe_start(from: Vclock, heartbeats: bool) -> SubscribeStart {
+        SubscribeStart {
+            sync: 5,
+            replica_id: 2,
+            vclock: from,
+            master_vclock: vclock(&[(1, 100)]),
+            heartbeats,
+        }
+    }
+
+    #[test]
+    fn subscribe_streams_later_rows_then_follows_until_stop() {
+        let dir = TempDir::new("relay-subscribe");
+        let mut first = xlog_file(&dir, &[], &[(1, 1), (1, 2), (2, 1), (1, 3), (1, 4)]);
+        let start = subscribe_start(vclock(&[(1, 2), (2, 0)]), false);
+        let mut harness = Harness::start(&dir, WAIT_MAX, RelayStart::Subscribe(start));
+        assert_eq!(harness.ok_vclock(5), vclock(&[(1, 100)]));
+        assert_eq!(harness.rows(2), ones(3..=4));
+        // Follow: rows appended, then a poke.
+        append(&mut first, &[(2, 2), (1, 5)]);
+        harness.wake.send(()).unwrap();
+        assert_eq!(harness.rows(1), ones(5..=5));
+        // Rotation.
+        first.seal().unwrap();
+        let _second = xlog_file(&dir, &[(1, 5), (2, 2)], &ones(6..=7));
+        harness.wake.send(()).unwrap();
+        assert_eq!(harness.rows(2), ones(6..=7));
+        let sent = loop {
+            match harness.messages.recv_timeout(WAIT_MAX).unwrap() {
+                RelayMsg::Progress { sent, .. } if sent.get(1) == 7 => break sent,
+                RelayMsg::Progress { .. } => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        };
+        assert_eq!(sent, vclock(&[(1, 7), (2, 2)]));
+        harness.commands.send(RelayCmd::Stop).unwrap();
+        assert_eq!(harness.exited(), None);
+    }
+
+    #[test]
+    fn idle_subscription_gets_heartbeats_and_reports_acks() {
+        let dir = TempDir::new("relay-heartbeat");
+        let _file = xlog_file(&dir, &[], &ones(1..=1));
+        let start = subscribe_start(vclock(&[(1, 1)]), true);
+        let timeout = Duration::from_millis(50);
+        let mut harness = Harness::start(&dir, timeout, RelayStart::Subscribe(start));
+        harness.ok_vclock(5);
+        for _ in 0..2 {
+            let (header, body) = harness.packet();
+            assert_eq!((header.kind, header.server_id), (request_type::OK, 1));
+            assert!(header.timestamp > 0.0);
+            assert!(body.is_empty());
+        }
+        let mut ack = Vec::new();
+        codec::encode_ok_vclock(&mut ack, 0, 0, &vclock(&[(1, 1), (2, 4)]));
+        harness.client.write_all(&ack).unwrap();
+        loop {
+            let msg = harness.messages.recv_timeout(WAIT_MAX).unwrap();
+            if let RelayMsg::Progress {
+                acked: Some(acked),
+                sent,
+                ..
+            } = msg
+            {
+                assert_eq!(acked, vclock(&[(1, 1), (2, 4)]));
+                assert_eq!(sent, vclock(&[(1, 1)]));
+                break;
+            }
+        }
+        // The replica goes away: the relay ends with an error.
+        harness.client.shutdown(Shutdown::Both).unwrap();
+        let error = harness.exited().expect("an error");
+        assert!(error.contains("closed"), "{error}");
+    }
+
+    #[test]
+    fn a_closed_replica_ends_a_waiting_relay() {
+        let dir = TempDir::new("relay-closed");
+        let _file = xlog_file(&dir, &[], &ones(1..=1));
+        let start = subscribe_start(vclock(&[]), false);
+        let mut harness = Harness::start(&dir, WAIT_MAX, RelayStart::Subscribe(start));
+        harness.ok_vclock(5);
+        assert_eq!(harness.rows(1), ones(1..=1));
+        harness.client.shutdown(Shutdown::Both).unwrap();
+        assert!(harness.exited().is_some());
+    }
+
+    #[test]
+    fn a_gap_is_the_answer_to_subscribe() {
+        let dir = TempDir::new("relay-gap-reply");
+        let _file = xlog_file(&dir, &[(1, 10)], &ones(11..=11));
+        let start = subscribe_start(vclock(&[(1, 3)]), false);
+        let mut harness = Harness::start(&dir, WAIT_MAX, RelayStart::Subscribe(start));
+        let err = harness.error(5);
+        assert_eq!(err.code, ErrCode::INVALID_XLOG);
+        assert!(err.message.starts_with("Missing .xlog file between LSN 3"));
+        let error = harness.exited().expect("an error");
+        assert!(error.contains("Missing .xlog"), "{error}");
+    }
+
+    fn view() -> Vec<SpaceView> {
+        let tuple = |n: u8| Tuple::new(&[0x92, n, 0xa1, b'a' + n]);
+        vec![
+            SpaceView {
+                space_id: 280,
+                tuples: vec![tuple(1), tuple(2)],
+            },
+            SpaceView {
+                space_id: 512,
+                tuples: vec![tuple(3)],
+            },
+        ]
+    }
+
+    #[test]
+    fn join_streams_the_view_then_takes_subscribe() {
+        let dir = TempDir::new("relay-join");
+        let _file = xlog_file(&dir, &[], &ones(1..=3));
+        let start = RelayStart::Join {
+            sync: 7,
+            view: view(),
+        };
+        let mut harness = Harness::start(&dir, WAIT_MAX, start);
+        for (lsn, space_id, n) in [(1, 280, 1u8), (2, 280, 2), (3, 512, 3)] {
+            let (header, body) = harness.packet();
+            assert_eq!(
+                (header.kind, header.sync, header.lsn, header.server_id),
+                (request_type::INSERT, 7, lsn, 0)
+            );
+            let body = xrow::decode_body(&body).unwrap();
+            assert_eq!(body.space_id, Some(space_id));
+            assert_eq!(body.tuple, Some(&[0x92, n, 0xa1, b'a' + n][..]));
+        }
+        assert!(matches!(harness.message(), RelayMsg::JoinSent { relay: 9 }));
+        let joined = vclock(&[(1, 1)]);
+        let vclock_done = joined.clone();
+        harness
+            .commands
+            .send(RelayCmd::JoinDone {
+                vclock: vclock_done,
+            })
+            .unwrap();
+        assert_eq!(harness.ok_vclock(7), joined);
+        // The replica writes its snapshot, then subscribes on the same connection.
+        let request = SubscribeRequest {
+            cluster_uuid: CLUSTER_UUID.to_string(),
+            instance_uuid: UUID.to_string(),
+            vclock: joined.clone(),
+            version: None,
+        };
+        let mut packet = Vec::new();
+        codec::encode_subscribe(&mut packet, 8, &request);
+        harness.client.write_all(&packet).unwrap();
+        match harness.message() {
+            RelayMsg::SubscribeRequest {
+                relay: 9,
+                sync: 8,
+                request: received,
+            } => assert_eq!(received, request),
+            other => panic!("expected SubscribeRequest, got {other:?}"),
+        }
+        let mut start = subscribe_start(joined, false);
+        start.sync = 8;
+        harness
+            .commands
+            .send(RelayCmd::Subscribe(Ok(start)))
+            .unwrap();
+        assert_eq!(harness.ok_vclock(8), vclock(&[(1, 100)]));
+        assert_eq!(harness.rows(2), ones(2..=3));
+        harness.commands.send(RelayCmd::Stop).unwrap();
+        assert_eq!(harness.exited(), None);
+    }
+
+    #[test]
+    fn join_failure_and_a_wrong_request_are_error_replies() {
+        let dir = TempDir::new("relay-join-fail");
+        let start = RelayStart::Join {
+            sync: 7,
+            view: view(),
+        };
+        let mut harness = Harness::start(&dir, WAIT_MAX, start);
+        assert_eq!(harness.rows(3).len(), 3);
+        assert!(matches!(harness.message(), RelayMsg::JoinSent { .. }));
+        let refused = BoxError::with_message(ErrCode(3), "duplicate uuid");
+        harness
+            .commands
+            .send(RelayCmd::JoinFailed(refused))
+            .unwrap();
+        let err = harness.error(7);
+        assert_eq!(
+            (err.code, err.message.as_str()),
+            (ErrCode(3), "duplicate uuid")
+        );
+        assert_eq!(harness.exited().as_deref(), Some("duplicate uuid"));
+
+        // After the OK, a request other than SUBSCRIBE.
+        let start = RelayStart::Join {
+            sync: 7,
+            view: Vec::new(),
+        };
+        let mut harness = Harness::start(&dir, WAIT_MAX, start);
+        assert!(matches!(harness.message(), RelayMsg::JoinSent { .. }));
+        let done = RelayCmd::JoinDone {
+            vclock: vclock(&[]),
+        };
+        harness.commands.send(done).unwrap();
+        harness.ok_vclock(7);
+        let mut ping = Vec::new();
+        codec::encode_join(&mut ping, 11, UUID);
+        harness.client.write_all(&ping).unwrap();
+        let err = harness.error(11);
+        assert_eq!(err.code, ErrCode::UNKNOWN_REQUEST_TYPE);
+        assert!(harness.exited().is_some());
+    }
+
+    #[test]
+    fn stop_ends_a_relay_waiting_for_subscribe() {
+        let dir = TempDir::new("relay-stop");
+        let start = RelayStart::Join {
+            sync: 7,
+            view: Vec::new(),
+        };
+        let mut harness = Harness::start(&dir, WAIT_MAX, start);
+        assert!(matches!(harness.message(), RelayMsg::JoinSent { .. }));
+        let done = RelayCmd::JoinDone {
+            vclock: vclock(&[]),
+        };
+        harness.commands.send(done).unwrap();
+        harness.ok_vclock(7);
+        harness.commands.send(RelayCmd::Stop).unwrap();
+        assert_eq!(harness.exited(), None);
+    }
+
+    // }}}
+}
