@@ -72,6 +72,7 @@ pub fn filter_row(
         return Ok(Verdict::Skip);
     }
     sent.set(origin, lsn_signed);
+    debug_assert_eq!(sent.get(origin), lsn_signed, "sent advanced to the row");
     if origin == replica_id {
         return Ok(Verdict::Skip);
     }
@@ -239,6 +240,10 @@ impl XlogCursor {
     /// first file, an unreadable directory) ends the subscription.
     pub fn read(&mut self, out: &mut Vec<u8>, size_max: usize) -> Result<CursorState, BoxError> {
         while out.len() < size_max {
+            debug_assert!(
+                !self.final_pass || self.reader.is_some(),
+                "a final pass reads"
+            );
             if self.reader.is_none() && !self.open_next()? {
                 return Ok(CursorState::CaughtUp);
             }
@@ -288,11 +293,13 @@ impl XlogCursor {
         let reader = self.reader.as_mut().expect("a file is open");
         if reader.is_complete() {
             self.reader = None;
+            self.final_pass = false;
             return Ok(true);
         }
         if self.final_pass {
             crate::verbose!("file `{}' wasn't correctly closed", reader.path().display());
             self.reader = None;
+            self.final_pass = false;
             return Ok(true);
         }
         reader.resume();
@@ -303,6 +310,8 @@ impl XlogCursor {
         Ok(false)
     }
 
+    /// Whether the WAL thread has moved on to a newer file (a directory read: pokes do not
+    /// say whether they follow a write or a rotation).
     fn newer_file_exists(&self) -> Result<bool, BoxError> {
         let files = xdir::scan(&self.dir, FileKind::Xlog).map_err(|e| dir_error(&self.dir, &e))?;
         let current = self.signature.unwrap_or(i64::MIN);
@@ -323,11 +332,15 @@ impl XlogCursor {
             return Ok(false);
         };
         let (signature, path) = &files[index];
-        let reader = match xdir::open_checked(path, FileKind::Xlog) {
+        let reader = match XlogReader::open(path) {
             Ok(reader) => reader,
+            // The newest file's header may still be on its way to the disk.
             Err(ReadError::Damaged { .. }) if index + 1 == files.len() => return Ok(false),
             Err(err) => return Err(read_error(path, err)),
         };
+        // A whole header that contradicts the file's name is damage, newest or not.
+        xdir::check_meta(path, reader.meta(), FileKind::Xlog)
+            .map_err(|err| read_error(path, err))?;
         if self.signature.is_some() && misses_rows(&reader.meta().vclock, &self.sent) {
             // 1.6 goes on too: the vclock may have been bumped over an empty file.
             let err = gap_error(&self.sent, &reader.meta().vclock);
@@ -660,8 +673,9 @@ fn is_timeout(err: &std::io::Error) -> bool {
 
 /// What the socket reader thread tells the relay loop.
 enum ReplicaEvent {
-    /// The replica has written rows up to this vclock (1.7+ acks).
-    Ack(Vclock),
+    /// The replica has written rows up to this vclock (1.7+ acks); boxed, as a vclock is
+    /// ten times the size of the other variant.
+    Ack(Box<Vclock>),
     /// The socket is closed, or its bytes can't be framed.
     Closed(String),
 }
@@ -821,7 +835,7 @@ impl<F: Fn(RelayMsg) -> bool> Relay<F> {
     fn on_event(&mut self, state: &mut Follow, event: ReplicaEvent) -> Result<(), End> {
         match event {
             ReplicaEvent::Ack(vclock) => {
-                state.acked = Some(vclock);
+                state.acked = Some(*vclock);
                 self.send_progress(state)
             }
             ReplicaEvent::Closed(reason) => Err(End::Failed(reason)),
@@ -864,7 +878,7 @@ fn read_acks(mut stream: TcpStream, mut buffer: Vec<u8>, events: &Sender<Replica
             break format!("bad packet from the replica: {reason}");
         }
         for ack in acks.drain(..) {
-            if events.send(ReplicaEvent::Ack(ack)).is_err() {
+            if events.send(ReplicaEvent::Ack(Box::new(ack))).is_err() {
                 return;
             }
         }
