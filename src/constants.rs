@@ -72,6 +72,38 @@ pub const RECOVERY_PROGRESS_ROWS: u64 = 100_000;
 /// Batches queued for the WAL thread; when full, TX keeps adding to the batch it holds.
 pub const WAL_QUEUE_CAPACITY: usize = 64;
 
+/// Bytes of rows a relay collects before one write to its replica's socket: large enough
+/// that a catch-up of millions of rows makes few system calls, small enough to keep per
+/// replica (the JOIN's read view is streamed in such chunks, tuples dropped as they go).
+pub const RELAY_WRITE_CHUNK_SIZE: usize = 1024 * 1024;
+
+/// How long one write to a replica's socket may block before the relay gives up on the
+/// replica: a replica that reads nothing for this long is gone or stuck, and the socket
+/// buffers it fills are the master's memory.
+pub const RELAY_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// How long a relay waits, after the final OK of a JOIN, for the replica's SUBSCRIBE. The
+/// replica writes its whole snapshot first, so this is generous; it only frees the thread
+/// of a replica that died in between without closing its socket.
+pub const RELAY_SUBSCRIBE_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Read timeout of a relay's socket while it waits for SUBSCRIBE: how soon it notices a
+/// Stop from TX (it checks between timeouts).
+pub const RELAY_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Largest packet a relay reads from its replica (SUBSCRIBE, acks): both carry two UUIDs
+/// and a vclock at most (under 1 KiB); more is not a replica speaking, and bounds the
+/// buffer a peer can make the relay hold.
+pub const RELAY_REQUEST_SIZE_MAX: usize = 64 * 1024;
+
+/// Acks a relay's socket reader queues for the relay loop; when full, the reader stops
+/// reading (backpressure on the replica's acks, which are cumulative: the last one counts).
+pub const RELAY_ACK_QUEUE_CAPACITY: usize = 64;
+
+/// At most one `Progress` per this interval while rows stream, so a catch-up of millions of
+/// rows does not flood the TX inbox; the last state is always sent when the relay idles.
+pub const RELAY_PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Capacity of the TX inbox (messages from the WAL, relay, applier, coio and stdin threads).
 /// Senders block when it is full, which is backpressure on those threads, never on TX.
 pub const TX_INBOX_CAPACITY: usize = 4096;
