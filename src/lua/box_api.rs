@@ -598,10 +598,23 @@ fn enable_coredump() {
 }
 
 /// `set '<option>' configuration option to <value>`, as Tarantool logs each change.
+fn without_passwords(value: &CfgValue) -> CfgValue {
+    use crate::replication::applier::display_uri;
+    match value {
+        CfgValue::Str(uri) => CfgValue::Str(display_uri(uri)),
+        CfgValue::Array(items) => CfgValue::Array(items.iter().map(without_passwords).collect()),
+        other => other.clone(),
+    }
+}
+
 fn log_changes(changes: &CfgChanges) {
     for change in &changes.changes {
-        let text = change
-            .value
+        let shown = match (&change.value, change.name) {
+            // Replication URIs are logged without their passwords.
+            (Some(value), "replication_source") => Some(without_passwords(value)),
+            (value, _) => value.clone(),
+        };
+        let text = shown
             .as_ref()
             .map_or_else(|| String::from("nil"), CfgValue::to_json);
         log::info!("set '{}' configuration option to {text}", change.name);

@@ -722,8 +722,10 @@ fn fail_applier(tx: &Tx, applier: u64, err: BoxError) {
 /// Rows of a JOIN: loaded as a snapshot's (no WAL yet).
 fn on_join_rows(tx: &Tx, applier: u64, rows: &Rows) {
     let loaded = crate::process::with_db(tx, |db| {
-        rows.iter()
-            .try_for_each(|row| crate::wal::snapshot::load_row(db, row))
+        as_replica(db, |db| {
+            rows.iter()
+                .try_for_each(|row| crate::wal::snapshot::load_row(db, row))
+        })
     });
     if let Err(err) = loaded {
         fail_applier(tx, applier, err);
@@ -829,11 +831,8 @@ fn apply_row(tx: &Tx, row: &[u8]) -> Result<f64, BoxError> {
             return Err(BoxError::new(ErrCode::UNKNOWN_SERVER, &[&origin]));
         }
         let mut txn = Txn::autocommit();
-        // Rows from masters are applied on a read-only server too.
-        let read_only = std::mem::replace(&mut db.read_only, false);
-        let executed = db.execute(&mut txn, &request);
-        db.read_only = read_only;
-        executed.map(|_| txn)
+        as_replica(db, |db| db.execute(&mut txn, &request))?;
+        Ok(txn)
     })?;
     tx.journal.borrow_mut().commit_replicated(
         txn,
@@ -842,6 +841,17 @@ fn apply_row(tx: &Tx, row: &[u8]) -> Result<f64, BoxError> {
         Waiter::Nobody,
     );
     Ok(header.timestamp)
+}
+
+/// Run `body` as the applier does: rows from masters are applied on a read-only server too.
+fn as_replica<R>(
+    db: &mut crate::r#box::db::Db,
+    body: impl FnOnce(&mut crate::r#box::db::Db) -> Result<R, BoxError>,
+) -> Result<R, BoxError> {
+    let read_only = std::mem::replace(&mut db.read_only, false);
+    let result = body(db);
+    db.read_only = read_only;
+    result
 }
 
 /// A `_cluster` row may have named us: the WAL numbers our rows with our id from now on,

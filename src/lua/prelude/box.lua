@@ -56,6 +56,7 @@ local function configure(options)
         if not waiting then
             break
         end
+        require('internal.sched').suspend()
     end
     if not configured then
         configured = true
