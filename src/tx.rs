@@ -37,9 +37,10 @@ pub enum TxMsg {
     /// The snapshot thread's progress.
     Snapshot(crate::wal::snapshot::SnapshotMsg),
     /// A relay thread (master side of replication).
-    Relay(crate::replication::RelayMsg),
+    /// (Boxed: a vclock or two would make every message of the inbox that large.)
+    Relay(Box<crate::replication::RelayMsg>),
     /// An applier thread (replica side of replication).
-    Applier(crate::replication::ApplierMsg),
+    Applier(Box<crate::replication::ApplierMsg>),
 }
 
 /// What the stdin thread read.

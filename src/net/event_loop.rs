@@ -193,13 +193,13 @@ impl EventLoop {
                 TxMsg::Wal(reply) => crate::process::on_wal_reply(&self.tx, reply),
                 TxMsg::Snapshot(msg) => crate::wal::snapshot::on_thread_msg(&self.tx, msg),
                 TxMsg::Relay(msg) => {
-                    crate::replication::tx_replication::on_relay_msg(&self.tx, msg)
+                    crate::replication::tx_replication::on_relay_msg(&self.tx, *msg)
                 }
                 TxMsg::Applier(msg) => {
                     let lua = &self.lua;
                     let tx = &self.tx;
                     let on_schema = || crate::lua::box_data::refresh_schema(lua, tx);
-                    crate::replication::tx_replication::on_applier_msg(tx, msg, &on_schema);
+                    crate::replication::tx_replication::on_applier_msg(tx, *msg, &on_schema);
                 }
                 TxMsg::Stdin(event) => {
                     let reader = self.tx.stdin.borrow_mut().on_event(event);

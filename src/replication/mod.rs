@@ -177,6 +177,8 @@ pub struct RelayConfig {
 }
 
 /// The request that made the relay.
+// Sent once per connection or per batch of rows, never per row: size does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum RelayStart {
     /// JOIN: send these rows (INSERTs into each space, server id 0, LSN 1..N, the JOIN's
     /// sync), then [`RelayMsg::JoinSent`]; wait for [`RelayCmd::JoinDone`] (or Failed)
@@ -205,6 +207,8 @@ pub struct SubscribeStart {
 }
 
 /// TX to a relay thread.
+// Sent once per connection or per batch of rows, never per row: size does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum RelayCmd {
     /// The replica is registered; send the final OK with this vclock.
     JoinDone { vclock: Vclock },
@@ -218,6 +222,8 @@ pub enum RelayCmd {
 
 /// A relay thread to TX.
 #[derive(Debug)]
+// Sent once per connection or per batch of rows, never per row: size does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum RelayMsg {
     /// Every row of the JOIN's read view is sent: TX registers the replica.
     JoinSent { relay: u64 },

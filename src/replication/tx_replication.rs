@@ -279,7 +279,7 @@ fn start_relay(
     let to_tx = tx.sender.clone();
     super::relay::spawn(
         config,
-        move |msg| to_tx.send(TxMsg::Relay(msg)).is_ok(),
+        move |msg| to_tx.send(TxMsg::Relay(Box::new(msg))).is_ok(),
         inbox,
     )
     .map_err(|err| BoxError::system("can't start the relay thread", &err))?;
@@ -556,7 +556,7 @@ fn start_applier(tx: &Tx, uri: &str, join_as: Option<String>) -> Result<u64, Box
     let to_tx = tx.sender.clone();
     super::applier::spawn(
         config,
-        move |msg| to_tx.send(TxMsg::Applier(msg)).is_ok(),
+        move |msg| to_tx.send(TxMsg::Applier(Box::new(msg))).is_ok(),
         inbox,
     )
     .map_err(|err| BoxError::system("can't start the applier thread", &err))?;
@@ -702,7 +702,7 @@ fn restart_join(tx: &Tx, applier: u64) {
     let mut db = tx.db.borrow_mut();
     if let Some(current) = db.as_ref() {
         let mut fresh = crate::r#box::db::Db::new(&current.instance_uuid);
-        fresh.limits = current.limits.clone();
+        fresh.limits = current.limits;
         fresh.read_only = current.read_only;
         *db = Some(fresh);
     }
