@@ -521,3 +521,119 @@ fn a_replica_reseeded_from_scratch_catches_up() {
     assert_eq!(r.eval("box.info.server.id"), "---\n- 3\n...\n");
     assert_eq!(m.eval("box.space._cluster:count()"), "---\n- 3\n...\n");
 }
+
+#[test]
+fn replication_source_set_at_run_time_stops_and_restarts_the_applier() {
+    let master_dir = TempDir::new("repl-runtime-master");
+    let replica_dir = TempDir::new("repl-runtime-replica");
+    let master = Instance::start(
+        master_dir.path(),
+        "",
+        &format!("{MASTER_SETUP}\n{ITEMS_SETUP}"),
+    );
+    let mut m = master.console();
+    let replica = Instance::start(replica_dir.path(), &source(&master), "");
+    let mut r = replica.console();
+    wait_eval(&mut r, "box.info.replication.status", "follow");
+    // Taken out: nothing more arrives.
+    r.eval("box.cfg{replication_source = ''}");
+    wait_eval(&mut r, "box.info.replication.status", "off");
+    m.eval("box.space.items:insert{0, 'while out'}");
+    assert_eq!(r.eval("box.space.items:get{0}"), "---\n...\n");
+    // Back in (a table of one source, under the later name): it catches up.
+    r.eval(&format!(
+        "box.cfg{{replication = {{'replicator:password@{}'}}}}",
+        master.iproto
+    ));
+    wait_eval(&mut r, "box.space.items:get{0}", "[0, 'while out']");
+    assert!(r.eval("box.info.replication.status").contains("follow"));
+}
+
+#[test]
+fn heartbeats_keep_idle_small_on_a_quiet_link() {
+    let master_dir = TempDir::new("repl-idle-master");
+    let replica_dir = TempDir::new("repl-idle-replica");
+    let master = Instance::start(master_dir.path(), "replication_timeout = 0.2", MASTER_SETUP);
+    let replica = Instance::start(
+        replica_dir.path(),
+        &format!("{}, replication_timeout = 0.2", source(&master)),
+        "",
+    );
+    let mut r = replica.console();
+    wait_eval(&mut r, "box.info.replication.status", "follow");
+    // Nothing is written for a second: heartbeats still come every 0.2 s.
+    let idle = r.eval("require('fiber').sleep(1) return box.info.replication.idle < 0.6");
+    assert!(idle.contains("true"), "{idle}");
+    assert!(r.eval("box.info.replication.status").contains("follow"));
+}
+
+#[test]
+fn a_replica_of_another_cluster_is_refused() {
+    let first_dir = TempDir::new("repl-uuid-first");
+    let other_dir = TempDir::new("repl-uuid-other");
+    let replica_dir = TempDir::new("repl-uuid-replica");
+    let first = Instance::start(first_dir.path(), "", MASTER_SETUP);
+    let other = Instance::start(other_dir.path(), "", MASTER_SETUP);
+    let replica = Instance::start(replica_dir.path(), &source(&first), "");
+    let mut r = replica.console();
+    wait_eval(&mut r, "box.info.replication.status", "follow");
+    r.eval(&format!(
+        "box.cfg{{replication_source = 'replicator:password@{}'}}",
+        other.iproto
+    ));
+    wait_eval(&mut r, "box.info.replication.status", "stopped");
+    let message = r.eval("box.info.replication.message");
+    assert!(message.contains("Cluster id of the replica"), "{message}");
+}
+
+/// Wait until the snapshot daemon has made a snapshot of everything written.
+fn wait_snapshot_of_now(console: &mut Console) {
+    wait_eval(
+        console,
+        "require('fio').path.exists(string.format('%020d.snap', box.info.signature))",
+        "true",
+    );
+}
+
+#[test]
+fn the_master_keeps_what_a_replica_needs_and_a_forgotten_replica_is_told_what_is_missing() {
+    let master_dir = TempDir::new("repl-gap-master");
+    let replica_dir = TempDir::new("repl-gap-replica");
+    let cfg = "rows_per_wal = 5, snapshot_count = 1, snapshot_period = 0.2";
+    let setup = format!("{MASTER_SETUP}\n{ITEMS_SETUP}");
+    let master = Instance::start(master_dir.path(), cfg, &setup);
+    let address = master.iproto.clone();
+    let replica = Instance::start(replica_dir.path(), &source(&master), "");
+    let mut r = replica.console();
+    wait_eval(&mut r, "box.info.replication.status", "follow");
+    drop(r);
+    replica.stop();
+    // The replica is away; the daemon snapshots and removes old files, but keeps the
+    // xlogs the replica needs.
+    let mut m = master.console();
+    m.eval("for i = 1, 20 do box.space.items:replace{i, 'changed'} end");
+    wait_snapshot_of_now(&mut m);
+    let replica = Instance::start(replica_dir.path(), &source(&master), "");
+    let mut r = replica.console();
+    wait_eval(&mut r, "box.space.items:get{20}", "[20, 'changed']");
+    assert!(r.eval("box.info.replication.status").contains("follow"));
+    drop(r);
+    replica.stop();
+    // A restarted master has forgotten the replica: its xlogs go, and the replica is
+    // told what is missing.
+    m.eval("for i = 21, 40 do box.space.items:replace{i, 'changed'} end");
+    drop(m);
+    master.stop();
+    let master = Instance::start_at(master_dir.path(), &address, cfg, &setup);
+    let mut m = master.console();
+    m.eval("for i = 41, 60 do box.space.items:replace{i, 'changed'} end");
+    wait_snapshot_of_now(&mut m);
+    let replica = Instance::start(replica_dir.path(), &source(&master), "");
+    let mut r = replica.console();
+    wait_eval(&mut r, "box.info.replication.status", "stopped");
+    let message = r.eval("box.info.replication.message");
+    assert!(
+        message.contains("Missing .xlog file between LSN"),
+        "{message}"
+    );
+}
