@@ -707,6 +707,7 @@ impl<F: Fn(ApplierMsg) -> bool> Applier<F> {
         let dead_after = self.config.timeout * APPLIER_DEAD_LINK_TIMEOUTS;
         loop {
             let batch = conn.reader.take();
+            let full = batch.is_full();
             if !batch.rows.is_empty() {
                 self.forward_rows(batch.rows, rows_are)?;
             }
@@ -714,7 +715,8 @@ impl<F: Fn(ApplierMsg) -> bool> Applier<F> {
                 conn.heartbeat_seen |= matches!(control, Control::Heartbeat { .. });
                 return Ok(control);
             }
-            if self.read_some(conn)? {
+            // A full batch may have whole packets behind it: take them before reading.
+            if full || self.read_some(conn)? {
                 continue;
             }
             if deadline.is_some_and(|deadline| Instant::now() >= deadline) {

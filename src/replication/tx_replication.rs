@@ -796,7 +796,11 @@ fn on_rows(tx: &Tx, applier: u64, rows: &Rows, on_schema: &dyn Fn()) {
     if let Some(entry) = tx.replication.borrow_mut().appliers.get_mut(&applier) {
         entry.last_seen = Instant::now();
         if newest > 0.0 {
-            entry.lag = (tx.clock.get().realtime - newest).max(0.0);
+            // Now, not the loop turn's clock: the rows may be younger than the turn.
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
+            entry.lag = (now - newest).max(0.0);
         }
     }
     let changed = tx
