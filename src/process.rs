@@ -121,6 +121,9 @@ pub fn on_wal_reply(tx: &Tx, reply: crate::wal::writer::WalReply) {
         });
     });
     crate::wal::snapshot::on_wal_reply(tx, failed);
+    if failed {
+        crate::replication::tx_replication::on_wal_failed(tx);
+    }
     for outcome in outcomes {
         match outcome {
             Outcome::Fiber(fiber) => {

@@ -637,3 +637,28 @@ fn the_master_keeps_what_a_replica_needs_and_a_forgotten_replica_is_told_what_is
         "{message}"
     );
 }
+
+#[test]
+fn a_failed_wal_write_on_the_replica_loses_no_replicated_row() {
+    let master_dir = TempDir::new("repl-walfail-master");
+    let replica_dir = TempDir::new("repl-walfail-replica");
+    let setup = format!("{MASTER_SETUP}\n{ITEMS_SETUP}");
+    let master = Instance::start(master_dir.path(), "", &setup);
+    let mut m = master.console();
+    let replica = Instance::start(replica_dir.path(), &source(&master), "");
+    let mut r = replica.console();
+    wait_eval(&mut r, "box.info.replication.status", "follow");
+    start_writer(&mut m, 1_000_000);
+    wait_eval(&mut r, "box.space.items:get{1000050} ~= nil", "true");
+    r.eval("box.error.injection.set('ERRINJ_WAL_IO', true)");
+    wait_for("the replica to notice the failed write", || {
+        log_of(replica_dir.path())
+            .contains("starts over")
+            .then_some(())
+    });
+    r.eval("box.error.injection.set('ERRINJ_WAL_IO', false)");
+    wait_eval(&mut r, "box.info.replication.status", "follow");
+    stop_writer(&mut m);
+    wait_same_items(&mut m, &mut r);
+    assert_eq!(r.eval("box.info.vclock[1]"), m.eval("box.info.vclock[1]"));
+}

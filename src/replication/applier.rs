@@ -735,10 +735,21 @@ impl<F: Fn(ApplierMsg) -> bool> Applier<F> {
         let applier = self.config.id;
         match rows_are {
             RowsAre::Join => self.send(ApplierMsg::JoinRows { applier, rows }),
-            RowsAre::Subscription => self.send(ApplierMsg::Rows { applier, rows }),
+            RowsAre::Subscription => self.send(ApplierMsg::Rows {
+                applier,
+                rows,
+                received: wall_clock(),
+            }),
             RowsAre::Unexpected => Err(End::Client("unexpected row from the master".into())),
         }
     }
+}
+
+/// Seconds since the epoch.
+fn wall_clock() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// A read timeout (the tick elapsed) or an interrupted read: neither is a failure.

@@ -131,8 +131,13 @@ pub enum ApplierMsg {
         master_id: u32,
         vclock: Vclock,
     },
-    /// Rows of the subscription, in the order received.
-    Rows { applier: u64, rows: Rows },
+    /// Rows of the subscription, in the order received, and when they were (seconds since
+    /// the epoch: the lag is measured to their arrival, not to when TX gets to them).
+    Rows {
+        applier: u64,
+        rows: Rows,
+        received: f64,
+    },
     /// A heartbeat: the link is alive; `timestamp` is the master's clock.
     Heartbeat { applier: u64, timestamp: f64 },
     /// The thread has ended (after Stop, or stopped by an error).

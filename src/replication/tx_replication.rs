@@ -653,7 +653,11 @@ pub fn on_applier_msg(tx: &Tx, msg: ApplierMsg, on_schema: &dyn Fn()) {
                 entry.last_seen = Instant::now();
             }
         }
-        ApplierMsg::Rows { applier, rows } => on_rows(tx, applier, &rows, on_schema),
+        ApplierMsg::Rows {
+            applier,
+            rows,
+            received,
+        } => on_rows(tx, applier, &rows, received, on_schema),
         ApplierMsg::Heartbeat { applier, .. } => {
             if let Some(entry) = tx.replication.borrow_mut().appliers.get_mut(&applier) {
                 entry.last_seen = Instant::now();
@@ -719,8 +723,46 @@ fn fail_applier(tx: &Tx, applier: u64, err: BoxError) {
     send_applier(tx, applier, ApplierCmd::Fail(err));
 }
 
+/// Whether `applier` is one TX still takes rows from (not stopped, not replaced).
+fn is_current(tx: &Tx, applier: u64) -> bool {
+    tx.replication
+        .borrow()
+        .appliers
+        .get(&applier)
+        .is_some_and(|entry| entry.running && entry.state != ApplierState::Stopped)
+}
+
+/// A WAL write failed and rolled back replicated rows too: every applier starts over from
+/// what is committed now (the rows it sent after the lost ones must not be applied over a
+/// gap).
+pub fn on_wal_failed(tx: &Tx) {
+    let running: Vec<(u64, String)> = tx
+        .replication
+        .borrow()
+        .appliers
+        .iter()
+        .filter(|(_, applier)| applier.running && applier.state != ApplierState::Stopped)
+        .map(|(id, applier)| (*id, applier.uri.clone()))
+        .collect();
+    for (id, uri) in running {
+        if let Some(applier) = tx.replication.borrow_mut().appliers.remove(&id) {
+            let _ = applier.commands.send(ApplierCmd::Stop);
+        }
+        log::warn!(
+            "a WAL write failed: replication from {} starts over",
+            display_uri(&uri)
+        );
+        if let Err(err) = start_applier(tx, &uri, None) {
+            log::error!("can't restart replication: {}", err.message);
+        }
+    }
+}
+
 /// Rows of a JOIN: loaded as a snapshot's (no WAL yet).
 fn on_join_rows(tx: &Tx, applier: u64, rows: &Rows) {
+    if !is_current(tx, applier) {
+        return;
+    }
     let loaded = crate::process::with_db(tx, |db| {
         as_replica(db, |db| {
             rows.iter()
@@ -782,7 +824,11 @@ fn on_want_subscribe(tx: &Tx, applier: u64) {
 }
 
 /// Rows of a subscription: each applied with its origin's id and LSN unless applied already.
-fn on_rows(tx: &Tx, applier: u64, rows: &Rows, on_schema: &dyn Fn()) {
+fn on_rows(tx: &Tx, applier: u64, rows: &Rows, received: f64, on_schema: &dyn Fn()) {
+    if !is_current(tx, applier) {
+        // An applier stopped or replaced since: its rows are not ours to apply.
+        return;
+    }
     let mut newest = 0.0f64;
     for row in rows.iter() {
         match apply_row(tx, row) {
@@ -796,11 +842,7 @@ fn on_rows(tx: &Tx, applier: u64, rows: &Rows, on_schema: &dyn Fn()) {
     if let Some(entry) = tx.replication.borrow_mut().appliers.get_mut(&applier) {
         entry.last_seen = Instant::now();
         if newest > 0.0 {
-            // Now, not the loop turn's clock: the rows may be younger than the turn.
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0.0, |d| d.as_secs_f64());
-            entry.lag = (now - newest).max(0.0);
+            entry.lag = (received - newest).max(0.0);
         }
     }
     let changed = tx
