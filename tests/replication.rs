@@ -335,10 +335,40 @@ fn guest_and_wrong_password_replicas_are_refused() {
         "{log}"
     );
     assert!(!log.contains(":wrong@"), "{log}");
-    // Nobody was registered.
+    // A user with only the default privileges may not join.
     let mut m = master.console();
+    m.eval("box.schema.user.create('weak', {password = 'weak'})");
+    let weak_dir = TempDir::new("repl-refuse-weak");
+    let log = replica_fails(
+        weak_dir.path(),
+        &format!("replication_source = 'weak:weak@{}'", master.iproto),
+    );
+    assert!(log.contains("denied for user 'weak'"), "{log}");
+    // A master nobody answers at: box.cfg gives up after replication_connect_timeout.
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = closed.local_addr().unwrap();
+    drop(closed);
+    let absent_dir = TempDir::new("repl-refuse-absent");
+    let log = replica_fails(
+        absent_dir.path(),
+        &format!("replication_source = '{address}', replication_connect_timeout = 0.5"),
+    );
+    assert!(log.contains("can't connect to the master"), "{log}");
+    // Nobody was registered.
     let cluster = m.eval("box.space._cluster:count()");
     assert_eq!(cluster, "---\n- 1\n...\n");
+    // The replication role is enough.
+    m.eval("box.schema.user.create('roled', {password = 'roled'})");
+    m.eval("box.schema.user.grant('roled', 'replication')");
+    let roled_dir = TempDir::new("repl-refuse-roled");
+    let replica = Instance::start(
+        roled_dir.path(),
+        &format!("replication_source = 'roled:roled@{}'", master.iproto),
+        "",
+    );
+    let mut r = replica.console();
+    wait_eval(&mut r, "box.info.replication.status", "follow");
+    assert_eq!(m.eval("box.space._cluster:count()"), "---\n- 2\n...\n");
 }
 
 #[test]

@@ -33,15 +33,16 @@ pub fn open(lua: &Lua, tx: &Rc<Tx>) -> mlua::Result<Table> {
         lua.create_function(move |lua, ()| {
             let fiber = crate::process::fiber_id(&t);
             match crate::replication::tx_replication::bootstrap_wait(&t, fiber) {
-                Ok(true) if fiber != crate::process::NO_FIBER => {
-                    super::fiber::park(&t, None, false)?;
+                Ok(Some(seconds)) if fiber != crate::process::NO_FIBER => {
+                    let timeout = seconds.is_finite().then_some(seconds);
+                    super::fiber::park(&t, timeout, false)?;
                     Ok(MultiValue::from_iter([Value::Boolean(true)]))
                 }
-                Ok(true) => failure(
+                Ok(Some(_)) => failure(
                     lua,
                     &BoxError::with_message(ErrCode::UNKNOWN, "box.cfg can't wait outside a fiber"),
                 ),
-                Ok(false) => Ok(MultiValue::from_iter([Value::Boolean(false)])),
+                Ok(None) => Ok(MultiValue::from_iter([Value::Boolean(false)])),
                 Err(err) => failure(lua, &err),
             }
         })?,

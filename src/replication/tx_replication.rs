@@ -85,6 +85,11 @@ struct Applier {
 pub struct Bootstrap {
     applier: u64,
     waiter: Option<FiberId>,
+    /// The master answered (greeting read): the connect deadline no longer applies (a
+    /// big JOIN takes its time).
+    connected: bool,
+    /// `replication_connect_timeout` from the start.
+    connect_deadline: Option<Instant>,
     joined: bool,
     error: Option<BoxError>,
     done: bool,
@@ -488,28 +493,56 @@ pub fn is_replica_source(source: &str, listen: Option<&str>) -> bool {
 pub fn start_bootstrap(tx: &Tx, source: &str, instance_uuid: &str) -> Result<(), BoxError> {
     log::info!("bootstrapping replica from {}", display_uri(source));
     let id = start_applier(tx, source, Some(instance_uuid.to_string()))?;
+    let timeout = tx.cfg.borrow().replication_connect_timeout();
+    let timeout = std::time::Duration::try_from_secs_f64(timeout)
+        .unwrap_or(std::time::Duration::from_secs(30));
     tx.replication.borrow_mut().bootstrap = Some(Bootstrap {
         applier: id,
+        connect_deadline: Some(Instant::now() + timeout),
         ..Bootstrap::default()
     });
     Ok(())
 }
 
-/// `box.cfg{}` of a new replica: Ok(true) when it must wait more (the fiber is parked).
-pub fn bootstrap_wait(tx: &Tx, fiber: FiberId) -> Result<bool, BoxError> {
-    let mut replication = tx.replication.borrow_mut();
+/// `box.cfg{}` of a new replica: Ok(Some(seconds)) when it must wait more, at most that
+/// long (the caller parks the fiber); Ok(None) when done.
+pub fn bootstrap_wait(tx: &Tx, fiber: FiberId) -> Result<Option<f64>, BoxError> {
+    let mut guard = tx.replication.borrow_mut();
+    let replication = &mut *guard;
     let Some(bootstrap) = replication.bootstrap.as_mut() else {
-        return Ok(false);
+        return Ok(None);
     };
     if let Some(err) = bootstrap.error.take() {
+        let applier = bootstrap.applier;
         replication.bootstrap = None;
+        if let Some(entry) = replication.appliers.remove(&applier) {
+            let _ = entry.commands.send(ApplierCmd::Stop);
+        }
         return Err(err);
     }
     if bootstrap.done {
-        return Ok(false);
+        return Ok(None);
     }
+    let remaining = match bootstrap.connect_deadline.filter(|_| !bootstrap.connected) {
+        Some(deadline) if Instant::now() >= deadline => {
+            let uri = replication
+                .appliers
+                .get(&bootstrap.applier)
+                .map(|entry| display_uri(&entry.uri))
+                .unwrap_or_default();
+            bootstrap.error = Some(BoxError::cfg(
+                "replication_source",
+                &format!("can't connect to the master {uri} in replication_connect_timeout"),
+            ));
+            return Ok(Some(0.0));
+        }
+        Some(deadline) => deadline
+            .saturating_duration_since(Instant::now())
+            .as_secs_f64(),
+        None => f64::INFINITY,
+    };
     bootstrap.waiter = Some(fiber);
-    Ok(true)
+    Ok(Some(remaining))
 }
 
 fn wake_bootstrap(tx: &Tx) {
@@ -637,9 +670,15 @@ pub fn on_applier_msg(tx: &Tx, msg: ApplierMsg, on_schema: &dyn Fn()) {
             master_uuid,
             ..
         } => {
-            if let Some(entry) = tx.replication.borrow_mut().appliers.get_mut(&applier) {
+            let mut replication = tx.replication.borrow_mut();
+            if let Some(entry) = replication.appliers.get_mut(&applier) {
                 entry.master_uuid = Some(master_uuid);
                 entry.last_seen = Instant::now();
+            }
+            if let Some(bootstrap) = replication.bootstrap.as_mut()
+                && bootstrap.applier == applier
+            {
+                bootstrap.connected = true;
             }
         }
         ApplierMsg::JoinRows { applier, rows } => on_join_rows(tx, applier, &rows),
