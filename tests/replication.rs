@@ -7,100 +7,10 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use common::{Console, TempDir, binary, lines_of, wait_for};
-
-/// A server running `init.lua` in `dir`, with a console and the binary protocol on free
-/// ports, started once its `box.cfg{}` returned.
-struct Instance {
-    child: Child,
-    console: u16,
-    /// `host:port` of the binary protocol.
-    iproto: String,
-}
-
-impl Instance {
-    fn script(listen: &str, cfg: &str, setup: &str) -> String {
-        format!(
-            "local c = require('console').listen('127.0.0.1:0')\n\
-             box.cfg{{listen = '{listen}', log = 'tarantula.log', {cfg}}}\n\
-             {setup}\n\
-             io.stdout:write('PORTS ', c:name().port, ' ', box.info.listen, '\\n')\n\
-             io.stdout:flush()\n"
-        )
-    }
-
-    fn start(dir: &Path, cfg: &str, setup: &str) -> Instance {
-        Instance::start_at(dir, "127.0.0.1:0", cfg, setup)
-    }
-
-    /// `start` listening on `listen` (a restart on the same port).
-    fn start_at(dir: &Path, listen: &str, cfg: &str, setup: &str) -> Instance {
-        std::fs::write(dir.join("init.lua"), Instance::script(listen, cfg, setup)).unwrap();
-        let mut child = Command::new(binary())
-            .arg("init.lua")
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = lines_of(child.stdout.take().unwrap());
-        let _stderr = lines_of(child.stderr.take().unwrap());
-        let line = wait_for("the server's ports", || {
-            match stdout.recv_timeout(Duration::from_millis(100)) {
-                Ok(line) => line.strip_prefix("PORTS ").map(str::to_string),
-                Err(_) => {
-                    if let Ok(Some(status)) = child.try_wait() {
-                        panic!("server exited ({status}): {}", log_of(dir));
-                    }
-                    None
-                }
-            }
-        });
-        let mut parts = line.split_whitespace();
-        let console = parts.next().unwrap().parse().unwrap();
-        let iproto = parts.next().unwrap().to_string();
-        Instance {
-            child,
-            console,
-            iproto,
-        }
-    }
-
-    fn console(&self) -> Console {
-        Console::connect(self.console)
-    }
-
-    fn stop(mut self) {
-        let mut console = self.console();
-        console.send(b"os.exit(0)\n");
-        wait_for("the server to exit", || {
-            self.child.try_wait().ok().flatten()
-        });
-    }
-
-    fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn log_of(dir: &Path) -> String {
-    std::fs::read_to_string(dir.join("tarantula.log")).unwrap_or_default()
-}
+use common::{Console, Instance, TempDir, log_of, start_fails, wait_for};
 
 /// The master of the tutorial: a user for replication with read and write on the universe.
 const MASTER_SETUP: &str = "box.once('users', function()\n\
@@ -129,20 +39,6 @@ fn wait_eval(console: &mut Console, statement: &str, expected: &str) -> String {
         Ok(reply) => reply,
         Err(_) => panic!("timed out waiting for {what}; last reply:\n{last}"),
     }
-}
-
-/// Run a replica script that must fail in `box.cfg`; returns its stderr and log.
-fn replica_fails(dir: &Path, cfg: &str) -> String {
-    let script = format!("box.cfg{{log = 'tarantula.log', {cfg}}}\nprint('STARTED')\n");
-    std::fs::write(dir.join("fail.lua"), script).unwrap();
-    let output = Command::new(binary())
-        .arg("fail.lua")
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(!output.status.success(), "the replica started");
-    format!("{}{}", String::from_utf8_lossy(&output.stderr), log_of(dir))
 }
 
 #[test]
@@ -320,13 +216,13 @@ fn guest_and_wrong_password_replicas_are_refused() {
     let master_dir = TempDir::new("repl-refuse-master");
     let master = Instance::start(master_dir.path(), "", MASTER_SETUP);
     let guest_dir = TempDir::new("repl-refuse-guest");
-    let log = replica_fails(
+    let log = start_fails(
         guest_dir.path(),
         &format!("replication_source = '{}'", master.iproto),
     );
     assert!(log.contains("denied for user 'guest'"), "{log}");
     let wrong_dir = TempDir::new("repl-refuse-wrong");
-    let log = replica_fails(
+    let log = start_fails(
         wrong_dir.path(),
         &format!("replication_source = 'replicator:wrong@{}'", master.iproto),
     );
@@ -339,7 +235,7 @@ fn guest_and_wrong_password_replicas_are_refused() {
     let mut m = master.console();
     m.eval("box.schema.user.create('weak', {password = 'weak'})");
     let weak_dir = TempDir::new("repl-refuse-weak");
-    let log = replica_fails(
+    let log = start_fails(
         weak_dir.path(),
         &format!("replication_source = 'weak:weak@{}'", master.iproto),
     );
@@ -349,7 +245,7 @@ fn guest_and_wrong_password_replicas_are_refused() {
     let address = closed.local_addr().unwrap();
     drop(closed);
     let absent_dir = TempDir::new("repl-refuse-absent");
-    let log = replica_fails(
+    let log = start_fails(
         absent_dir.path(),
         &format!("replication_source = '{address}', replication_connect_timeout = 0.5"),
     );

@@ -8,108 +8,11 @@ mod common;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::{Console, TempDir, binary, lines_of, wait_for};
-
-/// A server running `init.lua` in `dir` (kept between runs), with a console and the binary
-/// protocol on free ports.
-struct Instance {
-    child: Child,
-    console: u16,
-    iproto: String,
-}
-
-impl Instance {
-    /// Start in `dir` with `cfg` (extra box.cfg options) and then `setup`.
-    fn start(dir: &Path, cfg: &str, setup: &str) -> Instance {
-        let script = format!(
-            "local c = require('console').listen('127.0.0.1:0')\n\
-             box.cfg{{listen = '127.0.0.1:0', log = 'tarantula.log', {cfg}}}\n\
-             {setup}\n\
-             io.stdout:write('PORTS ', c:name().port, ' ', box.info.listen, '\\n')\n\
-             io.stdout:flush()\n"
-        );
-        std::fs::write(dir.join("init.lua"), script).unwrap();
-        let mut child = Command::new(binary())
-            .arg("init.lua")
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = lines_of(child.stdout.take().unwrap());
-        let _stderr = lines_of(child.stderr.take().unwrap());
-        let line = wait_for("the server's ports", || {
-            match stdout.recv_timeout(Duration::from_millis(100)) {
-                Ok(line) => line.strip_prefix("PORTS ").map(str::to_string),
-                Err(_) => {
-                    if let Ok(Some(status)) = child.try_wait() {
-                        let log = std::fs::read_to_string(dir.join("tarantula.log"));
-                        panic!("server exited ({status}): {}", log.unwrap_or_default());
-                    }
-                    None
-                }
-            }
-        });
-        let mut parts = line.split_whitespace();
-        let console = parts.next().unwrap().parse().unwrap();
-        let iproto = parts.next().unwrap().to_string();
-        Instance {
-            child,
-            console,
-            iproto,
-        }
-    }
-
-    fn console(&self) -> Console {
-        Console::connect(self.console)
-    }
-
-    /// Stop with os.exit (the WAL closes its file).
-    fn stop(mut self) {
-        let mut console = self.console();
-        console.send(b"os.exit(0)\n");
-        wait_for("the server to exit", || {
-            self.child.try_wait().ok().flatten()
-        });
-    }
-
-    fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Run a server in `dir` that must fail to start; returns its log.
-fn start_fails(dir: &Path, cfg: &str) -> String {
-    let script = format!("box.cfg{{log = 'tarantula.log', {cfg}}}\nprint('STARTED')\n");
-    std::fs::write(dir.join("fail.lua"), script).unwrap();
-    let output = Command::new(binary())
-        .arg("fail.lua")
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(!output.status.success(), "the server started");
-    assert!(!String::from_utf8_lossy(&output.stdout).contains("STARTED"));
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stderr),
-        std::fs::read_to_string(dir.join("tarantula.log")).unwrap_or_default()
-    )
-}
+use common::{Instance, TempDir, start_fails, wait_for};
 
 const SCHEMA: &str = "if box.space.items == nil then\n\
     local s = box.schema.space.create('items')\n\

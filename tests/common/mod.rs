@@ -244,3 +244,106 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
         .windows(needle.len())
         .position(|window| window == needle)
 }
+
+/// A server running `init.lua` in a directory the caller keeps (to restart in), with a
+/// console and the binary protocol on free ports, started once its `box.cfg{}` returned
+/// (`log = 'tarantula.log'`).
+pub struct Instance {
+    pub child: Child,
+    pub console: u16,
+    /// `host:port` of the binary protocol.
+    pub iproto: String,
+}
+
+impl Instance {
+    pub fn script(listen: &str, cfg: &str, setup: &str) -> String {
+        format!(
+            "local c = require('console').listen('127.0.0.1:0')\n\
+             box.cfg{{listen = '{listen}', log = 'tarantula.log', {cfg}}}\n\
+             {setup}\n\
+             io.stdout:write('PORTS ', c:name().port, ' ', box.info.listen, '\\n')\n\
+             io.stdout:flush()\n"
+        )
+    }
+
+    pub fn start(dir: &Path, cfg: &str, setup: &str) -> Instance {
+        Instance::start_at(dir, "127.0.0.1:0", cfg, setup)
+    }
+
+    /// `start` listening on `listen` (a restart on the same port).
+    pub fn start_at(dir: &Path, listen: &str, cfg: &str, setup: &str) -> Instance {
+        std::fs::write(dir.join("init.lua"), Instance::script(listen, cfg, setup)).unwrap();
+        let mut child = Command::new(binary())
+            .arg("init.lua")
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = lines_of(child.stdout.take().unwrap());
+        let _stderr = lines_of(child.stderr.take().unwrap());
+        let line = wait_for("the server's ports", || {
+            match stdout.recv_timeout(Duration::from_millis(100)) {
+                Ok(line) => line.strip_prefix("PORTS ").map(str::to_string),
+                Err(_) => {
+                    if let Ok(Some(status)) = child.try_wait() {
+                        panic!("server exited ({status}): {}", log_of(dir));
+                    }
+                    None
+                }
+            }
+        });
+        let mut parts = line.split_whitespace();
+        let console = parts.next().unwrap().parse().unwrap();
+        let iproto = parts.next().unwrap().to_string();
+        Instance {
+            child,
+            console,
+            iproto,
+        }
+    }
+
+    pub fn console(&self) -> Console {
+        Console::connect(self.console)
+    }
+
+    pub fn stop(mut self) {
+        let mut console = self.console();
+        console.send(b"os.exit(0)\n");
+        wait_for("the server to exit", || {
+            self.child.try_wait().ok().flatten()
+        });
+    }
+
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn log_of(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("tarantula.log")).unwrap_or_default()
+}
+
+/// Run a server in `dir` that must fail to start; returns its log.
+pub fn start_fails(dir: &Path, cfg: &str) -> String {
+    let script = format!("box.cfg{{log = 'tarantula.log', {cfg}}}\nprint('STARTED')\n");
+    std::fs::write(dir.join("fail.lua"), script).unwrap();
+    let output = Command::new(binary())
+        .arg("fail.lua")
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "the server started");
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("STARTED"));
+    format!("{}{}", String::from_utf8_lossy(&output.stderr), log_of(dir))
+}
