@@ -5,6 +5,10 @@
 //! ```text
 //!  clients, console ─▶ TX thread (main): mio loop → connections → fibers → Lua / box
 //!    owns: Poll, sockets, the Lua state, the fiber scheduler, box.cfg, sessions
+//!  wal        owns: the current xlog; batches from TX, LSNs, writes; pokes relays
+//!  snapshot   owns: a frozen tuple list and the .snap being written (box.snapshot)
+//!  relay × N  owns: one replica's socket and an xlog cursor (replication, master side)
+//!  applier × M owns: one master's socket; rows to TX in batches (replication, replica side)
 //!  coio × N   owns: nothing shared; runs blocking calls (fio, name resolution) for fibers
 //!  stdin      owns: the line editor of the interactive console
 //! ```
