@@ -46,6 +46,10 @@ impl Hasher for IdHasher {
         // Fibonacci hashing: spreads consecutive ids over the high bits hashbrown uses.
         self.0 = id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     }
+
+    fn write_usize(&mut self, id: usize) {
+        self.write_u64(id as u64);
+    }
 }
 
 /// A map keyed by fiber id.

@@ -73,7 +73,9 @@ pub struct Accepted {
 /// Every socket of the loop.
 pub struct Net {
     registry: Registry,
-    sources: HashMap<Token, Source>,
+    /// By token (sequential numbers: hashed by one multiplication, every request looks its
+    /// connection up).
+    sources: HashMap<Token, Source, std::hash::BuildHasherDefault<crate::fiber::IdHasher>>,
     /// Tokens are never reused, so a stale token held by a fiber never names a new socket.
     next_token: usize,
     connection_count: usize,
@@ -87,7 +89,7 @@ impl Net {
     pub fn new(registry: Registry) -> Net {
         Net {
             registry,
-            sources: HashMap::new(),
+            sources: HashMap::default(),
             next_token: FIRST_SOURCE_TOKEN,
             connection_count: 0,
             netbox_count: 0,
