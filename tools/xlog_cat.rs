@@ -314,7 +314,7 @@ fn type_name(kind: u32) -> String {
         request_type::EVAL => "EVAL",
         request_type::UPSERT => "UPSERT",
         request_type::CALL => "CALL",
-        12 => "NOP",
+        request_type::NOP => "NOP",
         request_type::PING => "PING",
         request_type::JOIN => "JOIN",
         request_type::SUBSCRIBE => "SUBSCRIBE",

@@ -413,7 +413,8 @@ fn apply_first(tx: &Tx, changes: &CfgChanges) -> Result<(), BoxError> {
 fn start_data(tx: &Tx) -> Result<(), BoxError> {
     use crate::replication::tx_replication;
     use crate::wal::recovery::{self, Options};
-    let (options, instance_uuid, cluster_uuid, sources, listen) = {
+    let listen = tx_replication::own_listen(tx);
+    let (options, instance_uuid, cluster_uuid, sources) = {
         let cfg = tx.cfg.borrow();
         let uuid = |name: &str| {
             cfg.get_str(name)
@@ -424,7 +425,6 @@ fn start_data(tx: &Tx) -> Result<(), BoxError> {
             uuid("instance_uuid"),
             uuid("replicaset_uuid"),
             cfg.replication_sources(),
-            cfg.listen().map(str::to_string),
         )
     };
     if options.wal_mode != crate::cfg::WalMode::None {

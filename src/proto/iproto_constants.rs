@@ -47,6 +47,9 @@ pub mod request_type {
     pub const UPSERT: u32 = 9;
     /// CALL returning the function's values as they are (1.7 and later).
     pub const CALL: u32 = 10;
+    /// A row that changes nothing and only moves its origin's LSN on (2.x's NOP: a
+    /// replicated row skipped by `replication_skip_conflict` is written as one).
+    pub const NOP: u32 = 12;
     pub const PING: u32 = 64;
     pub const JOIN: u32 = 65;
     pub const SUBSCRIBE: u32 = 66;

@@ -613,6 +613,14 @@ fn start_applier(tx: &Tx, uri: &str, join_as: Option<String>) -> Result<u64, Box
 /// `replication_source` is now `sources`: stop appliers of sources no longer listed,
 /// restart stopped ones, start new ones; running appliers of listed sources keep running.
 pub fn configure(tx: &Tx, sources: &[String]) -> Result<(), BoxError> {
+    // A server listed among its own sources (a mesh where every server has one list)
+    // does not replicate from itself.
+    let listen = own_listen(tx);
+    let sources: Vec<String> = sources
+        .iter()
+        .filter(|source| is_replica_source(source, listen.as_deref()))
+        .cloned()
+        .collect();
     let mut stale = Vec::new();
     let mut keep = Vec::new();
     for (id, applier) in &tx.replication.borrow().appliers {
@@ -632,12 +640,22 @@ pub fn configure(tx: &Tx, sources: &[String]) -> Result<(), BoxError> {
     if !sources.is_empty() {
         log::info!("connecting to {} replicas", sources.len());
     }
-    for source in sources {
+    for source in &sources {
         if !keep.contains(source) {
             start_applier(tx, source, None)?;
         }
     }
     Ok(())
+}
+
+/// The address this server's binary protocol is bound to (the port `listen = 0` got), or
+/// `listen` as configured.
+pub fn own_listen(tx: &Tx) -> Option<String> {
+    let bound = tx
+        .iproto_listener
+        .get()
+        .and_then(|token| tx.net.borrow().listener_name(token));
+    bound.or_else(|| tx.cfg.borrow().listen().map(str::to_string))
 }
 
 /// Stop every relay and applier (the server is stopping).
@@ -909,23 +927,77 @@ fn apply_row(tx: &Tx, row: &[u8]) -> Result<f64, BoxError> {
     if lsn <= tx.journal.borrow_mut().committed().get(origin) {
         return Ok(header.timestamp);
     }
+    let (kind, body, txn) = match execute_row(tx, &header, body) {
+        Ok(txn) => (header.kind, body, txn),
+        Err(err) if err.code == ErrCode::TUPLE_FOUND && skip_conflicts(tx) => {
+            // Written as a NOP: the LSN moves on durably, so the skip survives a restart.
+            log::warn!("skipping a conflicting row: {}", err.message);
+            (request_type::NOP, &[][..], Txn::autocommit())
+        }
+        Err(err) => return Err(err),
+    };
+    tx.journal
+        .borrow_mut()
+        .commit_replicated(txn, (kind, origin, lsn), body, Waiter::Nobody);
+    Ok(header.timestamp)
+}
+
+fn skip_conflicts(tx: &Tx) -> bool {
+    tx.cfg.borrow().get_bool("replication_skip_conflict")
+}
+
+/// Execute a replicated row; an error names the row (origin, LSN, what and where).
+fn execute_row(tx: &Tx, header: &xrow::Header, body: &[u8]) -> Result<Txn, BoxError> {
+    if header.kind == request_type::NOP {
+        return Ok(Txn::autocommit());
+    }
     let decoded = xrow::decode_body(body)?;
     let request = xrow::data_request(header.kind, &decoded, ADMIN)?;
-    let txn = crate::process::with_db(tx, |db| {
-        if !db.cluster.contains_key(&origin) {
-            return Err(BoxError::new(ErrCode::UNKNOWN_SERVER, &[&origin]));
+    crate::process::with_db(tx, |db| {
+        if !db.cluster.contains_key(&header.server_id) {
+            return Err(BoxError::new(ErrCode::UNKNOWN_SERVER, &[&header.server_id]));
         }
         let mut txn = Txn::autocommit();
-        as_replica(db, |db| db.execute(&mut txn, &request))?;
-        Ok(txn)
-    })?;
-    tx.journal.borrow_mut().commit_replicated(
-        txn,
-        (header.kind, origin, lsn),
-        body,
-        Waiter::Nobody,
+        match as_replica(db, |db| db.execute(&mut txn, &request)) {
+            Ok(_) => Ok(txn),
+            Err(err) => {
+                let space = db
+                    .space(request.space_id)
+                    .map_or_else(|| request.space_id.to_string(), |s| s.def.name.clone());
+                Err(row_error(err, header, &space, &request))
+            }
+        }
+    })
+}
+
+/// `err` of a replicated row, its message extended with the row: 1.6 stops replication at
+/// it, so the message must tell the operator which row from which server.
+fn row_error(
+    err: BoxError,
+    header: &xrow::Header,
+    space: &str,
+    request: &crate::r#box::db::Request<'_>,
+) -> BoxError {
+    let data = if request.tuple.is_empty() {
+        request.key
+    } else {
+        request.tuple
+    };
+    let shown = rmpv::decode::read_value(&mut &data[..])
+        .map_or_else(|_| String::from("?"), |value| value.to_string());
+    let what = match header.kind {
+        request_type::INSERT => "INSERT",
+        request_type::REPLACE => "REPLACE",
+        request_type::UPDATE => "UPDATE",
+        request_type::DELETE => "DELETE",
+        request_type::UPSERT => "UPSERT",
+        _ => "row",
+    };
+    let message = format!(
+        "{} (row of server {}, LSN {}: {what} {shown} in space '{space}')",
+        err.message, header.server_id, header.lsn
     );
-    Ok(header.timestamp)
+    BoxError::with_message(err.code, message)
 }
 
 /// Run `body` as the applier does: rows from masters are applied on a read-only server too.
@@ -966,6 +1038,13 @@ fn learn_server_id(tx: &Tx) {
     };
     if changed || finished {
         wake_bootstrap(tx);
+    }
+    if finished {
+        // Joined and registered: the other sources of the list are followed too.
+        let sources = tx.cfg.borrow().replication_sources();
+        if let Err(err) = configure(tx, &sources) {
+            log::error!("can't start replication: {}", err.message);
+        }
     }
 }
 
