@@ -790,9 +790,13 @@ impl Cfg {
     }
 
     /// Whether setting `value` changes the option: it differs, or it is a table (1.6 compares
-    /// tables by identity, so a table always counts as new).
+    /// tables by identity, so a table always counts as new), or it is `replication_source`:
+    /// setting that again, even to the same URI, is how replication stopped by an error is
+    /// restarted (running appliers of listed sources are left alone).
     fn counts_as_change(&self, index: usize, value: &Option<CfgValue>) -> bool {
-        matches!(value, Some(CfgValue::Array(_))) || self.values[index] != *value
+        matches!(value, Some(CfgValue::Array(_)))
+            || self.values[index] != *value
+            || SCHEMA[index].name == "replication_source"
     }
 
     /// The effective value of the canonical option `name`; `None` if it is nil or unknown.
@@ -1806,9 +1810,10 @@ mod tests {
         apply(&mut cfg, &[("replication_source", list(&[s("a:1")]))]);
         let changes = apply(&mut cfg, &[("replication_source", list(&[s("a:1")]))]);
         assert_eq!(names(&changes), ["replication_source"]);
-        // A string with the same text does not.
+        // Setting the source again, even with the same text, restarts stopped replication.
         apply(&mut cfg, &[("replication_source", s("a:1"))]);
-        assert!(apply(&mut cfg, &[("replication", s("a:1"))]).is_empty());
+        let changes = apply(&mut cfg, &[("replication", s("a:1"))]);
+        assert_eq!(names(&changes), ["replication_source"]);
     }
 
     #[test]

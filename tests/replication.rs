@@ -7,6 +7,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -587,4 +588,247 @@ fn a_failed_wal_write_on_the_replica_loses_no_replicated_row() {
     stop_writer(&mut m);
     wait_same_items(&mut m, &mut r);
     assert_eq!(r.eval("box.info.vclock[1]"), m.eval("box.info.vclock[1]"));
+}
+
+/// Two servers that replicate from each other (the tutorial's end state): A bootstraps,
+/// B joins A, then A follows B.
+fn master_master(a_dir: &Path, b_dir: &Path, setup: &str) -> (Instance, Instance) {
+    let a = Instance::start(a_dir, "", &format!("{MASTER_SETUP}\n{setup}"));
+    let b = Instance::start(b_dir, &source(&a), "");
+    let mut console = a.console();
+    console.eval(&format!("box.cfg{{{}}}", source(&b)));
+    wait_eval(&mut console, "box.info.replication.status", "follow");
+    (a, b)
+}
+
+#[test]
+fn the_whole_hands_on_tutorial_ends_master_master_with_the_same_tuples() {
+    let one_dir = TempDir::new("tutorial-1");
+    let two_dir = TempDir::new("tutorial-2");
+    // Terminal #1: the master; terminal #2: the replica.
+    let one = Instance::start(one_dir.path(), "", MASTER_SETUP);
+    let address = one.iproto.clone();
+    let mut t1 = one.console();
+    let two = Instance::start(two_dir.path(), &source(&one), "");
+    let mut t2 = two.console();
+    t1.eval("s = box.schema.space.create('tester')");
+    t1.eval("i = s:create_index('primary', {})");
+    t1.eval("s:insert{1, 'Tuple inserted on Terminal #1'}");
+    wait_eval(
+        &mut t2,
+        "box.space.tester ~= nil and box.space.tester:get{1}",
+        "Terminal #1",
+    );
+    t2.eval("box.space.tester:insert{2, 'Tuple inserted on Terminal #2'}");
+    // #1 stops; #2 writes on its own.
+    drop(t1);
+    one.stop();
+    wait_eval(&mut t2, "box.info.replication.status", "disconnected");
+    t2.eval("box.space.tester:insert{3, 'Another'}");
+    // #1 comes back and replicates from #2: master-master.
+    let one = Instance::start_at(one_dir.path(), &address, "", MASTER_SETUP);
+    let mut t1 = one.console();
+    t1.eval(&format!("box.cfg{{{}}}", source(&two)));
+    wait_eval(&mut t1, "box.space.tester:get{3}", "[3, 'Another']");
+    wait_eval(&mut t2, "box.info.replication.status", "follow");
+    t1.eval("box.space.tester:insert{4, 'from #1 again'}");
+    wait_eval(&mut t2, "box.space.tester:get{4}", "[4, 'from #1 again']");
+    let select = "box.space.tester:select({0}, {iterator = 'GE'})";
+    let both = wait_eval(&mut t2, select, "[4, ");
+    wait_eval(&mut t1, select, &both);
+    for key in 1..=4 {
+        assert!(both.contains(&format!("[{key}, ")), "{both}");
+    }
+    // No row loops: each server holds every row once, and the vclocks agree.
+    wait_eval(&mut t2, "box.info.vclock", &t1.eval("box.info.vclock"));
+}
+
+#[test]
+fn what_if_three_servers_are_each_others_masters() {
+    let dirs: Vec<TempDir> = (0..3)
+        .map(|n| TempDir::new(&format!("mesh3-{n}")))
+        .collect();
+    let ports: Vec<u16> = (0..3)
+        .map(|_| {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        })
+        .collect();
+    let list = ports
+        .iter()
+        .map(|port| format!("'replicator:password@127.0.0.1:{port}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let cfg = format!("replication_source = {{{list}}}");
+    let servers: Vec<Instance> = (0..3)
+        .map(|n| {
+            let listen = format!("127.0.0.1:{}", ports[n]);
+            let setup = if n == 0 {
+                format!("{MASTER_SETUP}\nbox.once('space', function() box.schema.space.create('t'):create_index('pk') end)")
+            } else {
+                String::new()
+            };
+            Instance::start_at(dirs[n].path(), &listen, &cfg, &setup)
+        })
+        .collect();
+    let mut consoles: Vec<Console> = servers.iter().map(Instance::console).collect();
+    for (n, console) in consoles.iter_mut().enumerate() {
+        wait_eval(console, "box.space.t ~= nil", "true");
+        console.eval(&format!("box.space.t:insert{{{n}, 'from server {n}'}}"));
+    }
+    for console in consoles.iter_mut() {
+        for n in 0..3 {
+            wait_eval(
+                console,
+                &format!("box.space.t:get{{{n}}}"),
+                &format!("'from server {n}'"),
+            );
+        }
+    }
+    let vclock = consoles[0].eval("box.info.vclock");
+    for console in consoles.iter_mut() {
+        wait_eval(console, "box.info.vclock", &vclock);
+        assert_eq!(console.eval("box.space.t:count()"), "---\n- 3\n...\n");
+        assert_eq!(
+            console.eval("box.space._cluster:count()"),
+            "---\n- 3\n...\n"
+        );
+    }
+}
+
+#[test]
+fn what_if_two_servers_change_the_same_tuple_the_last_changer_wins() {
+    let a_dir = TempDir::new("lww-a");
+    let b_dir = TempDir::new("lww-b");
+    let setup = "box.once('space', function() box.schema.space.create('t'):create_index('pk') end)";
+    let (a, b) = master_master(a_dir.path(), b_dir.path(), setup);
+    let (mut ca, mut cb) = (a.console(), b.console());
+    ca.eval("box.space.t:replace{1, 'changed on #1'}");
+    wait_eval(&mut cb, "box.space.t:get{1}", "changed on #1");
+    cb.eval("box.space.t:replace{1, 'changed on #2'}");
+    wait_eval(&mut ca, "box.space.t:get{1}", "changed on #2");
+    assert!(cb.eval("box.space.t:get{1}").contains("changed on #2"));
+}
+
+#[test]
+fn what_if_two_servers_insert_the_same_tuple_replication_stops_until_restarted() {
+    let a_dir = TempDir::new("conflict-a");
+    let b_dir = TempDir::new("conflict-b");
+    let setup = "box.once('space', function() box.schema.space.create('tester'):create_index('primary') end)";
+    let (a, b) = master_master(a_dir.path(), b_dir.path(), setup);
+    let (mut ca, mut cb) = (a.console(), b.console());
+    wait_eval(&mut cb, "box.space.tester ~= nil", "true");
+    // Both detach, both insert key 7, then #1 follows #2 again.
+    ca.eval("box.cfg{replication_source = ''}");
+    cb.eval("box.cfg{replication_source = ''}");
+    ca.eval("box.space.tester:insert{7, 'conflict from #1'}");
+    cb.eval("box.space.tester:insert{7, 'conflict from #2'}");
+    ca.eval(&format!("box.cfg{{{}}}", source(&b)));
+    wait_eval(&mut ca, "box.info.replication.status", "stopped");
+    let message = ca.eval("box.info.replication.message");
+    for part in [
+        "Duplicate key exists in unique index 'primary' in space 'tester'",
+        "row of server 2, LSN 1",
+        "INSERT [7, \"conflict from #2\"]",
+    ] {
+        // Looked for in Lua: the YAML reply folds long lines and doubles quotes.
+        let found = ca.eval(&format!(
+            "box.info.replication.message:find({part:?}, 1, true) ~= nil"
+        ));
+        assert!(found.contains("true"), "{part} not in {message}");
+    }
+    let upstream = ca.eval("box.info.replication[2].upstream.status");
+    assert!(upstream.contains("stopped"), "{upstream}");
+    assert!(log_of(a_dir.path()).contains("Duplicate key"));
+    // The operator resolves it and sets the source again: replication restarts.
+    ca.eval("box.space.tester:delete{7}");
+    ca.eval(&format!("box.cfg{{{}}}", source(&b)));
+    wait_eval(&mut ca, "box.space.tester:get{7}", "conflict from #2");
+    wait_eval(&mut ca, "box.info.replication.status", "follow");
+}
+
+#[test]
+fn replication_skip_conflict_skips_durably() {
+    let a_dir = TempDir::new("skip-a");
+    let b_dir = TempDir::new("skip-b");
+    let setup = "box.once('space', function() box.schema.space.create('tester'):create_index('primary') end)";
+    let (a, b) = master_master(a_dir.path(), b_dir.path(), setup);
+    let address = a.iproto.clone();
+    let (mut ca, mut cb) = (a.console(), b.console());
+    wait_eval(&mut cb, "box.space.tester ~= nil", "true");
+    ca.eval("box.cfg{replication_source = ''}");
+    cb.eval("box.cfg{replication_source = ''}");
+    ca.eval("box.space.tester:insert{7, 'conflict from #1'}");
+    cb.eval("box.space.tester:insert{7, 'conflict from #2'}");
+    cb.eval("box.space.tester:insert{8, 'after the conflict'}");
+    ca.eval(&format!(
+        "box.cfg{{{}, replication_skip_conflict = true}}",
+        source(&b)
+    ));
+    wait_eval(&mut ca, "box.space.tester:get{8}", "after the conflict");
+    assert!(ca.eval("box.info.replication.status").contains("follow"));
+    assert!(
+        ca.eval("box.space.tester:get{7}")
+            .contains("conflict from #1")
+    );
+    assert!(log_of(a_dir.path()).contains("skipping a conflicting row"));
+    let vclock = cb.eval("box.info.vclock[2]");
+    assert_eq!(ca.eval("box.info.vclock[2]"), vclock);
+    // The skip was written: after a restart, without skipping, nothing conflicts.
+    drop(ca);
+    a.stop();
+    let a = Instance::start_at(a_dir.path(), &address, &source(&b), "");
+    let mut ca = a.console();
+    assert_eq!(ca.eval("box.info.vclock[2]"), vclock);
+    cb.eval("box.space.tester:insert{9, 'later'}");
+    wait_eval(&mut ca, "box.space.tester:get{9}", "later");
+    assert!(ca.eval("box.info.replication.status").contains("follow"));
+}
+
+#[test]
+fn what_if_a_replica_takes_over_and_what_cluster_a_server_is_in() {
+    let master_dir = TempDir::new("takeover-master");
+    let replica_dir = TempDir::new("takeover-replica");
+    let setup = format!(
+        "{MASTER_SETUP}\nbox.once('space', function() box.schema.space.create('t'):create_index('pk') end)"
+    );
+    let master = Instance::start(master_dir.path(), "", &setup);
+    let mut m = master.console();
+    let replica = Instance::start(replica_dir.path(), &source(&master), "");
+    let mut r = replica.console();
+    // The cluster's UUID, as the manual says to look it up, is the same on both.
+    let cluster = m.eval("box.space._schema:select{'cluster'}");
+    assert!(cluster.contains("- - ['cluster', '"), "{cluster}");
+    assert_eq!(r.eval("box.space._schema:select{'cluster'}"), cluster);
+    m.eval("box.space.t:insert{1, 'before'}");
+    wait_eval(&mut r, "box.space.t:get{1}", "before");
+    drop(m);
+    master.kill();
+    wait_eval(&mut r, "box.info.replication.status", "disconnected");
+    // The replica becomes independent and serves writes.
+    r.eval("box.cfg{replication_source = ''}");
+    assert!(r.eval("box.info.replication.status").contains("off"));
+    r.eval("box.space.t:insert{2, 'after the take-over'}");
+    assert!(r.eval("box.space.t:get{2}").contains("after the take-over"));
+}
+
+#[test]
+fn box_once_runs_once_across_the_cluster() {
+    let master_dir = TempDir::new("once-master");
+    let replica_dir = TempDir::new("once-replica");
+    let master = Instance::start(master_dir.path(), "", MASTER_SETUP);
+    let mut m = master.console();
+    m.eval(
+        "box.once('init', function() box.schema.space.create('once_made'):create_index('pk') end)",
+    );
+    let replica = Instance::start(replica_dir.path(), &source(&master), "");
+    let mut r = replica.console();
+    wait_eval(&mut r, "box.space.once_made ~= nil", "true");
+    // The replica finds the key done: its function does not run.
+    let ran = r.eval("ran = false box.once('init', function() ran = true end) return ran");
+    assert!(ran.contains("false"), "{ran}");
+    assert!(
+        r.eval("box.space._schema:get{'onceinit'}")
+            .contains("onceinit")
+    );
 }

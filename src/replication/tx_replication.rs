@@ -624,7 +624,9 @@ pub fn configure(tx: &Tx, sources: &[String]) -> Result<(), BoxError> {
     let mut stale = Vec::new();
     let mut keep = Vec::new();
     for (id, applier) in &tx.replication.borrow().appliers {
-        if sources.contains(&applier.uri) && applier.running {
+        // A stopped applier may not have exited yet: it is replaced all the same.
+        let live = applier.running && applier.state != ApplierState::Stopped;
+        if sources.contains(&applier.uri) && live {
             keep.push(applier.uri.clone());
         } else {
             stale.push(*id);
