@@ -433,6 +433,14 @@ fn a_replica_reseeded_from_scratch_catches_up() {
     wait_same_items(&mut m, &mut r);
     drop(r);
     replica.stop();
+    // The master shows the replica gone, and why.
+    wait_eval(
+        &mut m,
+        "box.info.replication[2].downstream.status",
+        "stopped",
+    );
+    let downstream = m.eval("box.info.replication[2].downstream.message");
+    assert!(downstream.contains("closed"), "{downstream}");
     m.eval("for i = 200001, 200100 do box.space.items:insert{i, 'meanwhile'} end");
     for entry in std::fs::read_dir(replica_dir.path()).unwrap() {
         let path = entry.unwrap().path();

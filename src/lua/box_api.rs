@@ -146,6 +146,9 @@ fn replication_info(
                 vclock.raw_set(id, lsn)?;
             }
             table.set("vclock", vclock)?;
+            if let Some(message) = &downstream.message {
+                table.set("message", message.as_str())?;
+            }
             peer.set("downstream", table)?;
         }
         replication.raw_set(*id, peer)?;

@@ -105,6 +105,9 @@ pub struct Replication {
     /// Where each registered replica was last seen (kept after its relay ends, for the
     /// removal of old xlogs; since this process started).
     replica_vclocks: BTreeMap<u32, Vclock>,
+    /// Replicas whose relay ended, why (None: asked to) and when: `box.info` shows them
+    /// stopped until they subscribe again.
+    gone_downstreams: BTreeMap<u32, (Option<String>, Instant)>,
 }
 
 impl Replication {
@@ -346,9 +349,14 @@ pub fn on_relay_msg(tx: &Tx, msg: RelayMsg) {
             }
         }
         RelayMsg::Exited { relay, error } => {
-            let Some(entry) = tx.replication.borrow_mut().relays.remove(&relay) else {
+            let mut replication = tx.replication.borrow_mut();
+            let Some(entry) = replication.relays.remove(&relay) else {
                 return;
             };
+            if let Some(id) = entry.replica_id {
+                let gone = (error.clone(), Instant::now());
+                replication.gone_downstreams.insert(id, gone);
+            }
             match error {
                 Some(error) => log::error!(
                     "relay to replica {} at {} stopped: {error}",
@@ -1080,6 +1088,8 @@ pub struct DownstreamInfo {
     pub status: &'static str,
     pub idle: f64,
     pub vclock: Vclock,
+    /// Why the relay stopped.
+    pub message: Option<String>,
 }
 
 /// The appliers, by source URI (the first is what 1.6's `box.info.replication` shows).
@@ -1104,7 +1114,7 @@ pub fn upstreams(tx: &Tx) -> Vec<UpstreamInfo> {
 /// The relays that follow a registered replica.
 pub fn downstreams(tx: &Tx) -> Vec<DownstreamInfo> {
     let replication = tx.replication.borrow();
-    replication
+    let mut list: Vec<DownstreamInfo> = replication
         .relays
         .values()
         .filter_map(|relay| {
@@ -1114,9 +1124,28 @@ pub fn downstreams(tx: &Tx) -> Vec<DownstreamInfo> {
                 status: if relay.following { "follow" } else { "join" },
                 idle: relay.last_seen.elapsed().as_secs_f64(),
                 vclock: relay.acked.clone().unwrap_or_else(|| relay.sent.clone()),
+                message: None,
             })
         })
-        .collect()
+        .collect();
+    // A replica whose relay ended shows as stopped (with why) until it subscribes again.
+    for (id, (error, since)) in &replication.gone_downstreams {
+        if list.iter().any(|live| live.replica_id == *id) {
+            continue;
+        }
+        list.push(DownstreamInfo {
+            replica_id: *id,
+            status: "stopped",
+            idle: since.elapsed().as_secs_f64(),
+            vclock: replication
+                .replica_vclocks
+                .get(id)
+                .cloned()
+                .unwrap_or_default(),
+            message: error.clone(),
+        });
+    }
+    list
 }
 
 /// The oldest vclock a registered replica still needs (old xlogs after it are kept): where
