@@ -1173,6 +1173,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_refused_row_is_named_in_the_error() {
+        let header = xrow::Header {
+            kind: request_type::INSERT,
+            server_id: 2,
+            lsn: 5,
+            ..Default::default()
+        };
+        let tuple = [0x92, 0x07, 0xa1, b'x'];
+        let mut request = Request::new(RequestKind::Insert, 512);
+        request.tuple = &tuple;
+        let err = BoxError::with_message(ErrCode::TUPLE_FOUND, "Duplicate key");
+        let named = row_error(err, &header, "tester", &request);
+        assert_eq!(named.code, ErrCode::TUPLE_FOUND);
+        assert_eq!(
+            named.message,
+            "Duplicate key (row of server 2, LSN 5: INSERT [7, \"x\"] in space 'tester')"
+        );
+    }
+
+    #[test]
     fn own_listen_is_not_a_source() {
         assert!(!is_replica_source("3301", Some("3301")));
         assert!(!is_replica_source("localhost:3301", Some("127.0.0.1:3301")));

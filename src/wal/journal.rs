@@ -420,6 +420,34 @@ mod tests {
     }
 
     #[test]
+    fn committed_counts_queued_rows_of_every_origin_until_a_failure() {
+        let (mut journal, wal) = attached();
+        journal.vclock.set(1, 10);
+        journal.vclock.set(2, 4);
+        assert!(journal.commit(txn(512), Waiter::Nobody));
+        assert!(journal.commit_replicated(Txn::autocommit(), (2, 2, 7), &[0x80], Waiter::Nobody));
+        let committed = journal.committed();
+        assert_eq!((committed.get(1), committed.get(2)), (11, 7));
+        // Written: nothing changes but the written vclock.
+        journal.flush();
+        let Ok(WalMsg::Write(batch)) = wal.try_recv() else {
+            panic!("no batch")
+        };
+        assert_eq!(batch.rows[1].server_id, 2);
+        assert_eq!(batch.rows[1].lsn, 7);
+        // A failure rolls everything back: committed is what is written again.
+        let failed = WalReply::Failed {
+            id: 1,
+            reason: String::from("disk"),
+        };
+        let mut rolled_back = 0;
+        journal.on_reply(failed, |_| rolled_back += 1);
+        assert_eq!(rolled_back, 2);
+        let committed = journal.committed();
+        assert_eq!((committed.get(1), committed.get(2)), (10, 4));
+    }
+
+    #[test]
     fn without_a_wal_thread_commits_are_done_at_once() {
         let mut journal = Journal::default();
         assert!(!journal.commit(txn(512), Waiter::Fiber(101)));

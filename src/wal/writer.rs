@@ -355,4 +355,55 @@ mod tests {
         assert_eq!((header.kind, header.server_id, header.lsn), (2, 1, 3));
         assert_eq!(body, &[0x81, 0x10, 5]);
     }
+
+    #[test]
+    fn watchers_are_poked_after_writes_and_the_server_id_can_change() {
+        let rows = Arc::new(Mutex::new(Vec::new()));
+        let sink = Memory {
+            rows: rows.clone(),
+            fail: Arc::new(Mutex::new(false)),
+        };
+        let wal = WalWriter::new(Box::new(sink), Vclock::new(), 0);
+        let (to_wal, inbox) = crossbeam::channel::bounded(8);
+        let (watch, poked) = crossbeam::channel::bounded(1);
+        let (replies, answers) = crossbeam::channel::unbounded();
+        let thread = std::thread::spawn(move || {
+            wal.run(inbox, move |reply| replies.send(reply).is_ok());
+        });
+        to_wal.send(WalMsg::Watch(watch)).unwrap();
+        // A replica learns its id after joining: its own rows get it from then on.
+        to_wal.send(WalMsg::ServerId(2)).unwrap();
+        let mut replicated = Batch {
+            id: 1,
+            ..Batch::default()
+        };
+        replicated.push_replicated(2, 1, 40, &[0x80]);
+        replicated.push_local(2, |out| out.push(0x80));
+        to_wal.send(WalMsg::Write(replicated)).unwrap();
+        let answer = answers.recv().unwrap();
+        let WalReply::Written { vclock, .. } = answer else {
+            panic!("{answer:?}")
+        };
+        assert_eq!((vclock.get(1), vclock.get(2)), (40, 1));
+        poked
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .unwrap();
+        // Pokes coalesce: two writes, at most one waiting poke.
+        to_wal.send(WalMsg::Write(batch(2, &[1]))).unwrap();
+        to_wal.send(WalMsg::Write(batch(3, &[2]))).unwrap();
+        let _ = answers.recv().unwrap();
+        to_wal.send(WalMsg::Stop).unwrap();
+        thread.join().unwrap();
+        assert!(poked.try_recv().is_ok());
+        assert!(poked.try_recv().is_err());
+        let rows = rows.lock().unwrap();
+        let origins: Vec<(u32, u64)> = rows
+            .iter()
+            .map(|row| {
+                let (header, _) = crate::proto::xrow::decode_header(row).unwrap();
+                (header.server_id, header.lsn)
+            })
+            .collect();
+        assert_eq!(origins[..2], [(1, 40), (2, 1)]);
+    }
 }
