@@ -840,3 +840,54 @@ fn box_once_runs_once_across_the_cluster() {
             .contains("onceinit")
     );
 }
+
+/// A free loopback port (bound and released).
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+#[test]
+fn a_replica_of_a_replica_still_joining_waits_for_it() {
+    let master_dir = TempDir::new("chain-master");
+    let middle_dir = TempDir::new("chain-middle");
+    let last_dir = TempDir::new("chain-last");
+    let (master_port, middle_port) = (free_port(), free_port());
+    let master_uri = format!("replicator:password@127.0.0.1:{master_port}");
+    let middle_uri = format!("replicator:password@127.0.0.1:{middle_port}");
+    // The middle server waits for a master that is not there yet.
+    let middle_path = middle_dir.path().to_path_buf();
+    let middle = std::thread::spawn(move || {
+        let listen = format!("127.0.0.1:{middle_port}");
+        let cfg = format!("replication_source = '{master_uri}'");
+        Instance::start_at(&middle_path, &listen, &cfg, "")
+    });
+    // The last one joins the middle one, which answers "bootstrap hasn't finished".
+    let last_path = last_dir.path().to_path_buf();
+    let last = std::thread::spawn(move || {
+        let cfg = format!("replication_source = '{middle_uri}'");
+        Instance::start(&last_path, &cfg, "")
+    });
+    wait_for("the last server to be told to wait", || {
+        log_of(last_dir.path())
+            .contains("Instance bootstrap hasn't finished yet")
+            .then_some(())
+    });
+    let setup = format!(
+        "{MASTER_SETUP}\nbox.once('space', function() box.schema.space.create('t'):create_index('pk') end)"
+    );
+    let master = Instance::start_at(
+        master_dir.path(),
+        &format!("127.0.0.1:{master_port}"),
+        "",
+        &setup,
+    );
+    let mut m = master.console();
+    m.eval("box.space.t:insert{1, 'through the middle'}");
+    let middle = middle.join().unwrap();
+    let last = last.join().unwrap();
+    let mut l = last.console();
+    wait_eval(&mut l, "box.space.t:get{1}", "through the middle");
+    wait_eval(&mut l, "box.space._cluster:count()", "- 3");
+    drop(middle);
+}

@@ -253,7 +253,13 @@ fn handle_packet(context: &Context<'_>, packet: &[u8], out: &mut Vec<u8>) -> Opt
             return None;
         }
     };
+    let loading = tx.replication.borrow().is_bootstrapping();
     let result = match header.kind {
+        // A new replica serves nothing but its greeting and PING until it has joined (it
+        // has no users yet to log in).
+        request_type::SELECT..=request_type::CALL if loading => {
+            Err(BoxError::new(ErrCode::LOADING, &[]))
+        }
         request_type::PING => {
             xrow::write_ok_reply(out, sync, schema_id);
             Ok(None)

@@ -763,6 +763,11 @@ fn is_tick(err: &io::Error) -> bool {
 /// A control packet where only replies are expected: an error ends the session.
 fn reply_error(control: Control) -> End {
     match control {
+        // A master still joining its own master: ask again later, as after a network error.
+        Control::Error(err) if err.code == crate::error::ErrCode::LOADING => End::Network {
+            message: err.message,
+            reading: false,
+        },
         Control::Error(err) => End::Client(err.message),
         Control::Broken(reason) => End::Network {
             message: reason,

@@ -137,7 +137,10 @@ pub struct ReplicationRequest {
 /// Serve a JOIN or SUBSCRIBE of connection `token` (user `uid`): an error reply keeps the
 /// connection; an accepted request hands the socket to a new relay thread.
 pub fn on_request(tx: &Tx, token: Token, uid: u32, request: ReplicationRequest) {
+    let loading = tx.replication.borrow().is_bootstrapping();
     let accepted = match request.kind {
+        // Still joining its own master: nothing complete to give (the replica retries).
+        _ if loading => Err(BoxError::new(ErrCode::LOADING, &[])),
         request_type::JOIN => prepare_join(tx, uid, &request),
         _ => codec::decode_subscribe(&request.body)
             .and_then(|subscribe| prepare_subscribe(tx, uid, request.sync, &subscribe))
