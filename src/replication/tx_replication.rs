@@ -937,7 +937,7 @@ fn apply_row(tx: &Tx, row: &[u8]) -> Result<f64, BoxError> {
             format!("replicated row of server {origin} with LSN {}", header.lsn),
         ));
     }
-    if lsn <= tx.journal.borrow_mut().committed().get(origin) {
+    if lsn <= tx.journal.borrow().committed_lsn(origin) {
         return Ok(header.timestamp);
     }
     let (kind, body, txn) = match execute_row(tx, &header, body) {

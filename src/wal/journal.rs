@@ -212,6 +212,14 @@ impl Journal {
         self.committed.clone()
     }
 
+    /// The committed LSN of `origin` (see [`Journal::committed`]), without a copy.
+    pub fn committed_lsn(&self, origin: u32) -> i64 {
+        if self.sender.is_none() {
+            return self.vclock.get(origin);
+        }
+        self.vclock.get(origin).max(self.committed.get(origin))
+    }
+
     /// `committed` is at least `vclock` (which start-up and the WAL's answers set).
     fn catch_up(&mut self) {
         for (id, lsn) in self.vclock.iter() {
@@ -428,6 +436,10 @@ mod tests {
         assert!(journal.commit_replicated(Txn::autocommit(), (2, 2, 7), &[0x80], Waiter::Nobody));
         let committed = journal.committed();
         assert_eq!((committed.get(1), committed.get(2)), (11, 7));
+        assert_eq!(
+            (journal.committed_lsn(1), journal.committed_lsn(2)),
+            (11, 7)
+        );
         // Written: nothing changes but the written vclock.
         journal.flush();
         let Ok(WalMsg::Write(batch)) = wal.try_recv() else {
