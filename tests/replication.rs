@@ -219,7 +219,10 @@ fn guest_and_wrong_password_replicas_are_refused() {
     let guest_dir = TempDir::new("repl-refuse-guest");
     let log = start_fails(
         guest_dir.path(),
-        &format!("replication_source = '{}'", master.iproto),
+        &format!(
+            "replication_source = '{}', replication_connect_timeout = 1",
+            master.iproto
+        ),
     );
     assert!(log.contains("denied for user 'guest'"), "{log}");
     let wrong_dir = TempDir::new("repl-refuse-wrong");
@@ -238,7 +241,10 @@ fn guest_and_wrong_password_replicas_are_refused() {
     let weak_dir = TempDir::new("repl-refuse-weak");
     let log = start_fails(
         weak_dir.path(),
-        &format!("replication_source = 'weak:weak@{}'", master.iproto),
+        &format!(
+            "replication_source = 'weak:weak@{}', replication_connect_timeout = 1",
+            master.iproto
+        ),
     );
     assert!(log.contains("denied for user 'weak'"), "{log}");
     // A master nobody answers at: box.cfg gives up after replication_connect_timeout.
@@ -250,7 +256,7 @@ fn guest_and_wrong_password_replicas_are_refused() {
         absent_dir.path(),
         &format!("replication_source = '{address}', replication_connect_timeout = 0.5"),
     );
-    assert!(log.contains("can't connect to the master"), "{log}");
+    assert!(log.contains("can't join the master"), "{log}");
     // Nobody was registered.
     let cluster = m.eval("box.space._cluster:count()");
     assert_eq!(cluster, "---\n- 1\n...\n");
@@ -890,4 +896,51 @@ fn a_replica_of_a_replica_still_joining_waits_for_it() {
     wait_eval(&mut l, "box.space.t:get{1}", "through the middle");
     wait_eval(&mut l, "box.space._cluster:count()", "- 3");
     drop(middle);
+}
+
+#[test]
+fn a_mesh_where_each_lists_all_others_starts_at_once() {
+    let dirs: Vec<TempDir> = (0..3)
+        .map(|n| TempDir::new(&format!("allothers-{n}")))
+        .collect();
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let uri = |port: u16| format!("'replicator:password@127.0.0.1:{port}'");
+    // The user exists on whichever server starts the cluster.
+    let setup = "box.once('space', function() box.schema.space.create('t'):create_index('pk') end)";
+    let starting: Vec<_> = (0..3)
+        .map(|n| {
+            let others: Vec<String> = (0..3).filter(|m| *m != n).map(|m| uri(ports[m])).collect();
+            let cfg = format!(
+                "replication_source = {{{}}}, replication_connect_timeout = 15",
+                others.join(", ")
+            );
+            let listen = format!("127.0.0.1:{}", ports[n]);
+            let dir = dirs[n].path().to_path_buf();
+            let setup = format!(
+                "box.once('users', function() pcall(box.schema.user.create, 'replicator', {{password = 'password'}}) \
+                 pcall(box.schema.user.grant, 'replicator', 'read,write', 'universe') end)\n{setup}"
+            );
+            std::thread::spawn(move || Instance::start_at(&dir, &listen, &cfg, &setup))
+        })
+        .collect();
+    let servers: Vec<Instance> = starting.into_iter().map(|t| t.join().unwrap()).collect();
+    let mut consoles: Vec<Console> = servers.iter().map(Instance::console).collect();
+    for (n, console) in consoles.iter_mut().enumerate() {
+        wait_eval(console, "box.space.t ~= nil", "true");
+        console.eval(&format!("box.space.t:replace{{{n}, 'from server {n}'}}"));
+    }
+    for console in consoles.iter_mut() {
+        wait_eval(console, "box.space.t:count()", "- 3");
+        wait_eval(console, "box.space._cluster:count()", "- 3");
+    }
+    let vclock = consoles[0].eval("box.info.vclock");
+    for console in consoles.iter_mut() {
+        wait_eval(console, "box.info.vclock", &vclock);
+    }
+    // One server started the cluster; the others joined it.
+    let leaders = dirs
+        .iter()
+        .filter(|dir| log_of(dir.path()).contains("this server is the bootstrap leader"))
+        .count();
+    assert_eq!(leaders, 1);
 }

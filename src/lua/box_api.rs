@@ -415,7 +415,7 @@ fn apply_first(tx: &Tx, changes: &CfgChanges) -> Result<(), BoxError> {
 /// of `wal_dir`, then start the WAL thread.
 fn start_data(tx: &Tx) -> Result<(), BoxError> {
     use crate::replication::tx_replication;
-    use crate::wal::recovery::{self, Options};
+    use crate::wal::recovery::Options;
     let listen = tx_replication::own_listen(tx);
     let (options, instance_uuid, cluster_uuid, sources) = {
         let cfg = tx.cfg.borrow();
@@ -434,17 +434,42 @@ fn start_data(tx: &Tx) -> Result<(), BoxError> {
         // Held for the life of the process.
         std::mem::forget(crate::wal::lock::lock_dir(&options.wal_dir)?);
     }
-    if let Some(source) = sources.first()
-        && tx_replication::is_replica_source(source, listen.as_deref())
-        && !options.has_data()?
-    {
-        // A new replica: its data comes from the master (box.cfg waits for it).
+    let peers: Vec<String> = sources
+        .iter()
+        .filter(|source| tx_replication::is_replica_source(source, listen.as_deref()))
+        .cloned()
+        .collect();
+    let first_is_peer = sources.first().is_some_and(|first| peers.contains(first));
+    if first_is_peer && !options.has_data()? {
+        // A new server whose data comes from a master (box.cfg waits for it): the first
+        // source, or, for a mesh, the one the peers choose.
         log::info!("instance uuid {instance_uuid}");
         *tx.db.borrow_mut() = Some(crate::r#box::db::Db::new(&instance_uuid));
         tx.journal.borrow_mut().server_id = 0;
-        return tx_replication::start_bootstrap(tx, source, &instance_uuid);
+        if peers.len() == 1 {
+            return tx_replication::start_bootstrap(tx, &peers[0], &instance_uuid);
+        }
+        let local: tx_replication::LocalStart = Box::new(move |tx: &Tx| {
+            start_local(tx, &options, &instance_uuid, &cluster_uuid, &sources)
+        });
+        let own_uuid = tx.db.borrow().as_ref().map(|db| db.instance_uuid.clone());
+        return tx_replication::start_election(tx, peers, &own_uuid.unwrap_or_default(), local);
     }
-    let recovered = recovery::recover(&options, || bootstrap(&instance_uuid, &cluster_uuid))?;
+    start_local(tx, &options, &instance_uuid, &cluster_uuid, &sources)
+}
+
+/// Recover the data of `wal_dir`, or bootstrap a new cluster, then start the WAL thread and
+/// replication.
+fn start_local(
+    tx: &Tx,
+    options: &crate::wal::recovery::Options,
+    instance_uuid: &str,
+    cluster_uuid: &str,
+    sources: &[String],
+) -> Result<(), BoxError> {
+    use crate::replication::tx_replication;
+    use crate::wal::recovery;
+    let recovered = recovery::recover(options, || bootstrap(instance_uuid, cluster_uuid))?;
     let uuid = recovered.db.instance_uuid.clone();
     let server_id = recovered.db.server_id;
     {
@@ -453,14 +478,14 @@ fn start_data(tx: &Tx) -> Result<(), BoxError> {
         journal.vclock = recovered.vclock.clone();
     }
     *tx.db.borrow_mut() = Some(recovered.db);
-    recovery::start_wal(tx, &options, &uuid, recovered.vclock, server_id)?;
+    recovery::start_wal(tx, options, &uuid, recovered.vclock, server_id)?;
     for txn in recovered.unwritten {
         tx.journal
             .borrow_mut()
             .commit(txn, crate::wal::journal::Waiter::Nobody);
     }
     log::info!("ready to accept requests");
-    tx_replication::configure(tx, &sources)
+    tx_replication::configure(tx, sources)
 }
 
 /// A new instance: the bootstrap rows, then its own cluster UUID and `_cluster` entry (the

@@ -278,6 +278,10 @@ enum End {
     /// The link failed: state Disconnected, then reconnect. `reading`: it failed while
     /// reading rows (logged as "can't read row", as Tarantool does).
     Network { message: String, reading: bool },
+    /// The master does not know our user or its rights (yet): a new replica retries, as
+    /// the master of a new mesh may be creating its users right now; a replica with data
+    /// stops, as on any client error.
+    NotYet(String),
 }
 
 fn network(message: String) -> End {
@@ -361,9 +365,16 @@ fn applier_f<F: Fn(ApplierMsg) -> bool>(mut applier: Applier<F>) {
             Err(end) => end,
             Ok(never) => match never {},
         };
+        let end = match end {
+            End::NotYet(message) if applier.config.join_as.is_some() && !applier.joined => {
+                network(message)
+            }
+            End::NotYet(message) => End::Client(message),
+            other => other,
+        };
         match end {
             End::Asked => break,
-            End::Client(message) => {
+            End::NotYet(message) | End::Client(message) => {
                 applier.stop_with(message);
                 break;
             }
@@ -768,6 +779,12 @@ fn reply_error(control: Control) -> End {
             message: err.message,
             reading: false,
         },
+        Control::Error(err)
+            if err.code == crate::error::ErrCode::NO_SUCH_USER
+                || err.code == crate::error::ErrCode::ACCESS_DENIED =>
+        {
+            End::NotYet(err.message)
+        }
         Control::Error(err) => End::Client(err.message),
         Control::Broken(reason) => End::Network {
             message: reason,
@@ -1434,8 +1451,9 @@ mod tests {
         let mut master = Upstream::accept(&listener, 5);
         let (header, _) = master.read_packet();
         assert_eq!(header.kind, request_type::JOIN);
-        let text = "Read access on universe is denied for user 'guest'";
-        master.write(&error_packet(header.sync, ErrCode::ACCESS_DENIED, text));
+        // (Access errors are retried while joining: a new master may be granting them.)
+        let text = "Duplicate key exists in unique index 'uuid' in space '_cluster'";
+        master.write(&error_packet(header.sync, ErrCode::TUPLE_FOUND, text));
         tx.expect_state(ApplierState::Connect);
         tx.expect_greeted();
         tx.expect_state(ApplierState::Connected);

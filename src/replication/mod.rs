@@ -18,6 +18,7 @@
 
 pub mod applier;
 pub mod codec;
+pub mod probe;
 pub mod relay;
 pub mod tx_replication;
 
@@ -142,6 +143,12 @@ pub enum ApplierMsg {
     Heartbeat { applier: u64, timestamp: f64 },
     /// The thread has ended (after Stop, or stopped by an error).
     Exited { applier: u64 },
+    /// A mesh's new server probed a peer (see `probe`): its UUID and whether it has data,
+    /// or why it did not answer.
+    Probed {
+        uri: String,
+        answer: Result<probe::Probe, String>,
+    },
 }
 
 /// TX to an applier thread.

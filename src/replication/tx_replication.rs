@@ -80,13 +80,28 @@ struct Applier {
     running: bool,
 }
 
+/// Starting a new cluster here, when an election chooses this server.
+pub type LocalStart = Box<dyn FnOnce(&Tx) -> Result<(), BoxError>>;
+
+/// A new server of a mesh choosing whom to join: every peer is probed; the first that has
+/// data is joined, else the server with the smallest UUID (this one included) starts the
+/// cluster and the others join it (each with the same answers picks the same one).
+struct Election {
+    /// The peers, in the order of `replication_source`.
+    peers: Vec<String>,
+    answers: BTreeMap<String, Result<super::probe::Probe, String>>,
+    own_uuid: String,
+    local: Option<LocalStart>,
+}
+
 /// A new replica's first `box.cfg{}`, waiting until it is joined and registered.
 #[derive(Default)]
 pub struct Bootstrap {
+    election: Option<Election>,
     applier: u64,
     waiter: Option<FiberId>,
-    /// The master answered (greeting read): the connect deadline no longer applies (a
-    /// big JOIN takes its time).
+    /// The master started the JOIN: the connect deadline no longer applies (a big JOIN
+    /// takes its time).
     connected: bool,
     /// `replication_connect_timeout` from the start.
     connect_deadline: Option<Instant>,
@@ -515,6 +530,148 @@ pub fn start_bootstrap(tx: &Tx, source: &str, instance_uuid: &str) -> Result<(),
     Ok(())
 }
 
+/// A new server with several sources and no data: probe them all, then join one or start
+/// the cluster here (`local`).
+pub fn start_election(
+    tx: &Tx,
+    peers: Vec<String>,
+    own_uuid: &str,
+    local: LocalStart,
+) -> Result<(), BoxError> {
+    log::info!("choosing a bootstrap leader among {} peers", peers.len());
+    let timeout = tx.cfg.borrow().replication_connect_timeout();
+    let deadline = Instant::now()
+        + std::time::Duration::try_from_secs_f64(timeout)
+            .unwrap_or(std::time::Duration::from_secs(30));
+    for peer in &peers {
+        let (uri, to_tx) = (peer.clone(), tx.sender.clone());
+        std::thread::Builder::new()
+            .name(format!("probe/{}", display_uri(peer)))
+            .spawn(move || {
+                let answer = super::probe::probe_until(&uri, deadline);
+                let msg = ApplierMsg::Probed { uri, answer };
+                let _ = to_tx.send(TxMsg::Applier(Box::new(msg)));
+            })
+            .map_err(|err| BoxError::system("can't start a probe thread", &err))?;
+    }
+    tx.replication.borrow_mut().bootstrap = Some(Bootstrap {
+        election: Some(Election {
+            peers,
+            answers: BTreeMap::new(),
+            own_uuid: own_uuid.to_string(),
+            local: Some(local),
+        }),
+        ..Bootstrap::default()
+    });
+    Ok(())
+}
+
+/// The outcome of an election with every answer in.
+#[derive(Debug, PartialEq)]
+enum Leader {
+    /// Join this peer.
+    Peer(String),
+    /// Start the cluster here.
+    Me,
+    /// Nobody answered.
+    Nobody,
+}
+
+/// Choose: the first peer with data, else the smallest UUID among those that answered and
+/// this server.
+fn choose_leader(
+    peers: &[String],
+    answers: &BTreeMap<String, Result<super::probe::Probe, String>>,
+    own_uuid: &str,
+) -> Leader {
+    let answered: Vec<(&String, &super::probe::Probe)> = peers
+        .iter()
+        .filter_map(|peer| match answers.get(peer) {
+            Some(Ok(probe)) => Some((peer, probe)),
+            _ => None,
+        })
+        .collect();
+    if let Some((peer, _)) = answered.iter().find(|(_, probe)| probe.booted) {
+        return Leader::Peer((*peer).clone());
+    }
+    if answered.is_empty() {
+        return Leader::Nobody;
+    }
+    match answered.iter().min_by(|a, b| a.1.uuid.cmp(&b.1.uuid)) {
+        Some((peer, probe)) if probe.uuid.as_str() < own_uuid => Leader::Peer((*peer).clone()),
+        _ => Leader::Me,
+    }
+}
+
+fn on_probed(tx: &Tx, uri: String, answer: Result<super::probe::Probe, String>) {
+    let decided = {
+        let mut replication = tx.replication.borrow_mut();
+        let Some(election) = replication
+            .bootstrap
+            .as_mut()
+            .and_then(|bootstrap| bootstrap.election.as_mut())
+        else {
+            return;
+        };
+        if let Err(err) = &answer {
+            log::warn!("no answer from {}: {err}", display_uri(&uri));
+        }
+        // A peer with data ends the election at once: there is a cluster to join.
+        let booted = matches!(&answer, Ok(probe) if probe.booted);
+        election.answers.insert(uri, answer);
+        if election.answers.len() < election.peers.len() && !booted {
+            return;
+        }
+        let leader = choose_leader(&election.peers, &election.answers, &election.own_uuid);
+        (leader, election.local.take())
+    };
+    finish_election(tx, decided);
+}
+
+fn finish_election(tx: &Tx, decided: (Leader, Option<LocalStart>)) {
+    let result = match decided {
+        (Leader::Peer(uri), _) => {
+            log::info!("bootstrapping replica from {}", display_uri(&uri));
+            start_applier(tx, &uri, Some(own_instance_uuid(tx))).map(|id| {
+                if let Some(bootstrap) = tx.replication.borrow_mut().bootstrap.as_mut() {
+                    bootstrap.election = None;
+                    bootstrap.applier = id;
+                }
+            })
+        }
+        (Leader::Me, Some(local)) => {
+            log::info!("this server is the bootstrap leader");
+            local(tx).map(|()| {
+                if let Some(bootstrap) = tx.replication.borrow_mut().bootstrap.as_mut() {
+                    bootstrap.election = None;
+                    bootstrap.joined = true;
+                    bootstrap.done = true;
+                }
+            })
+        }
+        (Leader::Me, None) => Err(BoxError::with_message(ErrCode::UNKNOWN, "no local start")),
+        (Leader::Nobody, _) => Err(BoxError::cfg(
+            "replication_source",
+            "can't connect to any master in replication_connect_timeout",
+        )),
+    };
+    if let Err(err) = result
+        && let Some(bootstrap) = tx.replication.borrow_mut().bootstrap.as_mut()
+    {
+        bootstrap.election = None;
+        bootstrap.error = Some(err);
+    }
+    wake_bootstrap(tx);
+}
+
+fn own_instance_uuid(tx: &Tx) -> String {
+    tx.db
+        .borrow()
+        .as_ref()
+        .map(|db| db.instance_uuid.clone())
+        .unwrap_or_default()
+}
+
 /// `box.cfg{}` of a new replica: Ok(Some(seconds)) when it must wait more, at most that
 /// long (the caller parks the fiber); Ok(None) when done.
 pub fn bootstrap_wait(tx: &Tx, fiber: FiberId) -> Result<Option<f64>, BoxError> {
@@ -536,14 +693,17 @@ pub fn bootstrap_wait(tx: &Tx, fiber: FiberId) -> Result<Option<f64>, BoxError> 
     }
     let remaining = match bootstrap.connect_deadline.filter(|_| !bootstrap.connected) {
         Some(deadline) if Instant::now() >= deadline => {
-            let uri = replication
+            let (uri, last) = replication
                 .appliers
                 .get(&bootstrap.applier)
-                .map(|entry| display_uri(&entry.uri))
+                .map(|entry| (display_uri(&entry.uri), entry.message.clone()))
+                .unwrap_or_default();
+            let last = last
+                .map(|message| format!(": {message}"))
                 .unwrap_or_default();
             bootstrap.error = Some(BoxError::cfg(
                 "replication_source",
-                &format!("can't connect to the master {uri} in replication_connect_timeout"),
+                &format!("can't join the master {uri} in replication_connect_timeout{last}"),
             ));
             return Ok(Some(0.0));
         }
@@ -706,11 +866,6 @@ pub fn on_applier_msg(tx: &Tx, msg: ApplierMsg, on_schema: &dyn Fn()) {
                 entry.master_uuid = Some(master_uuid);
                 entry.last_seen = Instant::now();
             }
-            if let Some(bootstrap) = replication.bootstrap.as_mut()
-                && bootstrap.applier == applier
-            {
-                bootstrap.connected = true;
-            }
         }
         ApplierMsg::JoinRows { applier, rows } => on_join_rows(tx, applier, &rows),
         ApplierMsg::Joined { applier, vclock } => on_joined(tx, applier, vclock),
@@ -733,6 +888,7 @@ pub fn on_applier_msg(tx: &Tx, msg: ApplierMsg, on_schema: &dyn Fn()) {
                 entry.last_seen = Instant::now();
             }
         }
+        ApplierMsg::Probed { uri, answer } => on_probed(tx, uri, answer),
         ApplierMsg::Exited { applier } => {
             if let Some(entry) = tx.replication.borrow_mut().appliers.get_mut(&applier) {
                 entry.running = false;
@@ -832,6 +988,10 @@ pub fn on_wal_failed(tx: &Tx) {
 fn on_join_rows(tx: &Tx, applier: u64, rows: &Rows) {
     if !is_current(tx, applier) {
         return;
+    }
+    if let Some(bootstrap) = tx.replication.borrow_mut().bootstrap.as_mut() {
+        // The master serves the JOIN: however long it takes, box.cfg waits for it.
+        bootstrap.connected = true;
     }
     let loaded = crate::process::with_db(tx, |db| {
         as_replica(db, |db| {
@@ -1193,6 +1353,34 @@ mod tests {
             named.message,
             "Duplicate key (row of server 2, LSN 5: INSERT [7, \"x\"] in space 'tester')"
         );
+    }
+
+    #[test]
+    fn a_mesh_joins_a_booted_peer_else_the_smallest_uuid() {
+        use super::super::probe::Probe;
+        let peers = vec!["b".to_string(), "c".to_string()];
+        let probe = |uuid: &str, booted| {
+            Ok(Probe {
+                uuid: uuid.to_string(),
+                booted,
+            })
+        };
+        let mut answers = BTreeMap::new();
+        answers.insert("b".to_string(), probe("2", false));
+        answers.insert("c".to_string(), probe("3", false));
+        assert_eq!(choose_leader(&peers, &answers, "1"), Leader::Me);
+        assert_eq!(
+            choose_leader(&peers, &answers, "4"),
+            Leader::Peer("b".to_string())
+        );
+        answers.insert("c".to_string(), probe("3", true));
+        assert_eq!(
+            choose_leader(&peers, &answers, "1"),
+            Leader::Peer("c".to_string())
+        );
+        answers.insert("b".to_string(), Err("refused".to_string()));
+        answers.insert("c".to_string(), Err("refused".to_string()));
+        assert_eq!(choose_leader(&peers, &answers, "1"), Leader::Nobody);
     }
 
     #[test]
