@@ -50,6 +50,10 @@ pub enum SchedError {
 pub struct Sched {
     fibers: IdMap<FiberMeta>,
     ready: VecDeque<FiberId>,
+    /// Fibers that yielded (`fiber.yield`) this turn: they run again next turn, after the
+    /// loop has polled, as in Tarantool, so a fiber yielding in a loop does not keep the
+    /// loop from its sockets and inbox.
+    yielded: Vec<FiberId>,
     timers: TimerHeap,
     next_id: FiberId,
     /// The last name given to `spawn`, shared: most fibers are named "lua".
@@ -70,6 +74,7 @@ impl Sched {
         Sched {
             fibers: IdMap::default(),
             ready: VecDeque::new(),
+            yielded: Vec::new(),
             timers: TimerHeap::default(),
             next_id: FIBER_ID_MIN,
             last_name: Rc::from("lua"),
@@ -225,16 +230,20 @@ impl Sched {
         Ok(id)
     }
 
-    /// The running fiber is about to yield to let others run; it runs again this turn or
-    /// the next, after the fibers already queued.
+    /// The running fiber is about to yield to let others run; it runs again next turn.
     pub fn yield_current(&mut self) -> Result<FiberId, SchedError> {
         let id = self.current().ok_or(SchedError::NoCurrentFiber)?;
         if let Some(meta) = self.fibers.get_mut(&id) {
             meta.status = FiberStatus::Ready;
             meta.wait_seq += 1;
-            self.ready.push_back(id);
+            self.yielded.push(id);
         }
         Ok(id)
+    }
+
+    /// A loop turn begins: the fibers that yielded in the last one are ready again.
+    pub fn start_turn(&mut self) {
+        self.ready.extend(self.yielded.drain(..));
     }
 
     /// End the wait of a suspended fiber. Returns false if it was not waiting.
@@ -284,7 +293,7 @@ impl Sched {
     }
 
     pub fn has_ready(&self) -> bool {
-        !self.ready.is_empty()
+        !self.ready.is_empty() || !self.yielded.is_empty()
     }
 
     /// The earliest pending deadline, which bounds the loop's poll timeout.
@@ -295,7 +304,7 @@ impl Sched {
     /// Check the ready-queue invariant. Costly: tests and debug assertions only.
     pub fn check_invariants(&self) {
         let mut queued = std::collections::HashSet::new();
-        for id in &self.ready {
+        for id in self.ready.iter().chain(&self.yielded) {
             assert!(queued.insert(*id), "fiber {id} queued twice");
             let status = self.fibers.get(id).map(|meta| meta.status);
             assert!(
@@ -380,6 +389,21 @@ mod tests {
         });
         assert_eq!(sched.fire_timers(start + Duration::from_secs(1)), 0);
         assert!(!sched.has_ready());
+    }
+
+    #[test]
+    fn a_yielding_fiber_runs_again_next_turn() {
+        let mut sched = Sched::new();
+        let id = sched.spawn("f").unwrap();
+        run(&mut sched, id, |s| {
+            s.yield_current().unwrap();
+            false
+        });
+        assert!(sched.has_ready());
+        assert_eq!(sched.pop_ready(), None, "not this turn");
+        sched.check_invariants();
+        sched.start_turn();
+        assert_eq!(sched.pop_ready(), Some(id));
     }
 
     #[test]

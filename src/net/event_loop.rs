@@ -70,6 +70,7 @@ impl EventLoop {
     pub fn run(&mut self) -> i32 {
         loop {
             let now = self.tx.tick().monotonic;
+            self.tx.sched.borrow_mut().start_turn();
             self.tx.sched.borrow_mut().fire_timers(now);
             fiber::run_ready(&self.lua, &self.tx);
             iproto::serve_pending(&self.lua, &self.tx);
