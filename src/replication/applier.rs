@@ -774,11 +774,18 @@ fn is_tick(err: &io::Error) -> bool {
 /// A control packet where only replies are expected: an error ends the session.
 fn reply_error(control: Control) -> End {
     match control {
-        // A master still joining its own master: ask again later, as after a network error.
-        Control::Error(err) if err.code == crate::error::ErrCode::LOADING => End::Network {
-            message: err.message,
-            reading: false,
-        },
+        // A master still joining its own master, or one that has not yet received the row
+        // registering us (a mesh whose servers join at once): ask again later, as after a
+        // network error (2.x's "too early subscribe").
+        Control::Error(err)
+            if err.code == crate::error::ErrCode::LOADING
+                || err.code == crate::error::ErrCode::UNKNOWN_SERVER =>
+        {
+            End::Network {
+                message: err.message,
+                reading: false,
+            }
+        }
         Control::Error(err)
             if err.code == crate::error::ErrCode::NO_SUCH_USER
                 || err.code == crate::error::ErrCode::ACCESS_DENIED =>
