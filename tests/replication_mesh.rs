@@ -7,7 +7,7 @@
 //! (a key whose last operation got no reply may hold either outcome).
 //!
 //! `TARANTULA_MESH_SEED=<n>` replays a run; `TARANTULA_MESH_ROUNDS=<n>` changes how many
-//! disturbances there are (default 8).
+//! disturbances there are (default 12).
 
 mod common;
 
@@ -527,7 +527,7 @@ fn a_full_mesh_under_kills_and_cuts_converges_to_the_model() {
     let rounds: u64 = std::env::var("TARANTULA_MESH_ROUNDS")
         .ok()
         .map(|text| text.parse().expect("TARANTULA_MESH_ROUNDS is a number"))
-        .unwrap_or(8);
+        .unwrap_or(12);
     eprintln!("mesh seed {seed} (TARANTULA_MESH_SEED={seed} replays it), {rounds} rounds");
     let started = Instant::now();
     let mut mesh = Mesh::start();
@@ -552,10 +552,14 @@ fn a_full_mesh_under_kills_and_cuts_converges_to_the_model() {
     let mut random = Random::new(seed);
     let mut steps = Vec::new();
     for _ in 0..rounds {
-        // Some load before each disturbance; the mesh recovers fully after it.
+        // Some load before each disturbance.
         std::thread::sleep(Duration::from_millis(200 + random.below(300)));
         steps.push(disturb(&mut mesh, &mut random));
-        mesh.wait_follows(seed);
+        // Mostly the mesh recovers fully first; sometimes the next disturbance hits a
+        // catch-up in progress.
+        if random.below(3) != 0 {
+            mesh.wait_follows(seed);
+        }
     }
     std::thread::sleep(Duration::from_millis(200 + random.below(300)));
     stop.store(true, Ordering::Relaxed);
@@ -602,7 +606,7 @@ fn a_full_mesh_under_kills_and_cuts_converges_to_the_model() {
     eprintln!(
         "mesh seed {seed}: converged at vclock {} after {steps:?}; acknowledged {acknowledged:?}, \
          unknown outcomes {unknown:?}, {:.1}s",
-        vclock.trim(),
+        vclock.trim_start_matches("---\n- ").trim_end_matches("\n...\n"),
         started.elapsed().as_secs_f64()
     );
 }
