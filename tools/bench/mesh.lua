@@ -46,8 +46,8 @@ while box.space.items == nil or not following() do fiber.sleep(0.001) end
 io.stdout:write('READY\n')
 io.stdout:flush()
 
--- What server 1 polls: when this server's load ended (realtime, shared by the processes
--- of one machine), and its vclock without component 0 (2.x's local rows).
+-- What server 1 polls: when this server's last load transaction committed (realtime,
+-- shared by the processes of one machine), and its vclock without component 0 (2.x's local rows).
 load_ended = nil
 function state()
     local vclock = {}
@@ -68,7 +68,7 @@ local function load()
     local per_tick = math.max(1, math.floor(rate / 100))
     local deadline = clock.monotonic() + seconds
     local key = index * 10000000
-    while clock.monotonic() < deadline do
+    while true do
         local tick = clock.monotonic()
         box.begin()
         for _ = 1, per_tick do
@@ -76,6 +76,7 @@ local function load()
             s:replace{key, 'a tuple of some thirty bytes'}
         end
         box.commit()
+        if clock.monotonic() >= deadline then break end
         fiber.sleep(math.max(0, 0.01 - (clock.monotonic() - tick)))
     end
     load_ended = clock.time()

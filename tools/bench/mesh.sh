@@ -16,6 +16,7 @@ rate=${RATE:-10000}
 seconds=${SECONDS_OF_LOAD:-5}
 runs=${RUNS:-3}
 tmp=$(mktemp -d)
+echo "work directory $tmp" >&2
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$tmp"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
@@ -39,13 +40,15 @@ run() {
         (cd "$dir/$i" && exec "$binary" "$script" $i $port "$rate" "$seconds") \
             > >(tee -a "$dir/ready" >"$dir/$i.out") 2>&1 &
         pids+=($!)
-        # tarantula: the first bootstraps and creates the user before the others join;
-        # Tarantool 2.6: a mesh started at once bootstraps by itself.
-        if [[ $1 == ours && $i == 1 ]]; then wait_for "$dir/1.out" STARTED 1; fi
+        # tarantula: the first bootstraps and creates the user, then the others join one
+        # at a time (a replica that answers a peer's AUTH while its own JOIN is still
+        # loading makes that peer's applier stop for good); Tarantool 2.6: a mesh started
+        # at once bootstraps by itself.
+        if [[ $1 == ours ]]; then wait_for "$dir/$i.out" STARTED 1 || exit 1; fi
     done
-    wait_for "$dir/ready" READY 3
+    wait_for "$dir/ready" READY 3 || exit 1
     touch "$dir/go"
-    wait_for "$dir/1.out" CONVERGED 1
+    wait_for "$dir/1.out" CONVERGED 1 || exit 1
     kill "${pids[@]}" 2>/dev/null || true
     wait "${pids[@]}" 2>/dev/null || true
     # the seconds, and the rows all three hold
@@ -55,7 +58,8 @@ run() {
 declare -A best
 for round in $(seq 1 "$runs"); do
     for kind in ours theirs; do
-        read -r result rows <<<"$(run $kind)"
+        read -r result rows <<<"$(run $kind)" || true
+        [[ -n $result ]] || { echo "run $round $kind failed" >&2; exit 1; }
         rm -rf "${tmp:?}/$kind"
         echo "run $round $kind: $result s, vclock sum $rows" >&2
         if [[ -z ${best[$kind]:-} ]] || (($(echo "$result < ${best[$kind]}" | bc -l))); then
