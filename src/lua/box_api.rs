@@ -7,7 +7,7 @@
 
 use std::rc::Rc;
 
-use mlua::{Lua, MultiValue, Table, Value};
+use mlua::{IntoLua, Lua, MultiValue, Table, Value};
 
 use crate::cfg::{CfgChanges, CfgValue};
 use crate::constants::{TARANTOOL_VERSION, TARANTULA_VERSION};
@@ -26,7 +26,10 @@ pub fn open(lua: &Lua, tx: &Rc<Tx>) -> mlua::Result<Table> {
         lua.create_function(move |lua, options: Table| box_cfg(lua, &t, &options))?,
     )?;
     let t = tx.clone();
-    module.set("info", lua.create_function(move |lua, ()| info(lua, &t))?)?;
+    module.set(
+        "info",
+        lua.create_function(move |lua, only: Option<String>| info(lua, &t, only.as_deref()))?,
+    )?;
     let t = tx.clone();
     module.set(
         "bootstrap_wait",
@@ -170,57 +173,104 @@ fn set_tuple_limits(tx: &Tx) {
 }
 
 /// `box.info`: version, pid, uptime, status, this server, vclock, cluster, replication.
-fn info(lua: &Lua, tx: &Tx) -> mlua::Result<Table> {
+/// The fields of `box.info`, in the order a whole `box.info` is built.
+const INFO_FIELDS: [&str; 14] = [
+    "version",
+    "pid",
+    "uptime",
+    "status",
+    "server",
+    "id",
+    "uuid",
+    "lsn",
+    "ro",
+    "signature",
+    "vclock",
+    "cluster",
+    "replication",
+    "listen",
+];
+
+/// `box.info`, or (`only`) the one field asked for: `box.info.vclock` builds the vclock and
+/// nothing else (a fiber may poll it).
+fn info(lua: &Lua, tx: &Tx, only: Option<&str>) -> mlua::Result<Table> {
     let info = lua.create_table()?;
-    info.set(
-        "version",
-        format!("{TARANTOOL_VERSION}-0-tarantula-{TARANTULA_VERSION}"),
-    )?;
-    info.set("pid", std::process::id())?;
-    info.set("uptime", tx.started.elapsed().as_secs())?;
-    let db = tx.db.borrow();
-    let Some(db) = db.as_ref() else {
-        info.set("status", "loading")?;
-        return Ok(info);
-    };
-    let bootstrapping = tx.replication.borrow().is_bootstrapping();
-    info.set(
-        "status",
-        if bootstrapping {
-            "hot_standby"
-        } else {
-            "running"
-        },
-    )?;
-    let read_only = tx.cfg.borrow().read_only();
-    let written = tx.journal.borrow().vclock.clone();
-    let lsn = written.get(db.server_id).max(0);
-    let server = lua.create_table()?;
-    server.set("id", db.server_id)?;
-    server.set("uuid", db.instance_uuid.as_str())?;
-    server.set("lsn", lsn)?;
-    server.set("ro", read_only || db.server_id == 0)?;
-    info.set("server", server)?;
-    info.set("id", db.server_id)?;
-    info.set("uuid", db.instance_uuid.as_str())?;
-    info.set("lsn", lsn)?;
-    info.set("ro", read_only || db.server_id == 0)?;
-    info.set("signature", written.signature())?;
-    let vclock = lua.create_table()?;
-    vclock.set_metatable(Some(super::serializer::map_mt(lua)?))?;
-    for id in db.cluster.keys() {
-        vclock.raw_set(*id, written.get(*id).max(0))?;
-    }
-    info.set("vclock", vclock)?;
-    let cluster = lua.create_table()?;
-    cluster.set("uuid", db.cluster_uuid.clone())?;
-    info.set("cluster", cluster)?;
-    info.set("replication", replication_info(lua, tx, db, &written)?)?;
-    // The address box.cfg.listen bound (a later Tarantool's box.info.listen).
-    if let Some(token) = tx.iproto_listener.get() {
-        info.set("listen", tx.net.borrow().listener_name(token))?;
+    for name in INFO_FIELDS {
+        if only.is_none_or(|only| only == name) {
+            info.set(name, info_field(lua, tx, name)?)?;
+        }
     }
     Ok(info)
+}
+
+/// One field of `box.info` (nil when it has no value yet).
+fn info_field(lua: &Lua, tx: &Tx, name: &str) -> mlua::Result<Value> {
+    match name {
+        "version" => format!("{TARANTOOL_VERSION}-0-tarantula-{TARANTULA_VERSION}").into_lua(lua),
+        "pid" => std::process::id().into_lua(lua),
+        "uptime" => tx.started.elapsed().as_secs().into_lua(lua),
+        // The address box.cfg.listen bound (a later Tarantool's box.info.listen).
+        "listen" => tx
+            .iproto_listener
+            .get()
+            .and_then(|token| tx.net.borrow().listener_name(token))
+            .into_lua(lua),
+        _ => data_info_field(lua, tx, name),
+    }
+}
+
+/// A field of `box.info` that describes the data (before box.cfg{}: only the status).
+fn data_info_field(lua: &Lua, tx: &Tx, name: &str) -> mlua::Result<Value> {
+    let db = tx.db.borrow();
+    let Some(db) = db.as_ref() else {
+        return match name {
+            "status" => "loading".into_lua(lua),
+            _ => Ok(Value::Nil),
+        };
+    };
+    let journal = tx.journal.borrow();
+    let written = &journal.vclock;
+    let lsn = written.get(db.server_id).max(0);
+    let ro = || tx.cfg.borrow().read_only() || db.server_id == 0;
+    match name {
+        "status" => {
+            let bootstrapping = tx.replication.borrow().is_bootstrapping();
+            (if bootstrapping {
+                "hot_standby"
+            } else {
+                "running"
+            })
+            .into_lua(lua)
+        }
+        "server" => {
+            let server = lua.create_table()?;
+            server.set("id", db.server_id)?;
+            server.set("uuid", db.instance_uuid.as_str())?;
+            server.set("lsn", lsn)?;
+            server.set("ro", ro())?;
+            Ok(Value::Table(server))
+        }
+        "id" => db.server_id.into_lua(lua),
+        "uuid" => db.instance_uuid.as_str().into_lua(lua),
+        "lsn" => lsn.into_lua(lua),
+        "ro" => ro().into_lua(lua),
+        "signature" => written.signature().into_lua(lua),
+        "vclock" => {
+            let vclock = lua.create_table()?;
+            vclock.set_metatable(Some(super::serializer::map_mt(lua)?))?;
+            for id in db.cluster.keys() {
+                vclock.raw_set(*id, written.get(*id).max(0))?;
+            }
+            Ok(Value::Table(vclock))
+        }
+        "cluster" => {
+            let cluster = lua.create_table()?;
+            cluster.set("uuid", db.cluster_uuid.clone())?;
+            Ok(Value::Table(cluster))
+        }
+        "replication" => Ok(Value::Table(replication_info(lua, tx, db, written)?)),
+        _ => Ok(Value::Nil),
+    }
 }
 
 /// `box.slab.info()`: tuple memory against the quota (`slab_alloc_arena`).

@@ -82,7 +82,7 @@ impl EventLoop {
             if !self.has_work() {
                 return 0;
             }
-            if let Err(err) = self.poll_once(now) {
+            if let Err(err) = self.poll_once() {
                 crate::syserror!("poll failed: {err}");
                 return 1;
             }
@@ -96,18 +96,21 @@ impl EventLoop {
             || self.tx.box_configured.get()
     }
 
-    fn poll_timeout(&self, now: Instant) -> Option<Duration> {
+    fn poll_timeout(&self) -> Option<Duration> {
         let sched = self.tx.sched.borrow();
         if sched.has_ready() || self.tx.net.borrow().has_pending() {
             return Some(Duration::ZERO);
         }
+        // From the time now, not the turn's start: the poll rounds up to whole
+        // milliseconds, and counting the turn in made a 1 ms sleep take 2.
+        let now = Instant::now();
         sched
             .next_deadline()
             .map(|at| at.saturating_duration_since(now))
     }
 
-    fn poll_once(&mut self, now: Instant) -> io::Result<()> {
-        let timeout = self.poll_timeout(now);
+    fn poll_once(&mut self) -> io::Result<()> {
+        let timeout = self.poll_timeout();
         match self.poll.poll(&mut self.events, timeout) {
             Ok(()) => {}
             Err(err) if err.kind() == io::ErrorKind::Interrupted => return Ok(()),

@@ -77,7 +77,7 @@ box.cfg = function(options) configure(options) end
 
 -- box.info: a table whose fields are read fresh, callable for the whole of it.
 local info = setmetatable({}, {
-    __index = function(_, key) return internal.info()[key] end,
+    __index = function(_, key) return internal.info(key)[key] end,
     __call = function() return internal.info() end,
     __serialize = function() return internal.info() end,
 })
