@@ -173,3 +173,8 @@ pub const APPLIER_RECONNECT_DELAY: std::time::Duration = std::time::Duration::fr
 /// a heartbeat on the connection calls the link dead, as 1.7+ does (a 1.6 master sends no
 /// heartbeats, so there silence is normal and never counted).
 pub const APPLIER_DEAD_LINK_TIMEOUTS: u32 = 4;
+
+/// Batches of rows an applier hands TX before TX has written them (each at most
+/// [`APPLIER_BATCH_SIZE_MAX`]): the replica's memory for rows in transit stays bounded when
+/// its WAL is slower than the master, and the master's relay waits on TCP meanwhile.
+pub const APPLIER_BATCHES_IN_FLIGHT_MAX: usize = 8;

@@ -134,6 +134,9 @@ pub fn on_wal_reply(tx: &Tx, reply: crate::wal::writer::WalReply) {
             Outcome::Relay { relay, result } => {
                 crate::replication::tx_replication::on_registered(tx, relay, result);
             }
+            Outcome::Applier(applier) => {
+                crate::replication::tx_replication::on_batch_written(tx, applier);
+            }
             Outcome::Iproto { token, sync, reply } => {
                 crate::lua::iproto::write_reply(tx, token, |out, schema_id| match reply {
                     Ok(tuple) => crate::proto::xrow::write_data_reply(

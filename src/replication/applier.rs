@@ -27,8 +27,9 @@ use crossbeam::channel::{Receiver, RecvTimeoutError, TryRecvError};
 
 use crate::cfg::{Uri, UriAddress};
 use crate::constants::{
-    APPLIER_BATCH_ROWS_MAX, APPLIER_BATCH_SIZE_MAX, APPLIER_DEAD_LINK_TIMEOUTS, APPLIER_READ_SIZE,
-    APPLIER_READ_TICK, APPLIER_RECONNECT_DELAY, GREETING_SIZE, IPROTO_PACKET_SIZE_MAX,
+    APPLIER_BATCH_ROWS_MAX, APPLIER_BATCH_SIZE_MAX, APPLIER_BATCHES_IN_FLIGHT_MAX,
+    APPLIER_DEAD_LINK_TIMEOUTS, APPLIER_READ_SIZE, APPLIER_READ_TICK, APPLIER_RECONNECT_DELAY,
+    GREETING_SIZE, IPROTO_PACKET_SIZE_MAX,
 };
 use crate::error::BoxError;
 use crate::net::netbox::io_reason;
@@ -307,6 +308,8 @@ struct Applier<F> {
     state: ApplierState,
     /// The JOIN completed (Joined was sent): reconnects only subscribe.
     joined: bool,
+    /// Batches handed to TX and not yet reported applied.
+    in_flight: usize,
     /// The sync of our last request.
     sync: u64,
     /// The last network error logged: the same error again is not logged again.
@@ -333,6 +336,7 @@ pub fn spawn(
         commands,
         state: ApplierState::Off,
         joined: false,
+        in_flight: 0,
         sync: 0,
         last_error: None,
         retry_logged: false,
@@ -464,6 +468,10 @@ impl<F: Fn(ApplierMsg) -> bool> Applier<F> {
     ) -> Result<Option<SubscribeRequest>, End> {
         match command {
             ApplierCmd::Stop => Err(End::Asked),
+            ApplierCmd::Applied => {
+                self.in_flight = self.in_flight.saturating_sub(1);
+                Ok(None)
+            }
             ApplierCmd::Fail(err) => Err(End::Client(err.message)),
             ApplierCmd::Ack(vclock) => {
                 if let (Some(conn), ApplierState::Follow) = (conn, self.state) {
@@ -672,7 +680,7 @@ fn write_packet(conn: &mut Conn, packet: &[u8]) -> Result<(), End> {
 // {{{ reading packets
 
 /// What the rows before a control packet are, to the reading step.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum RowsAre {
     /// A JOIN's read view.
     Join,
@@ -720,6 +728,7 @@ impl<F: Fn(ApplierMsg) -> bool> Applier<F> {
             let batch = conn.reader.take();
             let full = batch.is_full();
             if !batch.rows.is_empty() {
+                self.wait_credit(conn)?;
                 self.forward_rows(batch.rows, rows_are)?;
             }
             if let Some(control) = batch.control {
@@ -742,7 +751,24 @@ impl<F: Fn(ApplierMsg) -> bool> Applier<F> {
         }
     }
 
-    fn forward_rows(&self, rows: Rows, rows_are: RowsAre) -> Result<(), End> {
+    /// Wait while TX has too many of our batches (the socket is not read meanwhile).
+    fn wait_credit(&mut self, conn: &mut Conn) -> Result<(), End> {
+        while self.in_flight >= APPLIER_BATCHES_IN_FLIGHT_MAX {
+            match self.commands.recv_timeout(APPLIER_READ_TICK) {
+                Ok(command) => {
+                    self.on_command(command, Some(conn))?;
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return Err(End::Asked),
+            }
+        }
+        Ok(())
+    }
+
+    fn forward_rows(&mut self, rows: Rows, rows_are: RowsAre) -> Result<(), End> {
+        if rows_are != RowsAre::Unexpected {
+            self.in_flight += 1;
+        }
         let applier = self.config.id;
         match rows_are {
             RowsAre::Join => self.send(ApplierMsg::JoinRows { applier, rows }),
@@ -1413,6 +1439,47 @@ mod tests {
 
         tx.commands.send(ApplierCmd::Stop).unwrap();
         tx.expect_exit(WAIT);
+    }
+
+    #[test]
+    fn at_most_a_few_batches_are_in_transit_to_tx() {
+        let (listener, port) = listen();
+        let tx = start(format!("127.0.0.1:{port}"), None, Duration::from_secs(1));
+        let mut master = Upstream::accept(&listener, 4);
+        tx.expect_state(ApplierState::Connect);
+        tx.expect_greeted();
+        tx.expect_state(ApplierState::Connected);
+        tx.expect_want_subscribe();
+        let remote = vclock(&[(1, 1)]);
+        tx.subscribe(&remote);
+        master.expect_subscribe(&remote, &remote);
+        tx.expect_subscribed(&remote);
+        // Many batches' worth of rows at once: TX has not applied any yet.
+        let batches = APPLIER_BATCHES_IN_FLIGHT_MAX + 4;
+        let mut stream = Vec::new();
+        for lsn in 0..(batches * APPLIER_BATCH_ROWS_MAX) as u64 {
+            stream.extend_from_slice(&row_packet(1, 2 + lsn, 0).0);
+        }
+        master.write(&stream);
+        let mut received = 0;
+        while received < APPLIER_BATCHES_IN_FLIGHT_MAX {
+            // (A batch is what one read yields, up to the cap: at least `batches` of them.)
+            if let ApplierMsg::Rows { .. } = tx.next() {
+                received += 1;
+            }
+        }
+        assert!(
+            tx.messages
+                .recv_timeout(Duration::from_millis(300))
+                .is_err(),
+            "a batch over the limit was handed over"
+        );
+        // Each batch TX reports applied lets one more through.
+        for _ in 0..4 {
+            tx.commands.send(ApplierCmd::Applied).unwrap();
+            assert!(matches!(tx.next(), ApplierMsg::Rows { .. }));
+        }
+        tx.commands.send(ApplierCmd::Stop).unwrap();
     }
 
     #[test]

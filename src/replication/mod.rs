@@ -162,6 +162,9 @@ pub enum ApplierCmd {
     },
     /// These rows are written: tell the master (a 1.7+ master shows it downstream).
     Ack(Vclock),
+    /// One batch of rows this applier handed over is applied and written: it may hand over
+    /// another (at most `APPLIER_BATCHES_IN_FLIGHT_MAX` are in transit).
+    Applied,
     /// TX refused the rows (a conflict): stop with this error, state Stopped.
     Fail(BoxError),
     /// End the thread (source removed or the server stops).

@@ -999,8 +999,9 @@ fn on_join_rows(tx: &Tx, applier: u64, rows: &Rows) {
                 .try_for_each(|row| crate::wal::snapshot::load_row(db, row))
         })
     });
-    if let Err(err) = loaded {
-        fail_applier(tx, applier, err);
+    match loaded {
+        Ok(()) => on_batch_written(tx, applier),
+        Err(err) => fail_applier(tx, applier, err),
     }
 }
 
@@ -1059,6 +1060,7 @@ fn on_rows(tx: &Tx, applier: u64, rows: &Rows, received: f64, on_schema: &dyn Fn
         // An applier stopped or replaced since: its rows are not ours to apply.
         return;
     }
+    tx.journal.borrow_mut().unmark();
     let mut newest = 0.0f64;
     for row in rows.iter() {
         match apply_row(tx, row) {
@@ -1084,6 +1086,15 @@ fn on_rows(tx: &Tx, applier: u64, rows: &Rows, received: f64, on_schema: &dyn Fn
         on_schema();
     }
     learn_server_id(tx);
+    // The applier may hand over another batch once this one is written.
+    if !tx.journal.borrow_mut().claim(Waiter::Applier(applier)) {
+        on_batch_written(tx, applier);
+    }
+}
+
+/// A batch of an applier's rows is written (or needed no write): it may send another.
+pub fn on_batch_written(tx: &Tx, applier: u64) {
+    send_applier(tx, applier, ApplierCmd::Applied);
 }
 
 /// Apply one replicated row; returns its timestamp.

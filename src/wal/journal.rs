@@ -40,6 +40,8 @@ pub enum Waiter {
     },
     /// A relay registering its replica in `_cluster` (the JOIN ends once written).
     Relay(u64),
+    /// An applier's batch of rows, the last of them: written, the applier may send more.
+    Applier(u64),
     /// Nobody (work outside fibers, such as start-up).
     Nobody,
 }
@@ -65,6 +67,8 @@ pub enum Outcome {
         relay: u64,
         result: Result<(), BoxError>,
     },
+    /// Written or rolled back alike: either way the batch is out of TX's hands.
+    Applier(u64),
 }
 
 /// The journal of TX.
@@ -386,6 +390,7 @@ impl Journal {
                 reply: result.map(|()| tuple),
             }),
             Waiter::Relay(relay) => Some(Outcome::Relay { relay, result }),
+            Waiter::Applier(applier) => Some(Outcome::Applier(applier)),
             Waiter::Nobody => None,
         }
     }
