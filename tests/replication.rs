@@ -136,6 +136,17 @@ const ITEMS_SETUP: &str = "box.once('items', function()\n\
     end\n\
     end)";
 
+/// A master holding `items` (and the replicator user) and a new replica of it, each in a
+/// directory of its own (named after `tag`).
+fn pair(tag: &str) -> (TempDir, TempDir, Instance, Instance) {
+    let master_dir = TempDir::new(&format!("{tag}-master"));
+    let replica_dir = TempDir::new(&format!("{tag}-replica"));
+    let setup = format!("{MASTER_SETUP}\n{ITEMS_SETUP}");
+    let master = Instance::start(master_dir.path(), "", &setup);
+    let replica = Instance::start(replica_dir.path(), &source(&master), "");
+    (master_dir, replica_dir, master, replica)
+}
+
 /// A fiber on the master inserting ids from `start` until `writer_stop` is set.
 fn start_writer(console: &mut Console, start: u64) {
     console.eval(&format!(
@@ -216,19 +227,19 @@ fn ddl_users_and_grants_are_replicated() {
 fn guest_and_wrong_password_replicas_are_refused() {
     let master_dir = TempDir::new("repl-refuse-master");
     let master = Instance::start(master_dir.path(), "", MASTER_SETUP);
-    let guest_dir = TempDir::new("repl-refuse-guest");
-    let log = start_fails(
-        guest_dir.path(),
-        &format!(
-            "replication_source = '{}', replication_connect_timeout = 1",
-            master.iproto
-        ),
-    );
+    // A new replica of `source` that must fail to start: its log.
+    let refused = |tag: &str, source: &str| {
+        let dir = TempDir::new(tag);
+        start_fails(
+            dir.path(),
+            &format!("replication_source = '{source}', replication_connect_timeout = 1"),
+        )
+    };
+    let log = refused("repl-refuse-guest", &master.iproto);
     assert!(log.contains("denied for user 'guest'"), "{log}");
-    let wrong_dir = TempDir::new("repl-refuse-wrong");
-    let log = start_fails(
-        wrong_dir.path(),
-        &format!("replication_source = 'replicator:wrong@{}'", master.iproto),
+    let log = refused(
+        "repl-refuse-wrong",
+        &format!("replicator:wrong@{}", master.iproto),
     );
     assert!(
         log.contains("Incorrect password supplied for user 'replicator'"),
@@ -238,24 +249,10 @@ fn guest_and_wrong_password_replicas_are_refused() {
     // A user with only the default privileges may not join.
     let mut m = master.console();
     m.eval("box.schema.user.create('weak', {password = 'weak'})");
-    let weak_dir = TempDir::new("repl-refuse-weak");
-    let log = start_fails(
-        weak_dir.path(),
-        &format!(
-            "replication_source = 'weak:weak@{}', replication_connect_timeout = 1",
-            master.iproto
-        ),
-    );
+    let log = refused("repl-refuse-weak", &format!("weak:weak@{}", master.iproto));
     assert!(log.contains("denied for user 'weak'"), "{log}");
     // A master nobody answers at: box.cfg gives up after replication_connect_timeout.
-    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
-    let address = closed.local_addr().unwrap();
-    drop(closed);
-    let absent_dir = TempDir::new("repl-refuse-absent");
-    let log = start_fails(
-        absent_dir.path(),
-        &format!("replication_source = '{address}', replication_connect_timeout = 0.5"),
-    );
+    let log = refused("repl-refuse-absent", &format!("127.0.0.1:{}", free_port()));
     assert!(log.contains("can't join the master"), "{log}");
     // Nobody was registered.
     let cluster = m.eval("box.space._cluster:count()");
@@ -429,12 +426,8 @@ fn a_link_cut_under_load_is_restored_without_loss_or_doubling() {
 
 #[test]
 fn a_replica_reseeded_from_scratch_catches_up() {
-    let master_dir = TempDir::new("repl-reseed-master");
-    let replica_dir = TempDir::new("repl-reseed-replica");
-    let setup = format!("{MASTER_SETUP}\n{ITEMS_SETUP}");
-    let master = Instance::start(master_dir.path(), "", &setup);
+    let (_master_dir, replica_dir, master, replica) = pair("repl-reseed");
     let mut m = master.console();
-    let replica = Instance::start(replica_dir.path(), &source(&master), "");
     let mut r = replica.console();
     wait_same_items(&mut m, &mut r);
     drop(r);
@@ -465,15 +458,8 @@ fn a_replica_reseeded_from_scratch_catches_up() {
 
 #[test]
 fn replication_source_set_at_run_time_stops_and_restarts_the_applier() {
-    let master_dir = TempDir::new("repl-runtime-master");
-    let replica_dir = TempDir::new("repl-runtime-replica");
-    let master = Instance::start(
-        master_dir.path(),
-        "",
-        &format!("{MASTER_SETUP}\n{ITEMS_SETUP}"),
-    );
+    let (_master_dir, _replica_dir, master, replica) = pair("repl-runtime");
     let mut m = master.console();
-    let replica = Instance::start(replica_dir.path(), &source(&master), "");
     let mut r = replica.console();
     wait_eval(&mut r, "box.info.replication.status", "follow");
     // Taken out: nothing more arrives.
@@ -581,12 +567,8 @@ fn the_master_keeps_what_a_replica_needs_and_a_forgotten_replica_is_told_what_is
 
 #[test]
 fn a_failed_wal_write_on_the_replica_loses_no_replicated_row() {
-    let master_dir = TempDir::new("repl-walfail-master");
-    let replica_dir = TempDir::new("repl-walfail-replica");
-    let setup = format!("{MASTER_SETUP}\n{ITEMS_SETUP}");
-    let master = Instance::start(master_dir.path(), "", &setup);
+    let (_master_dir, replica_dir, master, replica) = pair("repl-walfail");
     let mut m = master.console();
-    let replica = Instance::start(replica_dir.path(), &source(&master), "");
     let mut r = replica.console();
     wait_eval(&mut r, "box.info.replication.status", "follow");
     start_writer(&mut m, 1_000_000);
