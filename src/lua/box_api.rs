@@ -502,8 +502,7 @@ fn start_data(tx: &Tx) -> Result<(), BoxError> {
         let local: tx_replication::LocalStart = Box::new(move |tx: &Tx| {
             start_local(tx, &options, &instance_uuid, &cluster_uuid, &sources)
         });
-        let own_uuid = tx.db.borrow().as_ref().map(|db| db.instance_uuid.clone());
-        return tx_replication::start_election(tx, peers, &own_uuid.unwrap_or_default(), local);
+        return tx_replication::start_election(tx, peers, local);
     }
     start_local(tx, &options, &instance_uuid, &cluster_uuid, &sources)
 }

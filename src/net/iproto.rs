@@ -150,6 +150,8 @@ pub fn process(
         return Processed::Idle;
     };
     let mut outcome = Processed::Idle;
+    // Fixed for the turn: only the inbox (not this loop) ends a bootstrap.
+    let loading = tx.replication.borrow().is_bootstrapping();
     for _ in 0..IPROTO_REQUESTS_PER_TURN_MAX {
         if client.blocked(limits) {
             break;
@@ -179,6 +181,7 @@ pub fn process(
                     token,
                     session,
                     salt: &salt,
+                    loading,
                     deferred: std::cell::Cell::new(false),
                     replication: std::cell::Cell::new(None),
                 };
@@ -220,6 +223,8 @@ struct Context<'a> {
     token: Token,
     session: u32,
     salt: &'a [u8; 32],
+    /// This server is still joining its master: it serves PING only.
+    loading: bool,
     /// Set when the request's reply waits for the WAL (it then holds an in-flight slot).
     deferred: std::cell::Cell<bool>,
     /// A JOIN or SUBSCRIBE, for the caller.
@@ -253,11 +258,15 @@ fn handle_packet(context: &Context<'_>, packet: &[u8], out: &mut Vec<u8>) -> Opt
             return None;
         }
     };
-    let loading = tx.replication.borrow().is_bootstrapping();
     let result = match header.kind {
         // A new replica serves nothing but its greeting and PING until it has joined (it
-        // has no users yet to log in).
-        request_type::SELECT..=request_type::CALL if loading => {
+        // has no users yet to log in, nothing complete to give a replica of its own: that
+        // one retries).
+        request_type::SELECT..=request_type::CALL
+        | request_type::JOIN
+        | request_type::SUBSCRIBE
+            if context.loading =>
+        {
             Err(BoxError::new(ErrCode::LOADING, &[]))
         }
         request_type::PING => {

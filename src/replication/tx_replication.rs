@@ -50,17 +50,23 @@ struct Relay {
     peer: String,
     /// The user the replica logged in as (SUBSCRIBE after JOIN is checked against it).
     uid: u32,
-    /// The replica's id, once it subscribed.
+    /// The replica's id, once it subscribed (the relay follows the xlogs from then on).
     replica_id: Option<u32>,
     /// A JOIN's read-view vclock: the final OK carries it.
     join_vclock: Option<Vclock>,
-    following: bool,
     /// What the relay last sent, and the replica last acknowledged.
     sent: Vclock,
     acked: Option<Vclock>,
     last_seen: Instant,
     /// Keeps a relay's wake channel open where no WAL thread pokes it.
     _wake_keepalive: Option<Sender<()>>,
+}
+
+impl Relay {
+    /// How far the replica is known to be: what it acknowledged, else what it was sent.
+    fn position(&self) -> Vclock {
+        self.acked.clone().unwrap_or_else(|| self.sent.clone())
+    }
 }
 
 /// An applier as TX sees it.
@@ -70,7 +76,6 @@ struct Applier {
     commands: Sender<ApplierCmd>,
     state: ApplierState,
     message: Option<String>,
-    master_uuid: Option<String>,
     master_id: u32,
     /// When anything last came from the master.
     last_seen: Instant,
@@ -78,6 +83,14 @@ struct Applier {
     lag: f64,
     /// The thread is running.
     running: bool,
+}
+
+impl Applier {
+    /// Running and not stopped by an error: TX takes its rows (a stopped applier may not
+    /// have exited yet).
+    fn is_live(&self) -> bool {
+        self.running && self.state != ApplierState::Stopped
+    }
 }
 
 /// Starting a new cluster here, when an election chooses this server.
@@ -152,10 +165,7 @@ pub struct ReplicationRequest {
 /// Serve a JOIN or SUBSCRIBE of connection `token` (user `uid`): an error reply keeps the
 /// connection; an accepted request hands the socket to a new relay thread.
 pub fn on_request(tx: &Tx, token: Token, uid: u32, request: ReplicationRequest) {
-    let loading = tx.replication.borrow().is_bootstrapping();
     let accepted = match request.kind {
-        // Still joining its own master: nothing complete to give (the replica retries).
-        _ if loading => Err(BoxError::new(ErrCode::LOADING, &[])),
         request_type::JOIN => prepare_join(tx, uid, &request),
         _ => codec::decode_subscribe(&request.body)
             .and_then(|subscribe| prepare_subscribe(tx, uid, request.sync, &subscribe))
@@ -281,9 +291,9 @@ fn start_relay(
     }
     let (wake, keepalive) = watch_wal(tx);
     let (commands, inbox) = crossbeam::channel::bounded(REPLICATION_CHANNEL_CAPACITY);
-    let (replica_id, following, sent) = match &start {
-        RelayStart::Subscribe(start) => (Some(start.replica_id), true, start.vclock.clone()),
-        RelayStart::Join { .. } => (None, false, Vclock::new()),
+    let (replica_id, sent) = match &start {
+        RelayStart::Subscribe(start) => (Some(start.replica_id), start.vclock.clone()),
+        RelayStart::Join { .. } => (None, Vclock::new()),
     };
     let id = tx.replication.borrow_mut().take_id();
     if let Some(replica_id) = replica_id {
@@ -318,7 +328,6 @@ fn start_relay(
             uid,
             replica_id,
             join_vclock,
-            following,
             sent,
             acked: None,
             last_seen: Instant::now(),
@@ -342,6 +351,12 @@ fn replication_timeout(tx: &Tx) -> std::time::Duration {
         .unwrap_or(std::time::Duration::from_secs(1))
 }
 
+/// `replication_connect_timeout`.
+fn connect_timeout(tx: &Tx) -> std::time::Duration {
+    std::time::Duration::try_from_secs_f64(tx.cfg.borrow().replication_connect_timeout())
+        .unwrap_or(std::time::Duration::from_secs(30))
+}
+
 /// What a relay thread says.
 pub fn on_relay_msg(tx: &Tx, msg: RelayMsg) {
     match msg {
@@ -361,7 +376,7 @@ pub fn on_relay_msg(tx: &Tx, msg: RelayMsg) {
                 entry.acked = acked;
             }
             entry.last_seen = Instant::now();
-            let position = entry.acked.clone().unwrap_or_else(|| entry.sent.clone());
+            let position = entry.position();
             if let Some(id) = entry.replica_id {
                 replication.replica_vclocks.insert(id, position);
             }
@@ -472,7 +487,6 @@ fn subscribe_after_join(tx: &Tx, relay: u64, sync: u64, request: &SubscribeReque
         log_subscribed(tx, uuid, &peer, start);
         if let Some(entry) = tx.replication.borrow_mut().relays.get_mut(&relay) {
             entry.replica_id = Some(start.replica_id);
-            entry.following = true;
             entry.sent = start.vclock.clone();
         }
         tx.replication
@@ -519,12 +533,9 @@ pub fn is_replica_source(source: &str, listen: Option<&str>) -> bool {
 pub fn start_bootstrap(tx: &Tx, source: &str, instance_uuid: &str) -> Result<(), BoxError> {
     log::info!("bootstrapping replica from {}", display_uri(source));
     let id = start_applier(tx, source, Some(instance_uuid.to_string()))?;
-    let timeout = tx.cfg.borrow().replication_connect_timeout();
-    let timeout = std::time::Duration::try_from_secs_f64(timeout)
-        .unwrap_or(std::time::Duration::from_secs(30));
     tx.replication.borrow_mut().bootstrap = Some(Bootstrap {
         applier: id,
-        connect_deadline: Some(Instant::now() + timeout),
+        connect_deadline: Some(Instant::now() + connect_timeout(tx)),
         ..Bootstrap::default()
     });
     Ok(())
@@ -532,17 +543,9 @@ pub fn start_bootstrap(tx: &Tx, source: &str, instance_uuid: &str) -> Result<(),
 
 /// A new server with several sources and no data: probe them all, then join one or start
 /// the cluster here (`local`).
-pub fn start_election(
-    tx: &Tx,
-    peers: Vec<String>,
-    own_uuid: &str,
-    local: LocalStart,
-) -> Result<(), BoxError> {
+pub fn start_election(tx: &Tx, peers: Vec<String>, local: LocalStart) -> Result<(), BoxError> {
     log::info!("choosing a bootstrap leader among {} peers", peers.len());
-    let timeout = tx.cfg.borrow().replication_connect_timeout();
-    let deadline = Instant::now()
-        + std::time::Duration::try_from_secs_f64(timeout)
-            .unwrap_or(std::time::Duration::from_secs(30));
+    let deadline = Instant::now() + connect_timeout(tx);
     for peer in &peers {
         let (uri, to_tx) = (peer.clone(), tx.sender.clone());
         std::thread::Builder::new()
@@ -558,7 +561,7 @@ pub fn start_election(
         election: Some(Election {
             peers,
             answers: BTreeMap::new(),
-            own_uuid: own_uuid.to_string(),
+            own_uuid: own_instance_uuid(tx),
             local: Some(local),
         }),
         ..Bootstrap::default()
@@ -746,17 +749,13 @@ fn fail_bootstrap(tx: &Tx, applier: u64, err: BoxError) {
 fn start_applier(tx: &Tx, uri: &str, join_as: Option<String>) -> Result<u64, BoxError> {
     let (commands, inbox) = crossbeam::channel::bounded(REPLICATION_CHANNEL_CAPACITY);
     let id = tx.replication.borrow_mut().take_id();
-    let cfg = tx.cfg.borrow();
     let config = ApplierConfig {
         id,
         uri: uri.to_string(),
         join_as,
-        timeout: std::time::Duration::try_from_secs_f64(cfg.replication_timeout())
-            .unwrap_or(std::time::Duration::from_secs(1)),
-        connect_timeout: std::time::Duration::try_from_secs_f64(cfg.replication_connect_timeout())
-            .unwrap_or(std::time::Duration::from_secs(30)),
+        timeout: replication_timeout(tx),
+        connect_timeout: connect_timeout(tx),
     };
-    drop(cfg);
     let to_tx = tx.sender.clone();
     super::applier::spawn(
         config,
@@ -771,7 +770,6 @@ fn start_applier(tx: &Tx, uri: &str, join_as: Option<String>) -> Result<u64, Box
             commands,
             state: ApplierState::Connect,
             message: None,
-            master_uuid: None,
             master_id: 0,
             last_seen: Instant::now(),
             lag: 0.0,
@@ -795,9 +793,7 @@ pub fn configure(tx: &Tx, sources: &[String]) -> Result<(), BoxError> {
     let mut stale = Vec::new();
     let mut keep = Vec::new();
     for (id, applier) in &tx.replication.borrow().appliers {
-        // A stopped applier may not have exited yet: it is replaced all the same.
-        let live = applier.running && applier.state != ApplierState::Stopped;
-        if sources.contains(&applier.uri) && live {
+        if sources.contains(&applier.uri) && applier.is_live() {
             keep.push(applier.uri.clone());
         } else {
             stale.push(*id);
@@ -856,14 +852,8 @@ pub fn on_applier_msg(tx: &Tx, msg: ApplierMsg, on_schema: &dyn Fn()) {
             state,
             message,
         } => on_state(tx, applier, state, message),
-        ApplierMsg::Greeted {
-            applier,
-            master_uuid,
-            ..
-        } => {
-            let mut replication = tx.replication.borrow_mut();
-            if let Some(entry) = replication.appliers.get_mut(&applier) {
-                entry.master_uuid = Some(master_uuid);
+        ApplierMsg::Greeted { applier, .. } => {
+            if let Some(entry) = tx.replication.borrow_mut().appliers.get_mut(&applier) {
                 entry.last_seen = Instant::now();
             }
         }
@@ -955,7 +945,7 @@ fn is_current(tx: &Tx, applier: u64) -> bool {
         .borrow()
         .appliers
         .get(&applier)
-        .is_some_and(|entry| entry.running && entry.state != ApplierState::Stopped)
+        .is_some_and(Applier::is_live)
 }
 
 /// A WAL write failed and rolled back replicated rows too: every applier starts over from
@@ -967,7 +957,7 @@ pub fn on_wal_failed(tx: &Tx) {
         .borrow()
         .appliers
         .iter()
-        .filter(|(_, applier)| applier.running && applier.state != ApplierState::Stopped)
+        .filter(|(_, applier)| applier.is_live())
         .map(|(id, applier)| (*id, applier.uri.clone()))
         .collect();
     for (id, uri) in running {
@@ -1077,14 +1067,8 @@ fn on_rows(tx: &Tx, applier: u64, rows: &Rows, received: f64, on_schema: &dyn Fn
             entry.lag = (received - newest).max(0.0);
         }
     }
-    let changed = tx
-        .db
-        .borrow()
-        .as_ref()
-        .is_some_and(|db| !db.changed_spaces.is_empty());
-    if changed {
-        on_schema();
-    }
+    // Replicated DDL: box.space follows (nothing happens when no space changed).
+    on_schema();
     learn_server_id(tx);
     // The applier may hand over another batch once this one is written.
     if !tx.journal.borrow_mut().claim(Waiter::Applier(applier)) {
@@ -1295,9 +1279,9 @@ pub fn downstreams(tx: &Tx) -> Vec<DownstreamInfo> {
             let replica_id = relay.replica_id?;
             Some(DownstreamInfo {
                 replica_id,
-                status: if relay.following { "follow" } else { "join" },
+                status: "follow",
                 idle: relay.last_seen.elapsed().as_secs_f64(),
-                vclock: relay.acked.clone().unwrap_or_else(|| relay.sent.clone()),
+                vclock: relay.position(),
                 message: None,
             })
         })
