@@ -524,7 +524,7 @@ fn start_local(
     {
         let mut journal = tx.journal.borrow_mut();
         journal.server_id = server_id;
-        journal.vclock = recovered.vclock.clone();
+        journal.start_at(recovered.vclock.clone());
     }
     *tx.db.borrow_mut() = Some(recovered.db);
     recovery::start_wal(tx, options, &uuid, recovered.vclock, server_id)?;

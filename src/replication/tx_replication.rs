@@ -282,7 +282,7 @@ fn start_relay(
         let db = tx.db.borrow();
         let master_id = db.as_ref().map_or(0, |db| db.server_id);
         let join_vclock =
-            matches!(start, RelayStart::Join { .. }).then(|| tx.journal.borrow_mut().committed());
+            matches!(start, RelayStart::Join { .. }).then(|| tx.journal.borrow().committed());
         (master_id, join_vclock)
     };
     match &start {
@@ -1017,7 +1017,7 @@ fn finish_join(tx: &Tx, vclock: Vclock) -> Result<(), BoxError> {
     })?;
     {
         let mut journal = tx.journal.borrow_mut();
-        journal.vclock = vclock.clone();
+        journal.start_at(vclock.clone());
         journal.server_id = 0;
     }
     if options.wal_mode != crate::cfg::WalMode::None {
@@ -1037,7 +1037,7 @@ fn on_want_subscribe(tx: &Tx, applier: u64) {
         Some((cluster_uuid, instance_uuid)) => ApplierCmd::Subscribe {
             cluster_uuid,
             instance_uuid,
-            vclock: tx.journal.borrow_mut().committed(),
+            vclock: tx.journal.borrow().committed(),
         },
         None => ApplierCmd::Stop,
     };

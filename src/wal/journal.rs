@@ -77,10 +77,12 @@ pub struct Journal {
     sender: Option<Sender<WalMsg>>,
     /// Our server id: local rows get LSNs of this component.
     pub server_id: u32,
-    /// What is written (or, without a WAL thread, committed).
+    /// What is written (or, without a WAL thread, committed). Set from outside only with
+    /// [`Journal::start_at`], which keeps `committed` at least this.
     pub vclock: Vclock,
     /// What is committed: `vclock` and every queued row (local rows counted as the WAL will
-    /// number them). Replicated rows at or below it are applied already.
+    /// number them). Replicated rows at or below it are applied already. With a WAL
+    /// thread, never behind `vclock`: the WAL writes only what was committed.
     committed: Vclock,
     batch: Batch,
     next_batch: u64,
@@ -177,7 +179,6 @@ impl Journal {
         for row in rows {
             self.batch
                 .push_local(row.kind as u32, |out| row.encode_body(out));
-            self.catch_up();
             self.committed.inc(self.server_id);
         }
         self.enqueue(txn, waiter);
@@ -201,18 +202,16 @@ impl Journal {
             return false;
         }
         self.batch.push_replicated(kind, origin, lsn, body);
-        self.catch_up();
         self.committed.follow(origin, lsn);
         self.enqueue(txn, waiter);
         true
     }
 
     /// What is committed, queued rows included (see `committed`).
-    pub fn committed(&mut self) -> Vclock {
+    pub fn committed(&self) -> Vclock {
         if self.sender.is_none() {
             return self.vclock.clone();
         }
-        self.catch_up();
         self.committed.clone()
     }
 
@@ -221,16 +220,18 @@ impl Journal {
         if self.sender.is_none() {
             return self.vclock.get(origin);
         }
-        self.vclock.get(origin).max(self.committed.get(origin))
+        self.committed.get(origin)
     }
 
-    /// `committed` is at least `vclock` (which start-up and the WAL's answers set).
-    fn catch_up(&mut self) {
-        for (id, lsn) in self.vclock.iter() {
-            if lsn > self.committed.get(id) {
-                self.committed.set(id, lsn);
-            }
-        }
+    /// Start from `vclock` (recovered, joined, or moved on past an existing file name):
+    /// nothing is queued then.
+    pub fn start_at(&mut self, vclock: Vclock) {
+        debug_assert!(
+            self.queue.is_empty(),
+            "the journal restarts with commits queued"
+        );
+        self.committed = vclock.clone();
+        self.vclock = vclock;
     }
 
     fn enqueue(&mut self, txn: Txn, waiter: Waiter) {
@@ -435,8 +436,10 @@ mod tests {
     #[test]
     fn committed_counts_queued_rows_of_every_origin_until_a_failure() {
         let (mut journal, wal) = attached();
-        journal.vclock.set(1, 10);
-        journal.vclock.set(2, 4);
+        let mut start = Vclock::new();
+        start.set(1, 10);
+        start.set(2, 4);
+        journal.start_at(start);
         assert!(journal.commit(txn(512), Waiter::Nobody));
         assert!(journal.commit_replicated(Txn::autocommit(), (2, 2, 7), &[0x80], Waiter::Nobody));
         let committed = journal.committed();

@@ -374,7 +374,7 @@ pub fn start_wal(
     if name.exists() {
         vclock.inc(server_id);
         // TX's written vclock follows, so a snapshot's vclock counts rows as the WAL will.
-        tx.journal.borrow_mut().vclock = vclock.clone();
+        tx.journal.borrow_mut().start_at(vclock.clone());
     }
     let sink = XlogSink::new(options, instance_uuid);
     let writer = WalWriter::new(Box::new(sink), vclock, server_id);

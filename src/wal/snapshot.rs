@@ -257,7 +257,7 @@ pub fn begin(tx: &Tx, fiber: FiberId) -> Result<Option<u64>, BoxError> {
     let (view, vclock, pending, uuid) = {
         let db = tx.db.borrow();
         let db = db.as_ref().ok_or_else(crate::process::not_configured)?;
-        let mut journal = tx.journal.borrow_mut();
+        let journal = tx.journal.borrow();
         // Rows committed and not yet written count: the view has them.
         let vclock = journal.committed();
         let pending = journal.pending_rows();
