@@ -6,7 +6,7 @@
 //! mio's edge-triggered semantics, so:
 //!
 //! ```text
-//!   readable edge ─▶ fill() until WouldBlock ──▶ (input full? stop; `read_pending` remembers
+//!   readable edge ─▶ fill() until drained ─────▶ (input full? stop; `read_pending` remembers
 //!                                                 to read again once input is consumed)
 //!   queue(bytes) ──▶ flush() at once ──▶ (WouldBlock? the next writable edge flushes the rest)
 //! ```
@@ -85,9 +85,11 @@ pub enum IoOutcome {
 /// A socket with its buffers.
 pub struct Connection {
     pub stream: Stream,
-    /// Received bytes not yet consumed start at `input_start`.
+    /// Received bytes not yet consumed are `input[input_start..input_end]`; the rest of the
+    /// buffer is room for reads (zeroed once when it grows, not before every read).
     input: Vec<u8>,
     input_start: usize,
+    input_end: usize,
     /// Queued bytes not yet written start at `output_start`.
     output: Vec<u8>,
     output_start: usize,
@@ -95,6 +97,9 @@ pub struct Connection {
     pub read_pending: bool,
     /// The peer closed its writing side; what is buffered is all there will be.
     pub eof: bool,
+    /// A readiness event said the peer hung up (or the socket failed): read to the end
+    /// even after a short read.
+    pub hangup: bool,
     /// An I/O error happened: no more reading or writing.
     pub failed: bool,
 }
@@ -105,10 +110,12 @@ impl Connection {
             stream,
             input: Vec::new(),
             input_start: 0,
+            input_end: 0,
             output: Vec::new(),
             output_start: 0,
             read_pending: false,
             eof: false,
+            hangup: false,
             failed: false,
         }
     }
@@ -116,30 +123,33 @@ impl Connection {
     /// The socket, the output not yet written, and how many input bytes were not consumed
     /// (a connection handed over to another thread).
     pub fn into_parts(self) -> (Stream, Vec<u8>, usize) {
-        let unread = self.input.len() - self.input_start;
+        let unread = self.input_end - self.input_start;
         let pending = self.output[self.output_start..].to_vec();
         (self.stream, pending, unread)
     }
 
     /// Unconsumed input.
     pub fn input(&self) -> &[u8] {
-        &self.input[self.input_start..]
+        &self.input[self.input_start..self.input_end]
     }
 
     /// Drop `count` bytes from the front of the input.
     pub fn consume(&mut self, count: usize) {
-        debug_assert!(count <= self.input.len() - self.input_start);
+        debug_assert!(count <= self.input_end - self.input_start);
         self.input_start += count;
-        if self.input_start == self.input.len() {
-            self.input.clear();
+        if self.input_start == self.input_end {
             self.input_start = 0;
+            self.input_end = 0;
         }
     }
 
     /// Unconsumed input and the output queue at once, to write replies while reading
     /// requests in place. What is appended to the queue goes out with the next `flush`.
     pub fn buffers(&mut self) -> (&[u8], &mut Vec<u8>) {
-        (&self.input[self.input_start..], &mut self.output)
+        (
+            &self.input[self.input_start..self.input_end],
+            &mut self.output,
+        )
     }
 
     /// Queue bytes for the peer without writing them yet (the next `flush` does).
@@ -155,6 +165,9 @@ impl Connection {
     }
 
     /// Read until the kernel has nothing more, the peer closed, or `input_max` bytes wait.
+    /// A read that fills less than it asked for drained the socket: the next edge reports
+    /// more (a FIN included), so there is no read just to see WouldBlock, unless the peer
+    /// already hung up and its FIN may wait behind the data.
     pub fn fill(&mut self, input_max: usize) -> IoOutcome {
         if self.failed || self.eof {
             return IoOutcome::Closed;
@@ -163,34 +176,30 @@ impl Connection {
         self.read_pending = false;
         let mut total = 0;
         loop {
-            let unread = self.input.len() - self.input_start;
+            let unread = self.input_end - self.input_start;
             if unread >= input_max {
                 self.read_pending = true;
                 return IoOutcome::Progress(total);
             }
-            let old_len = self.input.len();
             let chunk = SOCKET_READ_CHUNK.min(input_max - unread);
-            self.input.resize(old_len + chunk, 0);
-            let result = self.stream.read_some(&mut self.input[old_len..]);
-            match result {
+            let end = self.input_end;
+            if self.input.len() < end + chunk {
+                self.input.resize(end + chunk, 0);
+            }
+            match self.stream.read_some(&mut self.input[end..end + chunk]) {
                 Ok(0) => {
-                    self.input.truncate(old_len);
                     self.eof = true;
                     return IoOutcome::Closed;
                 }
                 Ok(count) => {
-                    self.input.truncate(old_len + count);
+                    self.input_end += count;
                     total += count;
-                    // Read on after a short read too: the peer's FIN may already be queued
-                    // behind the data, and no later edge would report it.
+                    if count < chunk && !self.hangup {
+                        return IoOutcome::WouldBlock;
+                    }
                 }
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => {
-                    self.input.truncate(old_len);
-                }
-                Err(err) => {
-                    self.input.truncate(old_len);
-                    return self.io_error(err);
-                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return self.io_error(err),
             }
         }
     }
@@ -242,7 +251,8 @@ impl Connection {
     /// Move unconsumed input to the front so the buffer does not creep.
     fn compact_input(&mut self) {
         if self.input_start > 0 {
-            self.input.drain(..self.input_start);
+            self.input.copy_within(self.input_start..self.input_end, 0);
+            self.input_end -= self.input_start;
             self.input_start = 0;
         }
     }
@@ -289,6 +299,25 @@ mod tests {
         drop(client);
         assert_eq!(fill_until(&mut conn, 100, 100), IoOutcome::Closed);
         assert!(conn.eof);
+    }
+
+    #[test]
+    fn a_short_read_ends_the_fill_unless_the_peer_hung_up() {
+        let (mut conn, mut client) = pair();
+        client.write_all(b"abc").unwrap();
+        drop(client);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while conn.input().is_empty() {
+            assert!(Instant::now() < deadline, "no data");
+            assert_eq!(conn.fill(100), IoOutcome::WouldBlock);
+        }
+        // The FIN is queued behind the data, but the short read stopped before it.
+        assert_eq!(conn.input(), b"abc");
+        assert!(!conn.eof);
+        conn.hangup = true;
+        assert_eq!(conn.fill(100), IoOutcome::Closed);
+        assert!(conn.eof);
+        assert_eq!(conn.input(), b"abc");
     }
 
     #[test]

@@ -24,7 +24,7 @@ use signal_hook_mio::v1_0::Signals;
 use crate::constants::POLL_EVENTS_MAX;
 use crate::fiber::WakeReason;
 use crate::lua::{console, fiber, iproto};
-use crate::net::ListenKind;
+use crate::net::{ListenKind, Readiness};
 use crate::tx::{Tx, TxMsg};
 
 /// The waker's token: the inbox has messages.
@@ -116,27 +116,31 @@ impl EventLoop {
             Err(err) if err.kind() == io::ErrorKind::Interrupted => return Ok(()),
             Err(err) => return Err(err),
         }
-        let ready: Vec<(Token, bool, bool)> = self
+        let ready: Vec<(Token, Readiness)> = self
             .events
             .iter()
             .map(|event| {
-                let readable = event.is_readable() || event.is_read_closed() || event.is_error();
-                let writable = event.is_writable() || event.is_write_closed();
-                (event.token(), readable, writable)
+                let hangup = event.is_read_closed() || event.is_error();
+                let readiness = Readiness {
+                    readable: event.is_readable() || hangup,
+                    writable: event.is_writable() || event.is_write_closed(),
+                    hangup,
+                };
+                (event.token(), readiness)
             })
             .collect();
-        for (token, readable, writable) in ready {
+        for (token, readiness) in ready {
             match token {
                 WAKER_TOKEN => {}
                 SIGNAL_TOKEN => self.on_signals(),
-                token => self.on_socket(token, readable, writable),
+                token => self.on_socket(token, readiness),
             }
         }
         self.drain_inbox();
         Ok(())
     }
 
-    fn on_socket(&mut self, token: Token, readable: bool, writable: bool) {
+    fn on_socket(&mut self, token: Token, readiness: Readiness) {
         if self.tx.net.borrow().is_listener(token) {
             let uuid = self
                 .tx
@@ -155,11 +159,7 @@ impl EventLoop {
             return;
         }
         let limits = iproto::limits(&self.tx);
-        let wake = self
-            .tx
-            .net
-            .borrow_mut()
-            .ready(token, readable, writable, limits);
+        let wake = self.tx.net.borrow_mut().ready(token, readiness, limits);
         if self.tx.net.borrow().is_iproto(token) {
             iproto::serve(&self.lua, &self.tx, token);
             return;

@@ -55,6 +55,27 @@ pub enum Source {
     Netbox(NetboxConn),
 }
 
+impl Source {
+    /// The socket and buffers of a connected source.
+    fn connection(&mut self) -> Option<&mut Connection> {
+        match self {
+            Source::Listener(_) => None,
+            Source::Console(console) => Some(&mut console.conn),
+            Source::Iproto(client) => Some(&mut client.conn),
+            Source::Netbox(client) => Some(client.connection()),
+        }
+    }
+}
+
+/// What a readiness event said about a socket.
+#[derive(Clone, Copy, Debug)]
+pub struct Readiness {
+    pub readable: bool,
+    pub writable: bool,
+    /// The peer hung up or the socket failed.
+    pub hangup: bool,
+}
+
 /// Where a `net.box` connection goes.
 pub enum Target {
     /// A host name or address, and a port.
@@ -287,13 +308,15 @@ impl Net {
     /// Route a readiness event. Returns the fibers the event unblocks; a listener's token
     /// gives nothing here (the loop calls [`Net::accept`] for it), nor does an iproto
     /// connection (the loop then runs its requests).
-    pub fn ready(
-        &mut self,
-        token: Token,
-        readable: bool,
-        writable: bool,
-        limits: Limits,
-    ) -> Vec<FiberId> {
+    pub fn ready(&mut self, token: Token, readiness: Readiness, limits: Limits) -> Vec<FiberId> {
+        let Readiness {
+            readable,
+            writable,
+            hangup,
+        } = readiness;
+        if let Some(conn) = self.sources.get_mut(&token).and_then(Source::connection) {
+            conn.hangup |= hangup;
+        }
         match self.sources.get_mut(&token) {
             Some(Source::Console(console)) => console.on_ready(readable, writable),
             Some(Source::Iproto(client)) => {

@@ -175,6 +175,11 @@ impl NetboxConn {
 
     /// A readiness event: finish the connect, write, read and file replies. Returns the
     /// fibers to wake.
+    /// Its socket and buffers.
+    pub fn connection(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
     pub fn on_ready(&mut self, readable: bool, writable: bool) -> Vec<FiberId> {
         if self.error().is_some() {
             return Vec::new();
