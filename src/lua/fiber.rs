@@ -61,7 +61,7 @@ pub struct LuaFibers {
     request_entry: Option<Function>,
 }
 
-/// Set the function fibers made by [`spawn_entry`] run.
+/// Set the function fibers made by [`start_entry`] run.
 pub fn set_request_entry(tx: &Tx, entry: Function) {
     tx.fibers.borrow_mut().request_entry = Some(entry);
 }
@@ -148,11 +148,18 @@ pub fn spawn_queued(lua: &Lua, tx: &Tx, name: &str, args: MultiValue) -> mlua::R
     Ok(id)
 }
 
-/// Create a fiber running the request entry, queued to start in this loop turn. Nothing is
-/// made in Lua until it runs: the cheap start of a request fiber.
-pub fn spawn_entry(lua: &Lua, tx: &Tx, name: &str) -> mlua::Result<FiberId> {
+/// Create a fiber running the request entry, let `setup` give it what it serves, and run
+/// it now until it first yields or ends. Nothing is made in Lua for it: the cheap start of
+/// a request fiber.
+pub fn start_entry(
+    lua: &Lua,
+    tx: &Tx,
+    name: &str,
+    setup: impl FnOnce(FiberId),
+) -> mlua::Result<FiberId> {
     let id = spawn(lua, tx, name, Some(Resume::Entry))?;
-    tx.sched.borrow_mut().schedule(id);
+    setup(id);
+    run_fiber_with(lua, tx, id, None);
     Ok(id)
 }
 

@@ -13,6 +13,7 @@ use mlua::{Function, Lua, MultiValue, Table, Value, Variadic};
 
 use crate::r#box::schema;
 use crate::r#box::session::SessionKind;
+use crate::constants::IPROTO_REQUESTS_PER_TURN_MAX;
 use crate::error::{BoxError, ErrCode};
 use crate::fiber::FiberId;
 use crate::net::Accepted;
@@ -63,24 +64,40 @@ fn set_active(tx: &Tx, token: Token) {
     net.mark_pending(token);
 }
 
-/// Serve connection `token` after a readiness event or a reply: run what it sent.
+/// Serve connection `token` after a readiness event or a reply: run what it sent. The
+/// CALLs of a batch run at once, and the batch is taken again (which sends their replies)
+/// until nothing is left that runs now.
 pub fn serve(lua: &Lua, tx: &Tx, token: Token) {
     let mut requests = Vec::new();
-    let processed = iproto::process(tx, token, limits(tx), &mut requests);
-    for request in requests {
-        start_request(lua, tx, request);
-    }
-    match processed {
-        Processed::Idle => {}
-        Processed::MoreWork => tx.net.borrow_mut().mark_pending(token),
-        Processed::Close => close(lua, tx, token),
-        Processed::Replication(request) => {
-            let session = tx.net.borrow_mut().iproto_mut(token).map(|c| c.session);
-            let Some(session) = session else {
+    let mut budget = IPROTO_REQUESTS_PER_TURN_MAX;
+    loop {
+        let processed = iproto::process(tx, token, limits(tx), &mut requests);
+        let started = requests.len();
+        for request in requests.drain(..) {
+            start_request(lua, tx, request);
+        }
+        budget = budget.saturating_sub(started);
+        match processed {
+            // The next turn sends the replies and takes the rest.
+            Processed::Idle if started > 0 && budget == 0 => {
+                tx.net.borrow_mut().mark_pending(token);
                 return;
-            };
-            let uid = tx.sessions.borrow().uid(session);
-            crate::replication::tx_replication::on_request(tx, token, uid, request);
+            }
+            Processed::Idle if started > 0 => {}
+            Processed::Idle => return,
+            Processed::MoreWork => {
+                tx.net.borrow_mut().mark_pending(token);
+                return;
+            }
+            Processed::Close => return close(lua, tx, token),
+            Processed::Replication(request) => {
+                let session = tx.net.borrow_mut().iproto_mut(token).map(|c| c.session);
+                let Some(session) = session else {
+                    return;
+                };
+                let uid = tx.sessions.borrow().uid(session);
+                return crate::replication::tx_replication::on_request(tx, token, uid, request);
+            }
         }
     }
 }
@@ -131,31 +148,47 @@ fn spawn_handler(
 }
 
 /// Start the fiber of a request; if that fails, answer the error at once. CALL and EVAL
-/// start in the request entry, which reads the request from Rust (iproto_call.rs); the
-/// others get their handler and arguments now.
+/// run at once in the request entry, which reads the request from Rust (iproto_call.rs),
+/// so their replies join the batch being answered; the others get their handler and
+/// arguments now and start later in the turn.
 fn start_request(lua: &Lua, tx: &Tx, request: LuaRequest) {
-    let started = match request.kind {
-        request_type::CALL_16 | request_type::CALL | request_type::EVAL => {
-            super::fiber::spawn_entry(lua, tx, "iproto").map_err(BoxError::from)
-        }
-        _ => request_args(lua, request.kind, &request.body).and_then(|(name, args)| {
-            spawn_handler(lua, tx, name, request.session, &args).map_err(BoxError::from)
-        }),
-    };
     let pending = PendingRequest {
         token: request.token,
         sync: request.sync,
         kind: request.kind,
         body: request.body,
     };
+    let session = request.session;
+    if matches!(
+        request.kind,
+        request_type::CALL_16 | request_type::CALL | request_type::EVAL
+    ) {
+        let mut slot = Some(pending);
+        let started = super::fiber::start_entry(lua, tx, "iproto", |fiber| {
+            set_session(tx, fiber, session);
+            if let Some(pending) = slot.take() {
+                tx.iproto_requests.borrow_mut().insert(fiber, pending);
+            }
+        });
+        if let (Err(err), Some(pending)) = (started, slot) {
+            reply_to(tx, &pending, Err(err.into()));
+        }
+        return;
+    }
+    let started = request_args(lua, request.kind, &pending.body).and_then(|(name, args)| {
+        spawn_handler(lua, tx, name, session, &args).map_err(BoxError::from)
+    });
     match started {
         Ok(fiber) => {
-            if let Some(meta) = tx.sched.borrow_mut().get_mut(fiber) {
-                meta.session = request.session;
-            }
             tx.iproto_requests.borrow_mut().insert(fiber, pending);
         }
         Err(err) => reply_to(tx, &pending, Err(err)),
+    }
+}
+
+fn set_session(tx: &Tx, fiber: FiberId, session: u32) {
+    if let Some(meta) = tx.sched.borrow_mut().get_mut(fiber) {
+        meta.session = session;
     }
 }
 

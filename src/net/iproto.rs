@@ -251,6 +251,14 @@ fn handle_packet(context: &Context<'_>, packet: &[u8], out: &mut Vec<u8>) -> Opt
         xrow::write_error_reply(out, sync, schema_id, &err);
         return None;
     }
+    // A CALL's body is decoded where it runs (lua/iproto_call.rs), which answers its errors.
+    let is_call = matches!(
+        header.kind,
+        request_type::CALL_16 | request_type::CALL | request_type::EVAL
+    );
+    if is_call && !context.loading {
+        return Some(to_lua(context, &header, body_bytes));
+    }
     let body = match xrow::decode_body(body_bytes) {
         Ok(body) => body,
         Err(err) => {
@@ -280,9 +288,6 @@ fn handle_packet(context: &Context<'_>, packet: &[u8], out: &mut Vec<u8>) -> Opt
         | request_type::DELETE
         | request_type::UPSERT => data_request(context, &header, &body, body_bytes, out),
         request_type::AUTH => authenticate(context, &header, &body, out),
-        request_type::CALL_16 | request_type::CALL | request_type::EVAL => {
-            Ok(Some(to_lua(context, &header, body_bytes)))
-        }
         request_type::JOIN | request_type::SUBSCRIBE => {
             context.replication.set(Some(
                 crate::replication::tx_replication::ReplicationRequest {
