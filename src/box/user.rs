@@ -5,7 +5,9 @@
 //! the universe, a space, a function or a role; a user holds its own grants plus those of
 //! every role granted to it (with X), transitively.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+
+use rustc_hash::FxHashMap;
 
 use sha1::{Digest, Sha1};
 
@@ -78,15 +80,15 @@ pub type GrantKey = (u32, ObjectType, u32);
 /// Users, roles, functions and grants.
 #[derive(Default)]
 pub struct Access {
-    users: HashMap<u32, UserDef>,
-    user_names: HashMap<String, u32>,
-    funcs: HashMap<u32, FuncDef>,
-    func_names: HashMap<String, u32>,
-    grants: HashMap<GrantKey, u8>,
+    users: FxHashMap<u32, UserDef>,
+    user_names: FxHashMap<String, u32>,
+    funcs: FxHashMap<u32, FuncDef>,
+    func_names: FxHashMap<String, u32>,
+    grants: FxHashMap<GrantKey, u8>,
     /// Each user's roles, transitively, computed on first use: every access check of a
     /// user without universal rights needs them, and a scan of all grants per request
     /// would cost more than the request. Cleared by every grant change.
-    roles_cache: std::cell::RefCell<HashMap<u32, std::rc::Rc<[u32]>>>,
+    roles_cache: std::cell::RefCell<FxHashMap<u32, std::rc::Rc<[u32]>>>,
     /// [`Access::effective`]'s answers, keyed by [`effective_key`]: a request's access
     /// check is then one lookup. Cleared with the roles.
     effective_cache: std::cell::RefCell<crate::fiber::IdMap<u8>>,
@@ -281,16 +283,19 @@ impl Access {
         ))
     }
 
-    /// Execute access to a function named `name` (CALL).
-    pub fn check_function(&self, uid: u32, name: &str) -> Result<(), BoxError> {
+    /// Execute access to a function named `name` (CALL); the user a setuid function runs
+    /// as (its owner), if it is one.
+    pub fn check_function(&self, uid: u32, name: &str) -> Result<Option<u32>, BoxError> {
+        let func = self.func_by_name(name);
+        let setuid = func.filter(|func| func.setuid).map(|func| func.owner);
         if self.universe(uid) & EXECUTE != 0 {
-            return Ok(());
+            return Ok(setuid);
         }
-        if let Some(func) = self.func_by_name(name)
+        if let Some(func) = func
             && (func.owner == uid
                 || self.effective(uid, ObjectType::Function, func.id) & EXECUTE != 0)
         {
-            return Ok(());
+            return Ok(setuid);
         }
         Err(BoxError::new(
             ErrCode::FUNCTION_ACCESS_DENIED,

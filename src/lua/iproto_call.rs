@@ -155,14 +155,7 @@ unsafe fn push_request(
             push_chunk(state, text)?;
         } else {
             let name = String::from_utf8_lossy(text);
-            owner = with_db(tx, |db| {
-                db.access.check_function(uid, &name)?;
-                Ok(db
-                    .access
-                    .func_by_name(&name)
-                    .filter(|func| func.setuid)
-                    .map(|func| func.owner))
-            })?;
+            owner = with_db(tx, |db| db.access.check_function(uid, &name))?;
             push_function(state, text, &name)?;
         }
         match (scalars, args) {
