@@ -10,7 +10,7 @@ local util = require('internal.util')
 
 local suspend = sched.suspend
 local check_yieldable = sched.check_yieldable
-local type, tonumber, setmetatable, error = type, tonumber, setmetatable, error
+local type, tonumber, setmetatable, error, next = type, tonumber, setmetatable, error, next
 
 local fiber = {}
 
@@ -39,9 +39,12 @@ end
 -- Call a fiber's function and report what it raised.
 local function run(fn, ...)
     local ok, err = pcall(fn, ...)
-    local id = internal.self()
-    if id then
-        storages[id] = nil
+    -- Most fibers never touch their storage: no call into Rust to find out which ended.
+    if next(storages) ~= nil then
+        local id = internal.self()
+        if id then
+            storages[id] = nil
+        end
     end
     if not ok and not (errors.is_error(err) and err.type == 'FiberIsCancelled') then
         local text
