@@ -148,6 +148,11 @@ pub const IPROTO_OUTPUT_SIZE_MAX: usize = 4 * 1024 * 1024;
 /// a client pipelining thousands of requests cannot starve the rest.
 pub const IPROTO_REQUESTS_PER_TURN_MAX: usize = 256;
 
+/// Replies sent at a time while one client alone has work: it reads them and sends its next
+/// requests while the server runs the rest of its batch (a third faster than one send per
+/// batch at 1 connection with 64 requests in flight).
+pub const IPROTO_REPLY_BATCH: usize = 32;
+
 /// Rows an applier hands TX in one message. TX applies a message's rows as one batch, so this
 /// bounds TX's work per message; with the bounded TX inbox it makes a fast master wait for a
 /// slow replica instead of filling the replica's memory.

@@ -79,11 +79,11 @@ pub fn serve(lua: &Lua, tx: &Tx, token: Token) {
         budget = budget.saturating_sub(started);
         match processed {
             // The next turn sends the replies and takes the rest.
-            Processed::Idle if started > 0 && budget == 0 => {
+            Processed::Idle | Processed::MoreWork if started > 0 && budget == 0 => {
                 tx.net.borrow_mut().mark_pending(token);
                 return;
             }
-            Processed::Idle if started > 0 => {}
+            Processed::Idle | Processed::MoreWork if started > 0 => {}
             Processed::Idle => return,
             Processed::MoreWork => {
                 tx.net.borrow_mut().mark_pending(token);

@@ -129,6 +129,14 @@ impl EventLoop {
                 (event.token(), readiness)
             })
             .collect();
+        let sockets = ready
+            .iter()
+            .filter(|(token, _)| *token != WAKER_TOKEN && *token != SIGNAL_TOKEN)
+            .count();
+        {
+            let mut net = self.tx.net.borrow_mut();
+            net.sole_client = sockets == 1 && !net.has_pending();
+        }
         for (token, readiness) in ready {
             match token {
                 WAKER_TOKEN => {}

@@ -21,7 +21,8 @@ use mio::Token;
 use crate::r#box::db::RequestKind;
 use crate::r#box::schema;
 use crate::constants::{
-    IPROTO_OUTPUT_SIZE_MAX, IPROTO_PACKET_SIZE_MAX, IPROTO_REQUESTS_PER_TURN_MAX,
+    IPROTO_OUTPUT_SIZE_MAX, IPROTO_PACKET_SIZE_MAX, IPROTO_REPLY_BATCH,
+    IPROTO_REQUESTS_PER_TURN_MAX,
 };
 use crate::error::{BoxError, ErrCode};
 use crate::process::{self, with_db};
@@ -146,15 +147,26 @@ pub fn process(
     lua_requests: &mut Vec<LuaRequest>,
 ) -> Processed {
     let mut net = tx.net.borrow_mut();
+    // The only client with work: its replies go out in parts, so that it reads them and
+    // sends more while the rest of its batch runs (with others waiting, the server has
+    // work enough, and one send per batch costs less).
+    let sole = net.sole_client;
     let Some(client) = net.iproto_mut(token) else {
         return Processed::Idle;
     };
     let mut outcome = Processed::Idle;
     // Fixed for the turn: only the inbox (not this loop) ends a bootstrap.
     let loading = tx.replication.borrow().is_bootstrapping();
-    for _ in 0..IPROTO_REQUESTS_PER_TURN_MAX {
-        if client.blocked(limits) {
+    for n in 0..IPROTO_REQUESTS_PER_TURN_MAX {
+        if client.blocked(limits) || (sole && lua_requests.len() >= IPROTO_REPLY_BATCH) {
             break;
+        }
+        if sole
+            && n > 0
+            && n % IPROTO_REPLY_BATCH == 0
+            && matches!(client.conn.flush(), IoOutcome::Failed)
+        {
+            return Processed::Close;
         }
         match xrow::next_frame(client.conn.input(), IPROTO_PACKET_SIZE_MAX) {
             Frame::Incomplete { need } => {

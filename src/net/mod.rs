@@ -104,6 +104,9 @@ pub struct Net {
     /// iproto connections to look at again at the end of the loop turn (replies from
     /// fibers to flush, requests left over from a turn's budget, a client unblocked).
     pending: Vec<Token>,
+    /// Only one connection has work in this part of the turn (one socket event, or one
+    /// pending connection): see net/iproto.rs `process`.
+    pub sole_client: bool,
 }
 
 impl Net {
@@ -115,6 +118,7 @@ impl Net {
             connection_count: 0,
             netbox_count: 0,
             pending: Vec::new(),
+            sole_client: false,
         }
     }
 
@@ -231,6 +235,7 @@ impl Net {
     /// The connections marked pending, unmarked.
     pub fn take_pending(&mut self) -> Vec<Token> {
         let tokens = std::mem::take(&mut self.pending);
+        self.sole_client = tokens.len() == 1;
         for token in &tokens {
             if let Some(client) = self.iproto_mut(*token) {
                 client.pending = false;
