@@ -161,12 +161,12 @@ pub fn process(
         if client.blocked(limits) || (sole && lua_requests.len() >= IPROTO_REPLY_BATCH) {
             break;
         }
-        if sole
-            && n > 0
-            && n % IPROTO_REPLY_BATCH == 0
-            && matches!(client.conn.flush(), IoOutcome::Failed)
-        {
-            return Processed::Close;
+        if sole && n > 0 && n % IPROTO_REPLY_BATCH == 0 {
+            // Changes waiting for the WAL go there now too: it writes them meanwhile.
+            tx.journal.borrow_mut().flush();
+            if matches!(client.conn.flush(), IoOutcome::Failed) {
+                return Processed::Close;
+            }
         }
         match xrow::next_frame(client.conn.input(), IPROTO_PACKET_SIZE_MAX) {
             Frame::Incomplete { need } => {
