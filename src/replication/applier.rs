@@ -1618,9 +1618,10 @@ mod tests {
     fn tx_gone_ends_the_thread() {
         let (listener, port) = listen();
         let tx = start(format!("127.0.0.1:{port}"), None, Duration::from_secs(1));
-        let _master = Upstream::accept(&listener, 9);
         tx.expect_state(ApplierState::Connect);
         // TX drops its inbox but not the command sender: `to_tx` returning false ends it.
+        // The master greets only then: had the thread got as far as waiting for TX's
+        // SUBSCRIBE command first, nothing would tell it (a real TX drops both at once).
         let Tx {
             messages,
             commands: _commands,
@@ -1628,6 +1629,7 @@ mod tests {
         } = tx;
         let handle = handle.unwrap();
         drop(messages);
+        let _master = Upstream::accept(&listener, 9);
         let deadline = Instant::now() + WAIT;
         while !handle.is_finished() {
             assert!(Instant::now() < deadline, "the thread outlived TX");
