@@ -10,7 +10,9 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use mlua::thread::ThreadStatus;
-use mlua::{Function, Lua, MultiValue, RegistryKey, Table, Thread, Value};
+use std::ffi::c_int;
+
+use mlua::{Function, Lua, MultiValue, RegistryKey, Table, Thread, Value, ffi};
 
 use crate::coio::CoioOutput;
 use crate::constants::{
@@ -59,11 +61,19 @@ pub struct LuaFibers {
     handles: usize,
     /// The function request fibers start in (one handle for all of them).
     request_entry: Option<Function>,
+    /// The same function in the registry, for [`resume_entry`]; the key keeps it there.
+    request_entry_key: Option<RegistryKey>,
+    request_entry_ref: Option<c_int>,
 }
 
 /// Set the function fibers made by [`start_entry`] run.
-pub fn set_request_entry(tx: &Tx, entry: Function) {
-    tx.fibers.borrow_mut().request_entry = Some(entry);
+pub fn set_request_entry(lua: &Lua, tx: &Tx, entry: Function) -> mlua::Result<()> {
+    let key = lua.create_registry_value(entry.clone())?;
+    let mut fibers = tx.fibers.borrow_mut();
+    fibers.request_entry_ref = Some(key.id());
+    fibers.request_entry_key = Some(key);
+    fibers.request_entry = Some(entry);
+    Ok(())
 }
 
 /// What the trampoline yields when its fiber's function has finished and the coroutine
@@ -204,6 +214,16 @@ fn resume_values(
     })
 }
 
+/// How one resume of a fiber's coroutine ended.
+enum Resumed {
+    /// Its function ended and the trampoline parked: the coroutine can serve the next fiber.
+    Done,
+    /// It yielded (to wait, or to let others run).
+    Yielded,
+    /// The coroutine is dead; with a message when that is an error of ours.
+    Dead(Option<String>),
+}
+
 /// Resume one fiber until it yields or ends; `start` carries the arguments of a fiber
 /// started at once.
 fn run_fiber_with(lua: &Lua, tx: &Tx, id: FiberId, start: Option<MultiValue>) {
@@ -216,10 +236,17 @@ fn run_fiber_with(lua: &Lua, tx: &Tx, id: FiberId, start: Option<MultiValue>) {
         return;
     };
     crate::log::set_fiber(Some((id, name)));
-    let values = resume_values(lua, tx, reason, start, resume);
-    let result = thread.resume::<Value>(values);
-    let reusable = matches!(result, Ok(Value::LightUserData(done)) if done == FIBER_DONE);
-    let finished = reusable || thread.status() != ThreadStatus::Resumable;
+    let entry = tx.fibers.borrow().request_entry_ref;
+    let resumed = match (&start, &resume, entry) {
+        (None, Some(Resume::Entry), Some(entry)) => {
+            // SAFETY: a coroutine of this state, not running (fibers run one at a time and
+            // this one is not on the run stack), its stack emptied by its last resume.
+            unsafe { resume_entry(thread.state(), entry) }
+        }
+        _ => resume_with(&thread, resume_values(lua, tx, reason, start, resume)),
+    };
+    let reusable = matches!(resumed, Resumed::Done);
+    let finished = !matches!(resumed, Resumed::Yielded);
     tx.sched.borrow_mut().end_run(id, finished);
     restore_log_context(tx);
     if finished {
@@ -241,9 +268,70 @@ fn run_fiber_with(lua: &Lua, tx: &Tx, id: FiberId, start: Option<MultiValue>) {
             }
         }
     }
-    if let Err(err) = result {
+    if let Resumed::Dead(Some(err)) = resumed {
         // The trampoline catches everything a fiber raises; an error here is ours.
         log::error!("fiber {id} failed: {err}");
+    }
+}
+
+/// Resume `thread` with `values` through mlua.
+fn resume_with(thread: &Thread, values: MultiValue) -> Resumed {
+    match thread.resume::<Value>(values) {
+        Ok(Value::LightUserData(done)) if done == FIBER_DONE => Resumed::Done,
+        Ok(_) if thread.status() == ThreadStatus::Resumable => Resumed::Yielded,
+        Ok(_) => Resumed::Dead(None),
+        Err(err) => Resumed::Dead(Some(err.to_string())),
+    }
+}
+
+/// Start a request fiber: resume its coroutine with the request entry (registry reference
+/// `entry`) straight through the C API. mlua's resume converts its arguments and results
+/// through its own stack, which cost as much as running a small CALL; this pushes one
+/// function and pops what the coroutine yields. Leaves the coroutine's stack empty, as
+/// mlua's resume does.
+///
+/// # Safety
+/// `state` is a coroutine of this Lua state that is not running, with an empty stack (a
+/// parked one) or just its body function (a new one).
+unsafe fn resume_entry(state: *mut ffi::lua_State, entry: c_int) -> Resumed {
+    // SAFETY: as the caller promises; one slot is checked before the push.
+    unsafe {
+        if ffi::lua_checkstack(state, 1) == 0 {
+            return Resumed::Dead(Some(String::from("stack overflow")));
+        }
+        ffi::lua_rawgeti(state, ffi::LUA_REGISTRYINDEX, entry.into());
+        let mut results = 0;
+        let status = ffi::lua_resume(state, std::ptr::null_mut(), 1, &mut results);
+        let resumed = match status {
+            ffi::LUA_YIELD
+                if results == 1
+                    && ffi::lua_type(state, -1) == ffi::LUA_TLIGHTUSERDATA
+                    && ffi::lua_touserdata(state, -1) == FIBER_DONE.0 =>
+            {
+                Resumed::Done
+            }
+            ffi::LUA_YIELD => Resumed::Yielded,
+            ffi::LUA_OK => Resumed::Dead(None),
+            _ => Resumed::Dead(Some(error_text(state))),
+        };
+        ffi::lua_settop(state, 0);
+        resumed
+    }
+}
+
+/// The error value on top of `state` as text.
+///
+/// # Safety
+/// `state` is valid with a value on top.
+unsafe fn error_text(state: *mut ffi::lua_State) -> String {
+    // SAFETY: as the caller promises.
+    unsafe {
+        let mut len = 0usize;
+        let text = ffi::lua_tolstring(state, -1, &mut len);
+        if text.is_null() {
+            return String::from("(an error object)");
+        }
+        String::from_utf8_lossy(std::slice::from_raw_parts(text.cast::<u8>(), len)).into_owned()
     }
 }
 

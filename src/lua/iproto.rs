@@ -421,7 +421,7 @@ pub fn open(lua: &Lua, tx: &Rc<Tx>) -> mlua::Result<Table> {
     module.set(
         "set_handlers",
         lua.create_function(move |lua, handlers: Table| {
-            super::fiber::set_request_entry(&t, handlers.get("request")?);
+            super::fiber::set_request_entry(lua, &t, handlers.get("request")?)?;
             lua.set_named_registry_value(HANDLERS_KEY, handlers)
         })?,
     )?;
