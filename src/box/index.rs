@@ -156,6 +156,11 @@ struct Hinted {
 /// A tuple to find in a TREE, with its hint: the probe of inserts, deletes and re-seeks.
 struct TupleProbe<'a> {
     hint: u64,
+    /// Equal hints mean equal keys (`key_def::hint_is_exact`): the entry's tuple is not
+    /// loaded. (Key searches load it anyway: a select reads the tuple it finds, and loading
+    /// it within the search overlaps that miss with the node's; an insert or delete only
+    /// unlinks the old tuple.)
+    exact: bool,
     data: &'a [u8],
 }
 
@@ -170,6 +175,7 @@ struct KeyProbe<'a> {
 #[inline]
 fn compare_with_tuple(entry: &Hinted, probe: &TupleProbe<'_>, cmp_def: &KeyDef) -> Ordering {
     match entry.hint.cmp(&probe.hint) {
+        Ordering::Equal if probe.exact => Ordering::Equal,
         Ordering::Equal => key_def::compare_tuples(entry.tuple.data(), probe.data, cmp_def),
         order => order,
     }
@@ -281,10 +287,12 @@ impl Index {
         match &mut self.data {
             IndexData::Tree(tree) => {
                 let hint = key_def::hint_of_tuple(tuple.data(), cmp_def);
+                let exact = key_def::hint_is_exact(tuple.data(), cmp_def);
                 let entry = Hinted { hint, tuple };
                 let replaced = tree.insert(entry, |a: &Hinted, b: &Hinted| {
                     let probe = TupleProbe {
                         hint: b.hint,
+                        exact,
                         data: b.tuple.data(),
                     };
                     compare_with_tuple(a, &probe, cmp_def)
@@ -307,6 +315,7 @@ impl Index {
             IndexData::Tree(tree) => {
                 let probe = TupleProbe {
                     hint: key_def::hint_of_tuple(tuple.data(), cmp_def),
+                    exact: key_def::hint_is_exact(tuple.data(), cmp_def),
                     data: tuple.data(),
                 };
                 let removed = tree.delete(&probe, |entry: &Hinted, probe: &TupleProbe<'_>| {
@@ -410,6 +419,7 @@ impl Index {
     fn tuple_probe<'a>(&self, tuple: &'a Tuple) -> TupleProbe<'a> {
         TupleProbe {
             hint: key_def::hint_of_tuple(tuple.data(), &self.cmp_def),
+            exact: key_def::hint_is_exact(tuple.data(), &self.cmp_def),
             data: tuple.data(),
         }
     }
@@ -744,6 +754,74 @@ mod tests {
         }
         out.extend_from_slice(value);
         out
+    }
+
+    /// `value` as MessagePack: the smallest uint encoding, or when `signed`, as an int64.
+    fn encoded_uint(value: u64, signed: bool) -> Vec<u8> {
+        let mut out = Vec::new();
+        match i64::try_from(value) {
+            Ok(value) if signed => {
+                let _ = rmp::encode::write_i64(&mut out, value);
+            }
+            _ => {
+                let _ = rmp::encode::write_uint(&mut out, value);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn exact_hints_find_equal_keys_in_any_encoding() {
+        let primary = IndexDef {
+            space_id: 512,
+            id: 0,
+            name: "pk".into(),
+            kind: IndexKind::Tree,
+            unique: true,
+            key_def: KeyDef::new(vec![KeyPart {
+                fieldno: 0,
+                field_type: FieldType::Unsigned,
+            }]),
+        };
+        let mut index = Index::new(primary, None);
+        let mut random = crate::r#box::TestRng::new(0xe8ac);
+        let mut model = std::collections::BTreeMap::new();
+        let edges = [
+            0,
+            1,
+            127,
+            128,
+            255,
+            256,
+            65535,
+            65536,
+            u64::from(u32::MAX),
+            u64::MAX,
+        ];
+        for step in 0..2000u64 {
+            let value = match random.below(3) {
+                0 => edges[random.below(edges.len() as u64) as usize],
+                _ => random.below(500),
+            };
+            let mut data = vec![0x92];
+            data.extend(encoded_uint(value, random.below(2) == 0));
+            data.extend(encoded_uint(step, false));
+            let tuple = Tuple::new(&data);
+            if random.below(3) == 0 {
+                let removed = index.remove(&tuple).map(|t| t.data().to_vec());
+                assert_eq!(removed, model.remove(&value), "remove {value}");
+            } else {
+                let replaced = index.insert(tuple).map(|t| t.data().to_vec());
+                assert_eq!(replaced, model.insert(value, data), "replace {value}");
+            }
+        }
+        assert_eq!(index.len(), model.len());
+        let mut cursor = index.cursor(IteratorType::All, &[0x90], 0);
+        let mut seen = Vec::new();
+        while let Some(tuple) = cursor.next(&index) {
+            seen.push(tuple.data().to_vec());
+        }
+        assert_eq!(seen, model.into_values().collect::<Vec<_>>());
     }
 
     #[test]

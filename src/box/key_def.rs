@@ -898,6 +898,28 @@ pub fn hint_of_key(key: &[u8], def: &KeyDef) -> Option<u64> {
     Some(hint_of_field(first_field(key)?, part.field_type))
 }
 
+/// Whether, under `def`, equal hints of `probe` (a tuple, or a key) and of a stored tuple
+/// mean equal keys: with one `unsigned` part, a stored tuple's field is a non-negative
+/// integer (validated on insert) whose hint is its value, so a probe whose field is one
+/// too ties only with its equal.
+#[inline]
+pub fn hint_is_exact(probe: &[u8], def: &KeyDef) -> bool {
+    let [part] = def.parts.as_slice() else {
+        return false;
+    };
+    if part.field_type != FieldType::Unsigned {
+        return false;
+    }
+    let field = if part.fieldno == 0 {
+        first_field(probe)
+    } else {
+        FieldCursor::new(probe).seek(part.fieldno)
+    };
+    field.is_some_and(|field| {
+        read_uint(field).is_some() || matches!(decode(field), Some(Value::Uint(_)))
+    })
+}
+
 /// The hint of the value at the start of `field` as a part of `field_type`.
 #[inline]
 fn hint_of_field(field: &[u8], field_type: FieldType) -> u64 {
@@ -1179,6 +1201,43 @@ pub fn merge_with_primary(secondary: &KeyDef, primary: &KeyDef) -> KeyDef {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hints_are_exact_for_integers_of_one_unsigned_part() {
+        let unsigned = |fieldno| KeyPart {
+            fieldno,
+            field_type: FieldType::Unsigned,
+        };
+        let one = KeyDef::new(vec![unsigned(0)]);
+        assert!(hint_is_exact(&[0x91, 0x05], &one));
+        assert!(hint_is_exact(
+            &[0x92, 0xcf, 0, 0, 0, 0, 0, 0, 1, 0, 0xa1, b'x'],
+            &one
+        ));
+        assert!(
+            hint_is_exact(&[0x91, 0xd0, 0x05], &one),
+            "a non-negative int8"
+        );
+        assert!(!hint_is_exact(&[0x91, 0xd0, 0xfb], &one), "a negative int8");
+        assert!(
+            !hint_is_exact(&[0x91, 0xca, 0x40, 0xa0, 0, 0], &one),
+            "a float"
+        );
+        assert!(!hint_is_exact(&[0x91, 0xa1, b'5'], &one));
+        assert!(!hint_is_exact(&[0x90], &one), "no field");
+        let second = KeyDef::new(vec![unsigned(1)]);
+        assert!(hint_is_exact(&[0x92, 0xa1, b'x', 0x07], &second));
+        let two = KeyDef::new(vec![unsigned(0), unsigned(1)]);
+        assert!(
+            !hint_is_exact(&[0x92, 0x01, 0x02], &two),
+            "the hint covers one part"
+        );
+        let string = KeyDef::new(vec![KeyPart {
+            fieldno: 0,
+            field_type: FieldType::String,
+        }]);
+        assert!(!hint_is_exact(&[0x91, 0xa1, b'x'], &string));
+    }
     use crate::r#box::TestRng;
 
     // {{{ Helpers
