@@ -345,3 +345,92 @@ fn calls_and_evals_as_tarantool_answers_them() {
     let (status, _, _) = exchange(&mut c, "ce00000006820040010180");
     assert_eq!(status, 0);
 }
+
+/// A framed request with `header` fields `{0: kind, 1: sync}` and `body`.
+fn framed(kind: u8, sync: u64, body: rmpv::Value) -> Vec<u8> {
+    let header = rmpv::Value::Map(vec![(0.into(), kind.into()), (1.into(), sync.into())]);
+    let mut packet = Vec::new();
+    rmpv::encode::write_value(&mut packet, &header).unwrap();
+    rmpv::encode::write_value(&mut packet, &body).unwrap();
+    let mut frame = vec![0xce];
+    frame.extend_from_slice(&(packet.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&packet);
+    frame
+}
+
+#[test]
+fn a_long_pipeline_of_calls_is_answered_whole_while_others_are_served() {
+    use rmpv::Value as V;
+    let (_server, address) = start();
+    let mut busy = connect(&address);
+    // CALLs (both codes) mixed with SELECTs and PINGs: runs of CALLs longer than a reply
+    // batch, a pipeline longer than a turn's budget.
+    const COUNT: u64 = 3000;
+    let mut batch = Vec::new();
+    for sync in 0..COUNT {
+        let request = match sync % 7 {
+            0 => framed(
+                1,
+                sync,
+                V::Map(vec![
+                    (0x10.into(), 512.into()),
+                    (0x11.into(), 0.into()),
+                    (0x12.into(), 1.into()),
+                    (0x20.into(), V::Array(vec![1.into()])),
+                ]),
+            ),
+            1 => framed(64, sync, V::Map(vec![])),
+            2 => framed(
+                6,
+                sync,
+                V::Map(vec![
+                    (0x22.into(), "hello".into()),
+                    (0x21.into(), V::Array(vec![sync.into()])),
+                ]),
+            ),
+            _ => framed(
+                10,
+                sync,
+                V::Map(vec![
+                    (0x22.into(), "hello".into()),
+                    (0x21.into(), V::Array(vec![sync.into()])),
+                ]),
+            ),
+        };
+        batch.extend(request);
+    }
+    busy.write_all(&batch).unwrap();
+    // Another client is answered meanwhile.
+    let mut other = connect(&address);
+    other.write_all(&framed(64, 0x63, V::Map(vec![]))).unwrap();
+    let (status, sync, _) = reply(&mut other);
+    assert_eq!((status, sync), (0, 0x63));
+    let mut seen = vec![false; COUNT as usize];
+    for _ in 0..COUNT {
+        let (status, sync, body) = reply(&mut busy);
+        assert_eq!(status, 0, "request {sync}");
+        assert!(
+            !std::mem::replace(&mut seen[sync as usize], true),
+            "two replies to {sync}"
+        );
+        let body = rmpv::decode::read_value(&mut &body[..]).unwrap();
+        let want = match sync % 7 {
+            0 => Some(V::Array(vec![V::Array(vec![
+                1.into(),
+                "Hello".into(),
+                V::Array(vec![2.into(), "x".into(), V::Array(vec![3.into()])]),
+                V::Map(vec![("k".into(), "v".into())]),
+            ])])),
+            1 => None,
+            2 => Some(V::Array(vec![
+                V::Array(vec![format!("hi {sync}").into()]),
+                V::Array(vec![2.into()]),
+            ])),
+            _ => Some(V::Array(vec![format!("hi {sync}").into(), 2.into()])),
+        };
+        match want {
+            Some(want) => assert_eq!(data(body), want, "request {sync}"),
+            None => assert_eq!(body, V::Map(vec![]), "request {sync}"),
+        }
+    }
+}

@@ -6,12 +6,11 @@
 //! here (`internal.fiber.wait`) and yields the coroutine; the loop resumes it when the wait
 //! ends, passing `true` (woken) or `false` (timed out), or the values of a finished coio job.
 
+use std::ffi::c_int;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use mlua::thread::ThreadStatus;
-use std::ffi::c_int;
-
 use mlua::{Function, Lua, MultiValue, RegistryKey, Table, Thread, Value, ffi};
 
 use crate::coio::CoioOutput;

@@ -20,6 +20,7 @@ use crate::net::Accepted;
 use crate::net::iproto::{self, ConnState, Limits, LuaRequest, Processed};
 use crate::proto::iproto_constants::request_type;
 use crate::proto::xrow;
+use crate::replication::tx_replication::ReplicationRequest;
 use crate::tx::{SessionTriggers, Tx};
 
 /// Named registry slot of the prelude's handler table.
@@ -64,41 +65,38 @@ fn set_active(tx: &Tx, token: Token) {
     net.mark_pending(token);
 }
 
-/// Serve connection `token` after a readiness event or a reply: run what it sent. The
-/// CALLs of a batch run at once, and the batch is taken again (which sends their replies)
-/// until nothing is left that runs now.
+/// Serve connection `token` after a readiness event or a reply: run what it sent, at most
+/// [`IPROTO_REQUESTS_PER_TURN_MAX`] requests. The CALLs of a batch run at once, and the
+/// connection is processed again, which sends their replies and takes what came meanwhile.
 pub fn serve(lua: &Lua, tx: &Tx, token: Token) {
     let mut requests = Vec::new();
     let mut budget = IPROTO_REQUESTS_PER_TURN_MAX;
     loop {
-        let processed = iproto::process(tx, token, limits(tx), &mut requests);
-        let started = requests.len();
+        let processed = iproto::process(tx, token, limits(tx), &mut budget, &mut requests);
+        let started = !requests.is_empty();
         for request in requests.drain(..) {
             start_request(lua, tx, request);
         }
-        budget = budget.saturating_sub(started);
         match processed {
-            // The next turn sends the replies and takes the rest.
-            Processed::Idle | Processed::MoreWork if started > 0 && budget == 0 => {
-                tx.net.borrow_mut().mark_pending(token);
-                return;
-            }
-            Processed::Idle | Processed::MoreWork if started > 0 => {}
-            Processed::Idle => return,
-            Processed::MoreWork => {
-                tx.net.borrow_mut().mark_pending(token);
-                return;
-            }
             Processed::Close => return close(lua, tx, token),
-            Processed::Replication(request) => {
-                let session = tx.net.borrow_mut().iproto_mut(token).map(|c| c.session);
-                let Some(session) = session else {
-                    return;
-                };
-                let uid = tx.sessions.borrow().uid(session);
-                return crate::replication::tx_replication::on_request(tx, token, uid, request);
+            Processed::Replication(request) => return hand_over(tx, token, request),
+            Processed::Idle | Processed::MoreWork if started && budget > 0 => {}
+            Processed::Idle if !started => return,
+            // The turn's budget is spent with requests left or replies to send.
+            Processed::Idle | Processed::MoreWork => {
+                tx.net.borrow_mut().mark_pending(token);
+                return;
             }
         }
+    }
+}
+
+/// A JOIN or SUBSCRIBE: replication decides whether a relay takes the connection.
+fn hand_over(tx: &Tx, token: Token, request: ReplicationRequest) {
+    let session = tx.net.borrow_mut().iproto_mut(token).map(|c| c.session);
+    if let Some(session) = session {
+        let uid = tx.sessions.borrow().uid(session);
+        crate::replication::tx_replication::on_request(tx, token, uid, request);
     }
 }
 

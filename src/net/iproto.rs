@@ -20,10 +20,9 @@ use mio::Token;
 
 use crate::r#box::db::RequestKind;
 use crate::r#box::schema;
-use crate::constants::{
-    IPROTO_OUTPUT_SIZE_MAX, IPROTO_PACKET_SIZE_MAX, IPROTO_REPLY_BATCH,
-    IPROTO_REQUESTS_PER_TURN_MAX,
-};
+#[cfg(doc)]
+use crate::constants::IPROTO_REQUESTS_PER_TURN_MAX;
+use crate::constants::{IPROTO_OUTPUT_SIZE_MAX, IPROTO_PACKET_SIZE_MAX, IPROTO_REPLY_BATCH};
 use crate::error::{BoxError, ErrCode};
 use crate::process::{self, with_db};
 use crate::proto::iproto_constants::request_type;
@@ -138,12 +137,14 @@ impl IprotoConn {
     }
 }
 
-/// Run the requests waiting on connection `token`; requests that need Lua are appended to
-/// `lua_requests` for the caller to start (no Lua runs here).
+/// Run the requests waiting on connection `token`, at most `budget` of them (what is left
+/// of the connection's [`IPROTO_REQUESTS_PER_TURN_MAX`] this turn, counted down); requests
+/// that need Lua are appended to `lua_requests` for the caller to start (no Lua runs here).
 pub fn process(
     tx: &Tx,
     token: Token,
     limits: Limits,
+    budget: &mut usize,
     lua_requests: &mut Vec<LuaRequest>,
 ) -> Processed {
     let mut net = tx.net.borrow_mut();
@@ -157,11 +158,12 @@ pub fn process(
     let mut outcome = Processed::Idle;
     // Fixed for the turn: only the inbox (not this loop) ends a bootstrap.
     let loading = tx.replication.borrow().is_bootstrapping();
-    for n in 0..IPROTO_REQUESTS_PER_TURN_MAX {
+    let mut handled = 0;
+    while *budget > 0 {
         if client.blocked(limits) || (sole && lua_requests.len() >= IPROTO_REPLY_BATCH) {
             break;
         }
-        if sole && n > 0 && n % IPROTO_REPLY_BATCH == 0 {
+        if sole && handled > 0 && handled % IPROTO_REPLY_BATCH == 0 {
             // Changes waiting for the WAL go there now too: it writes them meanwhile.
             tx.journal.borrow_mut().flush();
             if matches!(client.conn.flush(), IoOutcome::Failed) {
@@ -212,6 +214,8 @@ pub fn process(
             }
         }
         outcome = Processed::MoreWork;
+        handled += 1;
+        *budget -= 1;
     }
     if client.conn.output_len() > 0 && matches!(client.conn.flush(), IoOutcome::Failed) {
         return Processed::Close;
