@@ -210,18 +210,23 @@ const CALLS_SETUP: &str = "box.cfg{listen = '127.0.0.1:0', log = 'tarantula.log'
     who_setuid = who\n\
     io.stdout:write('IPROTO ', box.info.listen, '\\n') io.stdout:flush()\n";
 
-/// A CALL (code 6 or 10) or EVAL of `what` with `args`; returns the status and the body.
-fn call(stream: &mut TcpStream, kind: u8, what: &str, args: rmpv::Value) -> (u32, rmpv::Value) {
-    let key = if kind == 8 { 0x27 } else { 0x22 };
-    let body = rmpv::Value::Map(vec![(key.into(), what.into()), (0x21.into(), args)]);
-    let header = rmpv::Value::Map(vec![(0.into(), kind.into()), (1.into(), 7.into())]);
+/// A framed request with `header` fields `{0: kind, 1: sync}` and `body`.
+fn framed(kind: u8, sync: u64, body: rmpv::Value) -> Vec<u8> {
+    let header = rmpv::Value::Map(vec![(0.into(), kind.into()), (1.into(), sync.into())]);
     let mut packet = Vec::new();
     rmpv::encode::write_value(&mut packet, &header).unwrap();
     rmpv::encode::write_value(&mut packet, &body).unwrap();
     let mut frame = vec![0xce];
     frame.extend_from_slice(&(packet.len() as u32).to_be_bytes());
     frame.extend_from_slice(&packet);
-    stream.write_all(&frame).unwrap();
+    frame
+}
+
+/// A CALL (code 6 or 10) or EVAL of `what` with `args`; returns the status and the body.
+fn call(stream: &mut TcpStream, kind: u8, what: &str, args: rmpv::Value) -> (u32, rmpv::Value) {
+    let key = if kind == 8 { 0x27 } else { 0x22 };
+    let body = rmpv::Value::Map(vec![(key.into(), what.into()), (0x21.into(), args)]);
+    stream.write_all(&framed(kind, 7, body)).unwrap();
     let (status, sync, body) = reply(stream);
     assert_eq!(sync, 7);
     (status, rmpv::decode::read_value(&mut &body[..]).unwrap())
@@ -344,18 +349,6 @@ fn calls_and_evals_as_tarantool_answers_them() {
     // Still one connection, still serving.
     let (status, _, _) = exchange(&mut c, "ce00000006820040010180");
     assert_eq!(status, 0);
-}
-
-/// A framed request with `header` fields `{0: kind, 1: sync}` and `body`.
-fn framed(kind: u8, sync: u64, body: rmpv::Value) -> Vec<u8> {
-    let header = rmpv::Value::Map(vec![(0.into(), kind.into()), (1.into(), sync.into())]);
-    let mut packet = Vec::new();
-    rmpv::encode::write_value(&mut packet, &header).unwrap();
-    rmpv::encode::write_value(&mut packet, &body).unwrap();
-    let mut frame = vec![0xce];
-    frame.extend_from_slice(&(packet.len() as u32).to_be_bytes());
-    frame.extend_from_slice(&packet);
-    frame
 }
 
 #[test]
