@@ -11,8 +11,6 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam::channel::{self, Receiver, Sender};
 
-use std::collections::HashSet;
-
 use crate::r#box::db::Db;
 use crate::r#box::session::Sessions;
 use crate::r#box::txn::Txn;
@@ -129,8 +127,7 @@ pub struct Tx {
     /// The snapshot being written (`box.snapshot()`), if any.
     pub checkpoint: RefCell<crate::wal::snapshot::Checkpoint>,
     /// Spaces with `on_replace` triggers (only those pay for calling into Lua).
-    pub trigger_spaces:
-        RefCell<HashSet<u32, std::hash::BuildHasherDefault<crate::fiber::IdHasher>>>,
+    pub trigger_spaces: RefCell<rustc_hash::FxHashSet<u32>>,
     /// Sessions of the server and its clients.
     pub sessions: RefCell<Sessions>,
     /// Which session triggers exist (only then does a connection pay for a fiber to run

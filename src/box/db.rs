@@ -6,9 +6,6 @@
 //! the data is this one.
 
 use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
-
-use crate::fiber::IdHasher;
 
 use super::alter;
 use super::index::IteratorType;
@@ -94,7 +91,7 @@ impl Default for TupleLimits {
 /// The spaces and everything the schema rows configure.
 pub struct Db {
     /// By id, hashed by one multiplication: every request looks its space up.
-    spaces: HashMap<u32, Space, BuildHasherDefault<IdHasher>>,
+    spaces: rustc_hash::FxHashMap<u32, Space>,
     names: HashMap<String, u32>,
     /// Bumped on every change of a space or index definition; sent with every reply.
     pub schema_version: u32,

@@ -16,44 +16,12 @@
 pub mod sched;
 pub mod timer;
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-
 /// A fiber id: 101 and up, never reused while the process lives.
 pub type FiberId = u64;
 
-/// Hashes fiber ids (sequential integers) with one multiplication: the default SipHash
-/// costs more than everything else a context switch does.
-#[derive(Default, Clone, Copy)]
-pub struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(byte)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-
-    fn write_u32(&mut self, id: u32) {
-        self.write_u64(u64::from(id));
-    }
-
-    fn write_u64(&mut self, id: u64) {
-        // Fibonacci hashing: spreads consecutive ids over the high bits hashbrown uses.
-        self.0 = id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-
-    fn write_usize(&mut self, id: usize) {
-        self.write_u64(id as u64);
-    }
-}
-
-/// A map keyed by fiber id.
-pub type IdMap<V> = HashMap<FiberId, V, BuildHasherDefault<IdHasher>>;
+/// A map keyed by fiber id (or any other small integer): FxHash, one multiplication per
+/// key; the default SipHash cost more than everything else a context switch does.
+pub type IdMap<V> = rustc_hash::FxHashMap<FiberId, V>;
 
 /// Where a fiber is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

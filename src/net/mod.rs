@@ -96,7 +96,7 @@ pub struct Net {
     registry: Registry,
     /// By token (sequential numbers: hashed by one multiplication, every request looks its
     /// connection up).
-    sources: HashMap<Token, Source, std::hash::BuildHasherDefault<crate::fiber::IdHasher>>,
+    sources: rustc_hash::FxHashMap<Token, Source>,
     /// Tokens are never reused, so a stale token held by a fiber never names a new socket.
     next_token: usize,
     connection_count: usize,

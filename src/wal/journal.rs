@@ -98,8 +98,7 @@ pub struct Journal {
     thread: Option<std::thread::JoinHandle<()>>,
     /// Fibers parked in `commit_wait`: only they are woken by a finished commit (a fiber
     /// that committed where it could not yield may be waiting for something else).
-    parked:
-        std::collections::HashSet<FiberId, std::hash::BuildHasherDefault<crate::fiber::IdHasher>>,
+    parked: rustc_hash::FxHashSet<FiberId>,
     /// `too_long_threshold`: a commit waiting longer is logged.
     pub too_long: std::time::Duration,
 }
