@@ -22,7 +22,9 @@ use crate::r#box::db::RequestKind;
 use crate::r#box::schema;
 #[cfg(doc)]
 use crate::constants::IPROTO_REQUESTS_PER_TURN_MAX;
-use crate::constants::{IPROTO_OUTPUT_SIZE_MAX, IPROTO_PACKET_SIZE_MAX, IPROTO_REPLY_BATCH};
+use crate::constants::{
+    IPROTO_OUTPUT_SIZE_MAX, IPROTO_PACKET_SIZE_MAX, IPROTO_REPLY_BATCH, IPROTO_WAL_BATCH,
+};
 use crate::error::{BoxError, ErrCode};
 use crate::process::{self, with_db};
 use crate::proto::iproto_constants::request_type;
@@ -163,12 +165,16 @@ pub fn process(
         if client.blocked(limits) || (sole && lua_requests.len() >= IPROTO_REPLY_BATCH) {
             break;
         }
-        if sole && handled > 0 && handled % IPROTO_REPLY_BATCH == 0 {
-            // Changes waiting for the WAL go there now too: it writes them meanwhile.
+        if sole && handled > 0 && handled % IPROTO_WAL_BATCH == 0 {
+            // Changes waiting for the WAL go there now: it writes them meanwhile.
             tx.journal.borrow_mut().flush();
-            if matches!(client.conn.flush(), IoOutcome::Failed) {
-                return Processed::Close;
-            }
+        }
+        if sole
+            && handled > 0
+            && handled % IPROTO_REPLY_BATCH == 0
+            && matches!(client.conn.flush(), IoOutcome::Failed)
+        {
+            return Processed::Close;
         }
         match xrow::next_frame(client.conn.input(), IPROTO_PACKET_SIZE_MAX) {
             Frame::Incomplete { need } => {
