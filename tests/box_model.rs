@@ -3,6 +3,8 @@
 //! key, a non-unique TREE secondary key and a unique HASH key, checked after every step
 //! against a model (a sorted map). Seeds are printed; a failure names its seed and step.
 
+mod common;
+
 use std::collections::BTreeMap;
 
 use tarantula::r#box::db::{Db, Request, RequestKind};
@@ -11,24 +13,10 @@ use tarantula::r#box::schema::{INDEX_ID, SPACE_ID};
 use tarantula::r#box::txn::Txn;
 use tarantula::error::ErrCode;
 
+use common::Rng;
+
 const SPACE: u32 = 512;
 const KEYS: u64 = 40;
-
-/// xorshift64*: small, seeded, good enough to pick operations.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// The model: primary key → (secondary field, unique hash field).
 type Model = BTreeMap<u64, (u64, u64)>;
@@ -239,7 +227,7 @@ fn check_select(db: &Db, model: &Model, rng: &mut Rng, context: &str) {
 }
 
 fn run(seed: u64, steps: usize) {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let mut db = setup();
     let mut model = Model::new();
     let mut step = 0;

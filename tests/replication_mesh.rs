@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Console, DEADLINE, Instance, TempDir, log_of};
+use common::{Console, DEADLINE, Instance, Rng, TempDir, log_of};
 use rmpv::Value;
 
 /// Run on the first server only: the replication user, guest writes (the clients do not
@@ -33,26 +33,6 @@ const SETUP: &str = "box.once('mesh', function()\n\
 /// The keys each client works on: server k owns `k * KEY_BASE + 0..KEYS_PER_SERVER`.
 const KEY_BASE: u64 = 1_000_000;
 const KEYS_PER_SERVER: u64 = 300;
-
-/// xorshift64*: small, seedable, good enough to pick steps.
-struct Random(u64);
-
-impl Random {
-    fn new(seed: u64) -> Random {
-        Random(seed.max(1))
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, bound: u64) -> u64 {
-        self.next() % bound
-    }
-}
 
 fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -184,7 +164,7 @@ fn tuple(key: u64, tag: &str, n: u64) -> Value {
 }
 
 /// A random operation on `key` that must succeed given its state `before`.
-fn pick_operation(random: &mut Random, space: u64, key: u64, before: &Slot, n: u64) -> Operation {
+fn pick_operation(random: &mut Rng, space: u64, key: u64, before: &Slot, n: u64) -> Operation {
     let space_id = (KEY_SPACE_ID.into(), space.into());
     let key_field = (KEY_KEY.into(), Value::Array(vec![key.into()]));
     match (before, random.below(4)) {
@@ -240,7 +220,7 @@ fn pick_operation(random: &mut Random, space: u64, key: u64, before: &Slot, n: u
 /// A client of server `index`: one operation at a time on its own keys until `stop`; when
 /// its server is down it reconnects (bounded by DEADLINE per outage).
 fn run_client(address: String, index: u64, space: u64, seed: u64, stop: Arc<AtomicBool>) -> Model {
-    let mut random = Random::new(seed);
+    let mut random = Rng::new(seed);
     let mut model = Model::default();
     let mut client: Option<Client> = None;
     let mut down_since: Option<Instant> = None;
@@ -455,7 +435,7 @@ fn wait_reply(
 // }}}
 
 /// A disturbance that ran: for the failure message.
-fn disturb(mesh: &mut Mesh, random: &mut Random) -> String {
+fn disturb(mesh: &mut Mesh, random: &mut Rng) -> String {
     let index = random.below(3) as usize;
     let pause = Duration::from_millis(100 + random.below(400));
     if random.below(2) == 0 {
@@ -542,7 +522,7 @@ fn a_full_mesh_under_kills_and_cuts_converges_to_the_model() {
         })
         .collect();
 
-    let mut random = Random::new(seed);
+    let mut random = Rng::new(seed);
     let mut steps = Vec::new();
     for _ in 0..rounds {
         // Some load before each disturbance.

@@ -347,3 +347,25 @@ pub fn start_fails(dir: &Path, cfg: &str) -> String {
     assert!(!String::from_utf8_lossy(&output.stdout).contains("STARTED"));
     format!("{}{}", String::from_utf8_lossy(&output.stderr), log_of(dir))
 }
+
+/// xorshift64*: small and seeded, so a randomised test replays from the seed it prints.
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from `seed` (0, which xorshift cannot leave, counts as 1).
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.max(1))
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A number in `0..bound`.
+    pub fn below(&mut self, bound: u64) -> u64 {
+        self.next() % bound
+    }
+}
