@@ -299,19 +299,15 @@ fn a_read_only_replica_refuses_writes_and_applies_its_masters() {
 
 #[test]
 fn a_master_killed_and_restarted_is_followed_again() {
-    let master_dir = TempDir::new("repl-kill-master");
-    let replica_dir = TempDir::new("repl-kill-replica");
-    let setup = format!("{MASTER_SETUP}\n{ITEMS_SETUP}");
-    let master = Instance::start(master_dir.path(), "", &setup);
+    let (master_dir, _replica_dir, master, replica) = pair("repl-kill");
     let address = master.iproto.clone();
-    let mut m = master.console();
-    let replica = Instance::start(replica_dir.path(), &source(&master), "");
-    let mut r = replica.console();
+    let (mut m, mut r) = (master.console(), replica.console());
     start_writer(&mut m, 1_000_000);
     wait_eval(&mut m, "writer_next > 1000100", "true");
     drop(m);
     master.kill();
     wait_eval(&mut r, "box.info.replication.status", "disconnected");
+    let setup = format!("{MASTER_SETUP}\n{ITEMS_SETUP}");
     let master = Instance::start_at(master_dir.path(), &address, "", &setup);
     let mut m = master.console();
     wait_eval(&mut r, "box.info.replication.status", "follow");
