@@ -58,20 +58,13 @@ pub struct LuaFibers {
     pool: Vec<Coroutine>,
     /// Coroutines held as handles, in bodies and in the pool.
     handles: usize,
-    /// The function request fibers start in (one handle for all of them).
-    request_entry: Option<Function>,
-    /// The same function in the registry, for [`resume_entry`]; the key keeps it there.
-    request_entry_key: Option<RegistryKey>,
-    request_entry_ref: Option<c_int>,
+    /// The function request fibers start in, in the registry (see [`resume_entry`]).
+    request_entry: Option<RegistryKey>,
 }
 
 /// Set the function fibers made by [`start_entry`] run.
 pub fn set_request_entry(lua: &Lua, tx: &Tx, entry: Function) -> mlua::Result<()> {
-    let key = lua.create_registry_value(entry.clone())?;
-    let mut fibers = tx.fibers.borrow_mut();
-    fibers.request_entry_ref = Some(key.id());
-    fibers.request_entry_key = Some(key);
-    fibers.request_entry = Some(entry);
+    tx.fibers.borrow_mut().request_entry = Some(lua.create_registry_value(entry)?);
     Ok(())
 }
 
@@ -190,7 +183,6 @@ pub fn run_ready(lua: &Lua, tx: &Tx) -> usize {
 /// its wait was woken (true) or timed out (false).
 fn resume_values(
     lua: &Lua,
-    tx: &Tx,
     reason: WakeReason,
     start: Option<MultiValue>,
     resume: Option<Resume>,
@@ -198,10 +190,8 @@ fn resume_values(
     let values = match (start, resume) {
         (Some(args), _) => Ok(args),
         (None, Some(Resume::Start(packed))) => unpack(lua, &packed),
-        (None, Some(Resume::Entry)) => match tx.fibers.borrow().request_entry.clone() {
-            Some(entry) => Ok(MultiValue::from_iter([Value::Function(entry)])),
-            None => Err(mlua::Error::runtime("no request entry is installed")),
-        },
+        // run_fiber_with starts these itself while an entry is installed.
+        (None, Some(Resume::Entry)) => Err(mlua::Error::runtime("no request entry is installed")),
         (None, Some(Resume::Coio(output))) => output(lua),
         (None, None) => Ok(MultiValue::from_iter([Value::Boolean(
             reason == WakeReason::Woken,
@@ -235,14 +225,19 @@ fn run_fiber_with(lua: &Lua, tx: &Tx, id: FiberId, start: Option<MultiValue>) {
         return;
     };
     crate::log::set_fiber(Some((id, name)));
-    let entry = tx.fibers.borrow().request_entry_ref;
+    let entry = tx
+        .fibers
+        .borrow()
+        .request_entry
+        .as_ref()
+        .map(RegistryKey::id);
     let resumed = match (&start, &resume, entry) {
         (None, Some(Resume::Entry), Some(entry)) => {
             // SAFETY: a coroutine of this state, not running (fibers run one at a time and
             // this one is not on the run stack), its stack emptied by its last resume.
             unsafe { resume_entry(thread.state(), entry) }
         }
-        _ => resume_with(&thread, resume_values(lua, tx, reason, start, resume)),
+        _ => resume_with(&thread, resume_values(lua, reason, start, resume)),
     };
     let reusable = matches!(resumed, Resumed::Done);
     let finished = !matches!(resumed, Resumed::Yielded);

@@ -139,9 +139,7 @@ fn spawn_handler(
         values.push_back(arg.clone());
     }
     let id = super::fiber::spawn_queued(lua, tx, "iproto", values)?;
-    if let Some(meta) = tx.sched.borrow_mut().get_mut(id) {
-        meta.session = session;
-    }
+    set_session(tx, id, session);
     Ok(id)
 }
 
@@ -184,6 +182,7 @@ fn start_request(lua: &Lua, tx: &Tx, request: LuaRequest) {
     }
 }
 
+/// Run `fiber` in the client's `session`.
 fn set_session(tx: &Tx, fiber: FiberId, session: u32) {
     if let Some(meta) = tx.sched.borrow_mut().get_mut(fiber) {
         meta.session = session;
