@@ -153,6 +153,10 @@ pub const IPROTO_REQUESTS_PER_TURN_MAX: usize = 256;
 /// with 64 requests in flight: about 1.7 times the requests a second of one send per batch).
 pub const IPROTO_REPLY_BATCH: usize = 32;
 
+/// SELECTs in a row run together, their tree searches overlapping their cache misses
+/// (`Db::select_many`): at most this many, so a run's nodes and tuples stay in the L1 cache.
+pub const IPROTO_SELECT_BATCH: usize = 16;
+
 /// Changes handed to the WAL thread at a time while one client alone has work, so that the
 /// WAL writes them while TX runs the rest of the batch (16 rather than 32: replace at 1
 /// connection x 64 with wal_mode 'write' about 8% faster; the replies still wait for the

@@ -427,3 +427,114 @@ fn a_long_pipeline_of_calls_is_answered_whole_while_others_are_served() {
         }
     }
 }
+
+/// A pipeline of SELECTs, which the server runs in batches with their tree searches
+/// together, is answered in order exactly as the same requests sent one at a time:
+/// every iterator, offsets and limits, keys present and absent, other indexes and spaces
+/// in the middle of a run, and requests that break a run (a malformed body, a stale schema
+/// id, a missing space, a PING).
+#[test]
+fn pipelined_selects_are_answered_as_lone_ones() {
+    use rmpv::Value as V;
+    let server = Server::start(
+        "box.cfg{listen = '127.0.0.1:0', log = 'tarantula.log'}\n\
+         box.schema.user.grant('guest', 'read,write,execute', 'universe')\n\
+         local t = box.schema.space.create('tree')\n\
+         t:create_index('pk')\n\
+         t:create_index('by_group', {unique = false, parts = {2, 'unsigned'}})\n\
+         local h = box.schema.space.create('hash')\n\
+         h:create_index('pk', {type = 'hash'})\n\
+         for i = 1, 3000, 3 do t:insert{i, i % 7, 'x'} h:insert{i} end\n\
+         io.stdout:write('IPROTO ', box.info.listen, '\\n') io.stdout:flush()\n",
+    );
+    let address = wait_for("the iproto address", || {
+        let line = server.stdout.recv_timeout(Duration::from_secs(10)).ok()?;
+        line.strip_prefix("IPROTO ").map(|a| a.trim().to_string())
+    });
+    let select = |sync: u64, space: u64, index: u64, iterator: u64, key: Vec<V>, offset: u64| {
+        let body = V::Map(vec![
+            (0x10.into(), space.into()),
+            (0x11.into(), index.into()),
+            (0x12.into(), 3.into()),
+            (0x13.into(), offset.into()),
+            (0x14.into(), iterator.into()),
+            (0x20.into(), V::Array(key)),
+        ]);
+        framed(1, sync, body)
+    };
+    let mut rng = common::Rng::new(17);
+    let mut requests = Vec::new();
+    for sync in 0..2000u64 {
+        let key = rng.below(3100);
+        let request = match rng.below(40) {
+            0 => framed(64, sync, V::Map(vec![])),
+            // No key: a malformed body.
+            1 => framed(1, sync, V::Map(vec![(0x10.into(), 512.into())])),
+            2 => {
+                // A stale schema id in the header: {0: 1, 1: sync, 5: 1}.
+                let mut request = select(sync, 512, 0, 0, vec![key.into()], 0);
+                assert_eq!(request[5], 0x82);
+                request[5] = 0x83;
+                request.splice(6..6, [0x05, 0x01]);
+                let length = (request.len() - 5) as u32;
+                request[1..5].copy_from_slice(&length.to_be_bytes());
+                request
+            }
+            3 => select(sync, 9999, 0, 0, vec![key.into()], 0),
+            4 => select(sync, 513, 0, 0, vec![key.into()], 0),
+            5..=7 => select(
+                sync,
+                512,
+                1,
+                rng.below(7),
+                vec![(key % 8).into()],
+                rng.below(3),
+            ),
+            8 => select(sync, 512, 0, 2, vec![], 0),
+            _ => select(sync, 512, 0, rng.below(7), vec![key.into()], rng.below(2)),
+        };
+        requests.push(request);
+    }
+    // One at a time, each reply read before the next request goes.
+    let mut lone = connect(&address);
+    let expected: Vec<_> = requests
+        .iter()
+        .map(|request| {
+            lone.write_all(request).unwrap();
+            reply(&mut lone)
+        })
+        .collect();
+    // All at once.
+    let mut pipelined = connect(&address);
+    pipelined.write_all(&requests.concat()).unwrap();
+    for (sync, want) in expected.iter().enumerate() {
+        let got = reply(&mut pipelined);
+        assert_eq!(got, *want, "request {sync}");
+        assert_eq!(got.1, sync as u64);
+    }
+    // The oracle answers what the data says.
+    let statuses: Vec<u32> = expected.iter().map(|(status, _, _)| *status).collect();
+    assert!(statuses.iter().filter(|&&s| s == 0).count() > 1500);
+    assert!(statuses.contains(&0x8024), "no such space"); // ER_NO_SUCH_SPACE
+    assert!(statuses.contains(&0x806d), "wrong schema version"); // ER_WRONG_SCHEMA_VERSION
+    let tuple = |i: u64| V::Array(vec![i.into(), (i % 7).into(), "x".into()]);
+    for (request, want) in [
+        (select(1, 512, 0, 0, vec![4.into()], 0), vec![tuple(4)]),
+        (select(2, 512, 0, 0, vec![5.into()], 0), vec![]),
+        (select(3, 512, 0, 3, vec![5.into()], 1), vec![tuple(1)]),
+        (
+            select(4, 512, 0, 4, vec![5.into()], 0),
+            vec![tuple(4), tuple(1)],
+        ),
+        (
+            select(5, 512, 0, 5, vec![5.into()], 1),
+            vec![tuple(10), tuple(13), tuple(16)],
+        ),
+    ] {
+        lone.write_all(&request).unwrap();
+        let (status, _, body) = reply(&mut lone);
+        assert_eq!(status, 0);
+        let body = rmpv::decode::read_value(&mut &body[..]).unwrap();
+        assert_eq!(data(body), V::Array(want));
+    }
+}

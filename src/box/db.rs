@@ -70,6 +70,15 @@ impl<'a> Request<'a> {
     }
 }
 
+/// A SELECT between its checks and its walk.
+struct Select<'a> {
+    /// The space asked for (a view, for `_v*` spaces).
+    space: &'a Space,
+    /// The index walked (of the view's source space, for a view).
+    index: &'a super::index::Index,
+    cursor: super::index::Cursor<'a>,
+}
+
 /// Limits the configuration sets on tuples.
 #[derive(Clone, Copy, Debug)]
 pub struct TupleLimits {
@@ -231,6 +240,50 @@ impl Db {
 
     /// SELECT: the tuples of an index from a key, with offset and limit.
     pub fn select(&self, request: &Request) -> Result<Vec<Tuple>, BoxError> {
+        let mut select = self.start_select(request)?;
+        let mut found = Vec::new();
+        self.walk_select(&mut select, request, &mut found);
+        Ok(found)
+    }
+
+    /// SELECTs of several requests, in order: as [`Self::select`] each, but the searches
+    /// of those over one TREE index run together ([`super::index::Index::locate_starts`]),
+    /// their cache misses overlapping. `each(i, found)` gets the result of `requests[i]`.
+    pub fn select_many(
+        &self,
+        requests: &[Request],
+        mut each: impl FnMut(usize, Result<&[Tuple], BoxError>),
+    ) {
+        let mut selects: Vec<_> = requests.iter().map(|r| self.start_select(r)).collect();
+        // Most batches read one index; a request over another searches alone, and so
+        // does a lone request (together there is nothing to overlap).
+        let first = selects.iter().find_map(|select| select.as_ref().ok());
+        if let Some(index) = first.map(|select| select.index) {
+            let mut cursors: Vec<_> = selects
+                .iter_mut()
+                .filter_map(|select| select.as_mut().ok())
+                .filter(|select| std::ptr::eq(select.index, index))
+                .map(|select| &mut select.cursor)
+                .collect();
+            if cursors.len() > 1 {
+                index.locate_starts(&mut cursors);
+            }
+        }
+        let mut found = Vec::new();
+        for (i, (select, request)) in selects.into_iter().zip(requests).enumerate() {
+            match select {
+                Ok(mut select) => {
+                    found.clear();
+                    self.walk_select(&mut select, request, &mut found);
+                    each(i, Ok(&found));
+                }
+                Err(err) => each(i, Err(err)),
+            }
+        }
+    }
+
+    /// A SELECT checked and ready to walk: its index and cursor.
+    fn start_select<'a>(&'a self, request: &Request<'a>) -> Result<Select<'a>, BoxError> {
         let space = self.space_or_error(request.space_id)?;
         self.access.check_space(
             request.uid,
@@ -256,15 +309,24 @@ impl Db {
             },
         )?;
         index.check_iterator(iterator, parts, &space.def.name)?;
-        let mut cursor = index.cursor(iterator, request.key, parts);
-        let filter = space.def.is_view() && self.access.universe(request.uid) & user::READ == 0;
-        let mut found = Vec::new();
+        Ok(Select {
+            space,
+            index,
+            cursor: index.cursor(iterator, request.key, parts),
+        })
+    }
+
+    /// The tuples of a started SELECT, past its offset, up to its limit, into `found`.
+    fn walk_select(&self, select: &mut Select<'_>, request: &Request, found: &mut Vec<Tuple>) {
+        let id = select.space.def.id;
+        let filter =
+            select.space.def.is_view() && self.access.universe(request.uid) & user::READ == 0;
         let mut skipped = 0;
         while (found.len() as u64) < u64::from(request.limit) {
-            let Some(tuple) = cursor.next(index) else {
+            let Some(tuple) = select.cursor.next(select.index) else {
                 break;
             };
-            if filter && !self.view_shows(space.def.id, request.uid, &tuple) {
+            if filter && !self.view_shows(id, request.uid, &tuple) {
                 continue;
             }
             if skipped < request.offset {
@@ -273,7 +335,6 @@ impl Db {
             }
             found.push(tuple);
         }
-        Ok(found)
     }
 
     /// INSERT, REPLACE, UPDATE, DELETE, UPSERT.
@@ -406,7 +467,7 @@ impl Db {
         space_id: u32,
         index_id: u32,
         uid: u32,
-        cursor: &mut super::index::Cursor,
+        cursor: &mut super::index::Cursor<'_>,
     ) -> Option<Tuple> {
         let space = self.space(space_id)?;
         let view = space.def.is_view();

@@ -437,17 +437,8 @@ impl<T> HashTable<T> {
     /// usually within a few slots of home, mostly on home's line. A no-op off x86-64.
     #[inline(always)]
     fn prefetch_item(&self, slot: usize) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-            let item = self.items.as_ptr().wrapping_add(slot);
-            // SAFETY: `_mm_prefetch` needs only SSE, part of every x86-64 CPU; a prefetch is
-            // a hint that never faults and is no access in the memory model, so any address
-            // is fine (and this one is in the slot array: callers pass a home slot).
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(item.cast()) }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = slot;
+        let item = self.items.as_ptr().wrapping_add(slot);
+        super::prefetch(item.cast(), 1);
     }
 
     /// The slot after `slot`, wrapping around the end.

@@ -7,7 +7,7 @@ use std::cmp::Ordering;
 
 use super::hash::HashTable;
 use super::key_def::{self, KeyDef};
-use super::tree::BpsTree;
+use super::tree::{BOUNDS_BATCH_MAX, Bound, BpsTree};
 use super::tuple::Tuple;
 use crate::error::{BoxError, ErrCode};
 
@@ -393,8 +393,9 @@ impl Index {
         Ok(())
     }
 
-    /// A cursor for `iterator` over `key` (already validated).
-    pub fn cursor(&self, iterator: IteratorType, key: &[u8], part_count: u32) -> Cursor {
+    /// A cursor for `iterator` over `key` (already validated), borrowing the key (see
+    /// [`Cursor::into_owned`]).
+    pub fn cursor<'k>(&self, iterator: IteratorType, key: &'k [u8], part_count: u32) -> Cursor<'k> {
         let iterator = if part_count == 0 {
             // An empty key matches everything: EQ/GE/... become a full walk in their direction.
             match iterator {
@@ -406,12 +407,45 @@ impl Index {
         };
         Cursor {
             iterator,
-            key: key.to_vec(),
+            key: std::borrow::Cow::Borrowed(key),
             part_count,
             last: None,
             at: None,
+            located: None,
             started: false,
             finished: false,
+        }
+    }
+
+    /// Finds where each of `cursors` (not started, all over this index) starts, by one
+    /// `BpsTree::bounds_many` for the TREE searches among them, so that their cache misses
+    /// overlap; each cursor then starts from there while the tree is unchanged. A HASH
+    /// index, or a cursor that starts at an end, needs no search.
+    pub fn locate_starts(&self, cursors: &mut [&mut Cursor<'_>]) {
+        let IndexData::Tree(tree) = &self.data else {
+            return;
+        };
+        for chunk in cursors.chunks_mut(BOUNDS_BATCH_MAX) {
+            let mut searches = Vec::with_capacity(chunk.len());
+            for cursor in chunk.iter() {
+                if let Some(bound) = cursor.start_bound() {
+                    searches.push((self.key_probe(&cursor.key), bound));
+                }
+            }
+            let mut found = [None; BOUNDS_BATCH_MAX];
+            let found = &mut found[..searches.len()];
+            let coarse = |entry: &Hinted, probe: &KeyProbe<'_>| match probe.hint {
+                Some(hint) => entry.hint.cmp(&hint),
+                None => Ordering::Equal,
+            };
+            let touch = |entry: &Hinted| entry.tuple.prefetch();
+            tree.bounds_many(&searches, self.key_cmp(), coarse, touch, found);
+            let searching = chunk
+                .iter_mut()
+                .filter(|cursor| cursor.start_bound().is_some());
+            for (cursor, position) in searching.zip(found.iter()) {
+                cursor.located = Some((tree.version(), *position));
+            }
         }
     }
 
@@ -448,13 +482,17 @@ impl Index {
 /// loop deleting what it visits) never invalidate it. While the index is unchanged it
 /// keeps the container's own position too and steps from it without a search.
 #[derive(Debug)]
-pub struct Cursor {
+pub struct Cursor<'k> {
     iterator: IteratorType,
-    key: Vec<u8>,
+    /// Borrowed from the request for a select, owned for a Lua iterator.
+    key: std::borrow::Cow<'k, [u8]>,
     part_count: u32,
     last: Option<Tuple>,
     /// Where `last` is, as of the container version beside it.
     at: Option<(u64, At)>,
+    /// The result of the search the walk starts from ([`Cursor::start_bound`]), found
+    /// ahead by [`Index::locate_starts`], as of the tree version beside it.
+    located: Option<(u64, Option<super::tree::Position>)>,
     started: bool,
     finished: bool,
 }
@@ -467,7 +505,15 @@ enum At {
     Hash(super::hash::Slot, usize),
 }
 
-impl Cursor {
+impl Cursor<'_> {
+    /// The cursor with a copy of its key, to outlive the request (a Lua iterator).
+    pub fn into_owned(self) -> Cursor<'static> {
+        Cursor {
+            key: std::borrow::Cow::Owned(self.key.into_owned()),
+            ..self
+        }
+    }
+
     /// The next tuple, or None when the iterator is exhausted.
     pub fn next(&mut self, index: &Index) -> Option<Tuple> {
         if self.finished {
@@ -521,21 +567,35 @@ impl Cursor {
         index: &Index,
         tree: &BpsTree<Hinted>,
     ) -> Option<super::tree::Position> {
-        let key = &index.key_probe(&self.key);
-        let cmp = index.key_cmp();
+        let bound = match self.located {
+            Some((version, position)) if version == tree.version() => position,
+            _ => {
+                let key = &index.key_probe(&self.key);
+                match self.start_bound() {
+                    Some(Bound::Lower) => tree.lower_bound(key, index.key_cmp()),
+                    Some(Bound::Upper) => tree.upper_bound(key, index.key_cmp()),
+                    None => None,
+                }
+            }
+        };
         match self.iterator {
             IteratorType::All => tree.first(),
-            IteratorType::Eq | IteratorType::Ge => tree.lower_bound(key, cmp),
-            IteratorType::Gt => tree.upper_bound(key, cmp),
+            IteratorType::Eq | IteratorType::Ge | IteratorType::Gt => bound,
             // A bound past the end means every entry is on the near side: start at the last.
-            IteratorType::Req | IteratorType::Le => match tree.upper_bound(key, cmp) {
+            IteratorType::Req | IteratorType::Le | IteratorType::Lt => match bound {
                 Some(position) => tree.prev(&position),
                 None => tree.last(),
             },
-            IteratorType::Lt => match tree.lower_bound(key, cmp) {
-                Some(position) => tree.prev(&position),
-                None => tree.last(),
-            },
+            _ => None,
+        }
+    }
+
+    /// The search a TREE walk starts from: the first entry not below the key (EQ, GE, and
+    /// LT steps back from it) or above it (GT, and REQ and LE step back); none for ALL.
+    fn start_bound(&self) -> Option<Bound> {
+        match self.iterator {
+            IteratorType::Eq | IteratorType::Ge | IteratorType::Lt => Some(Bound::Lower),
+            IteratorType::Gt | IteratorType::Req | IteratorType::Le => Some(Bound::Upper),
             _ => None,
         }
     }
@@ -559,7 +619,7 @@ impl Cursor {
 
     fn next_in_hash(&mut self, index: &Index, hash: &HashTable<Tuple>) -> Option<Tuple> {
         let cmp_def = &index.cmp_def;
-        let key = self.key.as_slice();
+        let key: &[u8] = &self.key;
         match self.iterator {
             IteratorType::Eq => {
                 if self.started {
@@ -899,5 +959,67 @@ mod tests {
         seen.sort_unstable();
         assert_eq!(seen, (0..100).collect::<Vec<_>>());
         assert!(hash.is_empty());
+    }
+
+    /// Cursors started together by `locate_starts` walk as they do alone, for every
+    /// iterator, keys in and out of the index, an empty key, and a batch over the chunk
+    /// size; a change between locating and walking makes them search again.
+    #[test]
+    fn located_cursors_walk_as_lone_ones() {
+        let mut tree = index(IndexKind::Tree);
+        for n in (0..60).step_by(3) {
+            tree.insert(tuple(n));
+        }
+        let iterators = [
+            IteratorType::Eq,
+            IteratorType::Req,
+            IteratorType::All,
+            IteratorType::Lt,
+            IteratorType::Le,
+            IteratorType::Ge,
+            IteratorType::Gt,
+        ];
+        let keys: Vec<(IteratorType, Vec<u8>, u32)> = (0..40u8)
+            .map(|n| {
+                let iterator = iterators[n as usize % iterators.len()];
+                match n % 11 {
+                    0 => (iterator, vec![0x90], 0),
+                    _ => (iterator, vec![0x91, n * 2 % 64], 1),
+                }
+            })
+            .collect();
+        let lone = |index: &mut Index| -> Vec<Vec<u8>> {
+            keys.iter()
+                .map(|(iterator, key, parts)| {
+                    walk(index, index.cursor(*iterator, key, *parts), |_, _| {})
+                })
+                .collect()
+        };
+        let expected = lone(&mut tree);
+        let mut cursors: Vec<Cursor> = keys
+            .iter()
+            .map(|(iterator, key, parts)| tree.cursor(*iterator, key, *parts))
+            .collect();
+        tree.locate_starts(&mut cursors.iter_mut().collect::<Vec<_>>());
+        assert!(cursors.iter().any(|cursor| cursor.located.is_some()));
+        let walked: Vec<Vec<u8>> = cursors
+            .into_iter()
+            .map(|cursor| walk(&mut tree, cursor, |_, _| {}))
+            .collect();
+        assert_eq!(walked, expected);
+        // Located, then the index changes: the cursors find their start again.
+        let mut cursors: Vec<Cursor> = keys
+            .iter()
+            .map(|(iterator, key, parts)| tree.cursor(*iterator, key, *parts))
+            .collect();
+        tree.locate_starts(&mut cursors.iter_mut().collect::<Vec<_>>());
+        tree.insert(tuple(31));
+        tree.remove(&tuple(30));
+        let expected = lone(&mut tree);
+        let walked: Vec<Vec<u8>> = cursors
+            .into_iter()
+            .map(|cursor| walk(&mut tree, cursor, |_, _| {}))
+            .collect();
+        assert_eq!(walked, expected);
     }
 }

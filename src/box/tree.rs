@@ -72,9 +72,13 @@ const GROUP_MAX: usize = 4;
 /// ids are `u32`, so a well-formed tree never gets near this even at the smallest capacity.
 const HEIGHT_MAX: usize = 48;
 
+/// Most searches [`BpsTree::bounds_many`] runs in step: enough to keep as many cache misses
+/// in flight as a core tracks, few enough that a batch's nodes stay in the L1 cache.
+pub const BOUNDS_BATCH_MAX: usize = 16;
+
 /// Which end of an equal range a search finds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Bound {
+pub enum Bound {
     /// The first element not less than the key.
     Lower,
     /// The first element greater than the key.
@@ -131,6 +135,13 @@ fn scan_index<T>(items: &[T], before: impl Fn(&T) -> bool) -> usize {
         index += 1;
     }
     index
+}
+
+/// Starts loading node `id`'s slot of an arena (see `BpsTree::bounds_many`).
+#[inline(always)]
+fn prefetch_slot<N>(arena: &[N], id: u32) {
+    let slot = arena.as_ptr().wrapping_add(id as usize);
+    super::prefetch(slot.cast(), size_of::<N>());
 }
 
 /// Splits `total` into `parts` sizes differing by at most one, larger ones first.
@@ -673,6 +684,64 @@ impl<T: Clone> BpsTree<T> {
             node,
             index: offset as u32,
         };
+    }
+
+    /// [`Self::lower_bound`] or [`Self::upper_bound`] (per `searches[i].1`) of several keys
+    /// at once, at most [`BOUNDS_BATCH_MAX`], into `found[i]`.
+    ///
+    /// A lone search waits for a cache miss or two per level, mostly in the leaves, which a
+    /// big tree keeps out of the cache. These searches descend in step, a level per round,
+    /// and each starts loading its next node as soon as it knows it, so a round's misses
+    /// overlap. In the leaf, `coarse` (ordering as `cmp` does but from the element alone,
+    /// ties allowed) finds the element `cmp` would look into (a tuple, on a tie of hints),
+    /// and `touch` starts loading that before the exact searches run.
+    pub fn bounds_many<K>(
+        &self,
+        searches: &[(K, Bound)],
+        cmp: impl Fn(&T, &K) -> Ordering,
+        coarse: impl Fn(&T, &K) -> Ordering,
+        touch: impl Fn(&T),
+        found: &mut [Option<Position>],
+    ) {
+        assert!(searches.len() <= BOUNDS_BATCH_MAX && found.len() == searches.len());
+        if self.root == NIL {
+            found.fill(None);
+            return;
+        }
+        let mut nodes = [self.root; BOUNDS_BATCH_MAX];
+        let nodes = &mut nodes[..searches.len()];
+        // A node is two loads apart from its parent: its arena slot, then its elements.
+        // Each level takes two rounds, one for each, so that both overlap across searches.
+        for level in 0..self.height {
+            let children_are_leaves = level + 1 == self.height;
+            for (node, (key, bound)) in nodes.iter_mut().zip(searches) {
+                let inner = &self.inners[*node as usize];
+                let index = bound_index(&inner.maxes, key, &cmp, *bound);
+                *node = inner.children[index.min(inner.children.len() - 1)];
+                if children_are_leaves {
+                    prefetch_slot(&self.leaves, *node);
+                } else {
+                    prefetch_slot(&self.inners, *node);
+                }
+            }
+            for node in nodes.iter() {
+                let elements = match children_are_leaves {
+                    true => self.leaves[*node as usize].items.as_slice(),
+                    false => self.inners[*node as usize].maxes.as_slice(),
+                };
+                super::prefetch(elements.as_ptr().cast(), size_of_val(elements));
+            }
+        }
+        for (node, (key, _)) in nodes.iter().zip(searches) {
+            let items = &self.leaves[*node as usize].items;
+            if let Some(item) = items.get(bound_index(items, key, &coarse, Bound::Lower)) {
+                touch(item);
+            }
+        }
+        for ((node, (key, bound)), found) in nodes.iter().zip(searches).zip(found) {
+            let offset = bound_index(&self.leaves[*node as usize].items, key, &cmp, *bound);
+            *found = self.normalize(*node, offset);
+        }
     }
 
     // }}}
@@ -1815,6 +1884,44 @@ mod tests {
         let first = *model.keys().next().unwrap();
         assert_eq!(tree.delete(&first.0, by_first), Some(first));
         tree.check_invariants(by_both);
+    }
+
+    /// `bounds_many` finds what `lower_bound`/`upper_bound` find one at a time, whatever the
+    /// batch, the bounds, the tree's height and a coarse order with ties; `touch` sees an
+    /// element of each search's leaf.
+    #[test]
+    fn bounds_many_agree_with_single_searches() {
+        let by_first = |x: &Pair, a: &u64| x.0.cmp(a);
+        // Ties for every four keys, as hints of a longer key tie.
+        let coarse = |x: &Pair, a: &u64| (x.0 / 4).cmp(&(a / 4));
+        let mut rng = Rng::new(5);
+        for (leaf, inner, count) in [(4, 4, 0), (4, 4, 1), (4, 4, 3000), (32, 64, 20_000)] {
+            let mut tree = BpsTree::with_node_capacities(leaf, inner);
+            for _ in 0..count {
+                tree.insert((rng.below(count as u64 * 2), 0), by_key);
+            }
+            for round in 0..300 {
+                let size = round % (BOUNDS_BATCH_MAX + 1);
+                let searches: Vec<(u64, Bound)> = (0..size)
+                    .map(|_| {
+                        let bound = [Bound::Lower, Bound::Upper][rng.below(2) as usize];
+                        (rng.below(count as u64 * 2 + 2), bound)
+                    })
+                    .collect();
+                let touched = std::cell::Cell::new(0);
+                let mut found = vec![None; size];
+                let touch = |_: &Pair| touched.set(touched.get() + 1);
+                tree.bounds_many(&searches, by_first, coarse, touch, &mut found);
+                for ((key, bound), found) in searches.iter().zip(&found) {
+                    let expected = match bound {
+                        Bound::Lower => tree.lower_bound(key, by_first),
+                        Bound::Upper => tree.upper_bound(key, by_first),
+                    };
+                    assert_eq!(*found, expected, "{key} {bound:?} in {count}");
+                }
+                assert!(touched.get() <= size);
+            }
+        }
     }
 
     #[test]

@@ -101,6 +101,13 @@ impl Tuple {
         }
     }
 
+    /// Starts loading the header and the first bytes of the data into the cache, for a
+    /// read that comes a little later (see `r#box::prefetch`).
+    #[inline]
+    pub fn prefetch(&self) {
+        super::prefetch(self.ptr.as_ptr().cast(), DATA_OFFSET + 64);
+    }
+
     /// Size of the MessagePack data in bytes (`tuple:bsize()`).
     pub fn bsize(&self) -> usize {
         self.header().bsize as usize

@@ -535,7 +535,7 @@ fn open_cursor(
     iterator: u64,
     key: &[u8],
     uid: u32,
-) -> Result<Cursor, BoxError> {
+) -> Result<Cursor<'static>, BoxError> {
     let space = db
         .space(space_id)
         .ok_or_else(|| BoxError::new(ErrCode::NO_SUCH_SPACE, &[&space_id]))?;
@@ -565,7 +565,7 @@ fn open_cursor(
         key_def::validate_key(key, &index.def.key_def, allow_partial)?
     };
     index.check_iterator(iterator, parts, &space.def.name)?;
-    Ok(index.cursor(iterator, key, parts))
+    Ok(index.cursor(iterator, key, parts).into_owned())
 }
 
 /// What `box.space[id]` is built from: `{id, name, engine, field_count, temporary, owner,

@@ -43,7 +43,7 @@ pub struct LuaCursor {
     pub index_id: u32,
     /// The user who opened it: a view shows that user's rows only.
     pub uid: u32,
-    pub cursor: Cursor,
+    pub cursor: Cursor<'static>,
 }
 
 /// The `Tx` of upvalue 1.
