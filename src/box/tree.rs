@@ -137,6 +137,36 @@ fn scan_index<T>(items: &[T], before: impl Fn(&T) -> bool) -> usize {
     index
 }
 
+/// [`bound_index`] for elements already in the cache (prefetched by
+/// [`BpsTree::bounds_many`]): a bisection whose steps pick the next half by a conditional
+/// move, not a branch, so the unpredictable comparisons cost no mispredictions (a branchy
+/// search pays off only while it can run ahead into cache misses).
+#[inline]
+fn bound_index_cached<T, K>(
+    items: &[T],
+    key: &K,
+    cmp: &impl Fn(&T, &K) -> Ordering,
+    bound: Bound,
+) -> usize {
+    let before = |item: &T| match bound {
+        Bound::Lower => cmp(item, key) == Ordering::Less,
+        Bound::Upper => cmp(item, key) != Ordering::Greater,
+    };
+    if items.is_empty() {
+        return 0;
+    }
+    // Invariant: every element before `base` is before the key, and the answer is at most
+    // `base + size`.
+    let (mut base, mut size) = (0, items.len());
+    while size > 1 {
+        let half = size / 2;
+        let middle = base + half;
+        base = if before(&items[middle]) { middle } else { base };
+        size -= half;
+    }
+    base + usize::from(before(&items[base]))
+}
+
 /// Starts loading node `id`'s slot of an arena (see `BpsTree::bounds_many`).
 #[inline(always)]
 fn prefetch_slot<N>(arena: &[N], id: u32) {
@@ -716,7 +746,7 @@ impl<T: Clone> BpsTree<T> {
             let children_are_leaves = level + 1 == self.height;
             for (node, (key, bound)) in nodes.iter_mut().zip(searches) {
                 let inner = &self.inners[*node as usize];
-                let index = bound_index(&inner.maxes, key, &cmp, *bound);
+                let index = bound_index_cached(&inner.maxes, key, &cmp, *bound);
                 *node = inner.children[index.min(inner.children.len() - 1)];
                 if children_are_leaves {
                     prefetch_slot(&self.leaves, *node);
@@ -725,21 +755,27 @@ impl<T: Clone> BpsTree<T> {
                 }
             }
             for node in nodes.iter() {
-                let elements = match children_are_leaves {
-                    true => self.leaves[*node as usize].items.as_slice(),
-                    false => self.inners[*node as usize].maxes.as_slice(),
-                };
-                super::prefetch(elements.as_ptr().cast(), size_of_val(elements));
+                if children_are_leaves {
+                    let items = self.leaves[*node as usize].items.as_slice();
+                    super::prefetch(items.as_ptr().cast(), size_of_val(items));
+                } else {
+                    let inner = &self.inners[*node as usize];
+                    let maxes = inner.maxes.as_slice();
+                    super::prefetch(maxes.as_ptr().cast(), size_of_val(maxes));
+                    let children = inner.children.as_slice();
+                    super::prefetch(children.as_ptr().cast(), size_of_val(children));
+                }
             }
         }
         for (node, (key, _)) in nodes.iter().zip(searches) {
             let items = &self.leaves[*node as usize].items;
-            if let Some(item) = items.get(bound_index(items, key, &coarse, Bound::Lower)) {
+            if let Some(item) = items.get(bound_index_cached(items, key, &coarse, Bound::Lower)) {
                 touch(item);
             }
         }
         for ((node, (key, bound)), found) in nodes.iter().zip(searches).zip(found) {
-            let offset = bound_index(&self.leaves[*node as usize].items, key, &cmp, *bound);
+            let items = &self.leaves[*node as usize].items;
+            let offset = bound_index_cached(items, key, &cmp, *bound);
             *found = self.normalize(*node, offset);
         }
     }
