@@ -161,7 +161,7 @@ fn bound_index_cached<T, K>(
     while size > 1 {
         let half = size / 2;
         let middle = base + half;
-        base = if before(&items[middle]) { middle } else { base };
+        base = std::hint::select_unpredictable(before(&items[middle]), middle, base);
         size -= half;
     }
     base + usize::from(before(&items[base]))
