@@ -72,8 +72,8 @@ const GROUP_MAX: usize = 4;
 /// ids are `u32`, so a well-formed tree never gets near this even at the smallest capacity.
 const HEIGHT_MAX: usize = 48;
 
-/// Most searches [`BpsTree::bounds_many`] runs in step: enough to keep as many cache misses
-/// in flight as a core tracks, few enough that a batch's nodes stay in the L1 cache.
+/// Most searches [`BpsTree::bounds_many`] runs in step: a round then issues up to 16 nodes'
+/// worth of prefetches, about what a core keeps in flight (8 measured slower).
 pub const BOUNDS_BATCH_MAX: usize = 16;
 
 /// Which end of an equal range a search finds.
