@@ -21,7 +21,7 @@ use mio::{Events, Interest, Poll, Token};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
-use crate::constants::POLL_EVENTS_MAX;
+use crate::constants::{POLL_EVENTS_MAX, POLL_SLEPT};
 use crate::fiber::WakeReason;
 use crate::lua::{console, fiber, iproto};
 use crate::net::{ListenKind, Readiness};
@@ -111,11 +111,13 @@ impl EventLoop {
 
     fn poll_once(&mut self) -> io::Result<()> {
         let timeout = self.poll_timeout();
+        let before = Instant::now();
         match self.poll.poll(&mut self.events, timeout) {
             Ok(()) => {}
             Err(err) if err.kind() == io::ErrorKind::Interrupted => return Ok(()),
             Err(err) => return Err(err),
         }
+        let slept = before.elapsed() > POLL_SLEPT;
         let ready: Vec<(Token, Readiness)> = self
             .events
             .iter()
@@ -136,6 +138,7 @@ impl EventLoop {
         {
             let mut net = self.tx.net.borrow_mut();
             net.sole_client = sockets == 1 && !net.has_pending();
+            net.idle = slept;
         }
         for (token, readiness) in ready {
             match token {

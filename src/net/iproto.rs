@@ -24,8 +24,8 @@ use crate::r#box::tuple::Tuple;
 #[cfg(doc)]
 use crate::constants::IPROTO_REQUESTS_PER_TURN_MAX;
 use crate::constants::{
-    IPROTO_OUTPUT_SIZE_MAX, IPROTO_PACKET_SIZE_MAX, IPROTO_REPLY_BATCH, IPROTO_SELECT_BATCH,
-    IPROTO_WAL_BATCH,
+    IPROTO_OUTPUT_SIZE_MAX, IPROTO_PACKET_SIZE_MAX, IPROTO_REPLY_BATCH, IPROTO_REPLY_BATCH_IDLE,
+    IPROTO_SELECT_BATCH, IPROTO_WAL_BATCH,
 };
 use crate::error::{BoxError, ErrCode};
 use crate::process::{self, with_db};
@@ -156,6 +156,10 @@ pub fn process(
     // sends more while the rest of its batch runs (with others waiting, the server has
     // work enough, and one send per batch costs less).
     let sole = net.sole_client;
+    let reply_batch = match net.idle {
+        true => IPROTO_REPLY_BATCH_IDLE,
+        false => IPROTO_REPLY_BATCH,
+    };
     let Some(client) = net.iproto_mut(token) else {
         return Processed::Idle;
     };
@@ -174,7 +178,7 @@ pub fn process(
             tx.journal.borrow_mut().flush();
             journal_flushed = handled;
         }
-        if sole && handled - replies_flushed >= IPROTO_REPLY_BATCH {
+        if sole && handled - replies_flushed >= reply_batch {
             if matches!(client.conn.flush(), IoOutcome::Failed) {
                 return Processed::Close;
             }

@@ -107,6 +107,9 @@ pub struct Net {
     /// Only one connection has work in this part of the turn (one socket event, or one
     /// pending connection): see net/iproto.rs `process`.
     pub sole_client: bool,
+    /// The loop's last poll slept: the server outpaces its clients, so a sole client gets
+    /// its replies in smaller parts (net/iproto.rs `process`).
+    pub idle: bool,
 }
 
 impl Net {
@@ -119,6 +122,7 @@ impl Net {
             netbox_count: 0,
             pending: Vec::new(),
             sole_client: false,
+            idle: false,
         }
     }
 
