@@ -248,12 +248,13 @@ impl Db {
 
     /// SELECTs of several requests, in order: as [`Self::select`] each, but the searches
     /// of those over one TREE index run together ([`super::index::Index::locate_starts`]),
-    /// their cache misses overlapping. `each(i, found)` gets the result of `requests[i]`.
+    /// their cache misses overlapping. `each(i, found)` gets the result of `requests[i]`
+    /// and says whether to go on; returns how many ran (at least one, if any were given).
     pub fn select_many(
         &self,
         requests: &[Request],
-        mut each: impl FnMut(usize, Result<&[Tuple], BoxError>),
-    ) {
+        mut each: impl FnMut(usize, Result<&[Tuple], BoxError>) -> bool,
+    ) -> usize {
         let mut selects: Vec<_> = requests.iter().map(|r| self.start_select(r)).collect();
         // Most batches read one index; a request over another searches alone, and so
         // does a lone request (together there is nothing to overlap).
@@ -271,15 +272,19 @@ impl Db {
         }
         let mut found = Vec::new();
         for (i, (select, request)) in selects.into_iter().zip(requests).enumerate() {
-            match select {
+            let go_on = match select {
                 Ok(mut select) => {
                     found.clear();
                     self.walk_select(&mut select, request, &mut found);
-                    each(i, Ok(&found));
+                    each(i, Ok(&found))
                 }
                 Err(err) => each(i, Err(err)),
+            };
+            if !go_on {
+                return i + 1;
             }
         }
+        requests.len()
     }
 
     /// A SELECT checked and ready to walk: its index and cursor.

@@ -278,6 +278,8 @@ fn select_run(
     let uid = session_uid(tx, context.session);
     let max = max.min(IPROTO_SELECT_BATCH);
     let mut syncs = [0; IPROTO_SELECT_BATCH];
+    // The end of each packet in `input`.
+    let mut ends = [0; IPROTO_SELECT_BATCH];
     let mut requests = Vec::with_capacity(max);
     let mut length = 0;
     while requests.len() < max {
@@ -301,28 +303,34 @@ fn select_run(
             break;
         };
         syncs[requests.len()] = header.sync;
-        requests.push(request);
         length += end;
+        ends[requests.len()] = length;
+        requests.push(request);
     }
     if requests.is_empty() {
         return None;
     }
-    let reply = |i: usize, found: Result<&[Tuple], BoxError>| match found {
-        Ok(tuples) => {
-            xrow::write_data_reply(out, syncs[i], schema_id, tuples.iter().map(|t| t.data()))
+    // The run stops once the replies pass the output limit, as a request at a time would
+    // (the rest stay in the input until the client reads).
+    let reply = |i: usize, found: Result<&[Tuple], BoxError>| {
+        match found {
+            Ok(tuples) => {
+                xrow::write_data_reply(out, syncs[i], schema_id, tuples.iter().map(|t| t.data()))
+            }
+            Err(err) => xrow::write_error_reply(out, syncs[i], schema_id, &err),
         }
-        Err(err) => xrow::write_error_reply(out, syncs[i], schema_id, &err),
+        out.len() <= IPROTO_OUTPUT_SIZE_MAX
     };
-    let ran = with_db(tx, |db| {
-        db.select_many(&requests, reply);
-        Ok(())
-    });
-    if let Err(err) = ran {
-        for sync in &syncs[..requests.len()] {
-            xrow::write_error_reply(out, *sync, schema_id, &err);
+    let ran = match with_db(tx, |db| Ok(db.select_many(&requests, reply))) {
+        Ok(ran) => ran,
+        Err(err) => {
+            for sync in &syncs[..requests.len()] {
+                xrow::write_error_reply(out, *sync, schema_id, &err);
+            }
+            requests.len()
         }
-    }
-    Some((requests.len(), length))
+    };
+    Some((ran, ends[ran - 1]))
 }
 
 /// What a request runs with.
