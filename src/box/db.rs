@@ -287,6 +287,15 @@ impl Db {
         requests.len()
     }
 
+    /// A cursor over the index a SELECT `request` names, after the checks of a select
+    /// (`index:pairs()` walks it step by step, with [`Self::cursor_next`]).
+    pub fn open_cursor<'a>(
+        &'a self,
+        request: &Request<'a>,
+    ) -> Result<super::index::Cursor<'a>, BoxError> {
+        self.start_select(request).map(|select| select.cursor)
+    }
+
     /// A SELECT checked and ready to walk: its index and cursor.
     fn start_select<'a>(&'a self, request: &Request<'a>) -> Result<Select<'a>, BoxError> {
         let space = self.space_or_error(request.space_id)?;

@@ -12,7 +12,6 @@ use mlua::{Function, Lua, Table, Value};
 
 use crate::r#box::db::{Db, Request, RequestKind};
 use crate::r#box::index::{Cursor, IteratorType};
-use crate::r#box::key_def;
 use crate::r#box::tuple::Tuple;
 use crate::r#box::txn::Txn;
 use crate::error::{BoxError, ErrCode};
@@ -527,7 +526,7 @@ fn open_reads(lua: &Lua, tx: &Rc<Tx>, module: &Table) -> mlua::Result<()> {
     Ok(())
 }
 
-/// A cursor for `index:pairs(key, {iterator = ...})`, with the same checks as select.
+/// A cursor for `index:pairs(key, {iterator = ...})`, with the checks of a select.
 fn open_cursor(
     db: &Db,
     space_id: u32,
@@ -536,36 +535,12 @@ fn open_cursor(
     key: &[u8],
     uid: u32,
 ) -> Result<Cursor<'static>, BoxError> {
-    let space = db
-        .space(space_id)
-        .ok_or_else(|| BoxError::new(ErrCode::NO_SUCH_SPACE, &[&space_id]))?;
-    let name = &space.def.name;
-    db.access.check_space(
-        uid,
-        space_id,
-        space.def.owner,
-        name,
-        crate::r#box::user::READ,
-    )?;
-    let source = match crate::r#box::schema::view_source(space_id) {
-        Some(id) if space.def.is_view() => db
-            .space(id)
-            .ok_or_else(|| BoxError::new(ErrCode::NO_SUCH_SPACE, &[&id]))?,
-        _ => space,
-    };
-    let index = source
-        .index(index_id)
-        .ok_or_else(|| space.no_such_index(index_id))?;
-    let iterator = IteratorType::from_number(iterator)
-        .ok_or_else(|| BoxError::new(ErrCode::ILLEGAL_PARAMS, &[&"Invalid iterator type"]))?;
-    let allow_partial = index.def.kind == crate::r#box::index::IndexKind::Tree;
-    let parts = if key == [0x90] {
-        0
-    } else {
-        key_def::validate_key(key, &index.def.key_def, allow_partial)?
-    };
-    index.check_iterator(iterator, parts, &space.def.name)?;
-    Ok(index.cursor(iterator, key, parts).into_owned())
+    let mut request = Request::new(RequestKind::Select, space_id);
+    request.index_id = index_id;
+    request.iterator = iterator;
+    request.key = key;
+    request.uid = uid;
+    db.open_cursor(&request).map(Cursor::into_owned)
 }
 
 /// What `box.space[id]` is built from: `{id, name, engine, field_count, temporary, owner,

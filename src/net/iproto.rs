@@ -12,9 +12,10 @@
 //! While Active, [`process`] takes whole packets off the input (SELECTs in a row together,
 //! see [`select_run`]), at most [`IPROTO_REQUESTS_PER_TURN_MAX`] per loop turn, and stops
 //! early when the client is not reading (more than [`IPROTO_OUTPUT_SIZE_MAX`] bytes of
-//! replies queued) or has too many requests running in fibers (`net_msg_max`). Input is read only while less than the
-//! read-ahead limit is unprocessed, so a client that does not read its replies is throttled
-//! down to holding a bounded amount of server memory, and the others are served meanwhile.
+//! replies queued) or has too many requests running in fibers (`net_msg_max`). Input is
+//! read only while less than the read-ahead limit is unprocessed, so a client that does not
+//! read its replies is throttled down to holding a bounded amount of server memory, and the
+//! others are served meanwhile.
 
 use mio::Token;
 
