@@ -44,6 +44,11 @@ s:truncate()
 for i = 1, 10 do s:insert{i, tostring(i)} end return s:len()
 r = {} for _, t in s:pairs({5}, {iterator = 'LE'}) do r[#r + 1] = t[1]; if t[1] == 4 then s:delete{3} end end return r
 r = {} for _, t in s:pairs({5}, {iterator = 'GT'}) do r[#r + 1] = t[1]; if t[1] < 100 then s:insert{t[1] * 10, 'x' .. t[1]} end end return r
+s:pairs({'a'})
+s:pairs({1, 2})
+h:pairs({'a'}, {iterator = 'LT'})
+h:pairs({}, {iterator = 'EQ'})
+s:pairs({1}, {iterator = 99})
 calls = 0
 _ = s:on_replace(function() calls = calls + 1 end)
 s:insert{1000, 'trig'}
