@@ -78,7 +78,7 @@ pub fn undo(db: &mut Db, undo: AlterUndo) {
         }
         AlterUndo::IndexesChanged { space_id, indexes } => {
             if let Some(space) = db.space_mut(space_id) {
-                space.indexes = indexes;
+                space.set_indexes(indexes);
                 rebuild_bsize(space);
             }
             db.schema_changed(space_id);
@@ -415,7 +415,7 @@ fn on_replace_index(
     }
     let indexes = rebuild_indexes(space, iid, def)?;
     let space = db.space_mut(space_id).expect("space exists");
-    let previous = std::mem::replace(&mut space.indexes, indexes);
+    let previous = space.set_indexes(indexes);
     rebuild_bsize(space);
     db.schema_changed(space_id);
     Ok(AlterUndo::IndexesChanged {
@@ -449,7 +449,7 @@ fn rebuild_indexes(
 ) -> Result<Vec<Option<Index>>, BoxError> {
     let tuples = space.primary().map(Index::tuples).unwrap_or_default();
     let mut defs: Vec<Option<IndexDef>> = space
-        .indexes
+        .index_slots()
         .iter()
         .map(|i| i.as_ref().map(|i| i.def.clone()))
         .collect();

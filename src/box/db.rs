@@ -137,9 +137,7 @@ impl Db {
         };
         for (def, index) in schema::stubs() {
             let mut space = Space::new(def);
-            space
-                .indexes
-                .push(Some(super::index::Index::new(index, None)));
+            space.set_indexes(vec![Some(super::index::Index::new(index, None))]);
             db.add_space(space);
         }
         db

@@ -220,55 +220,102 @@ struct Header {
     children: u64,
 }
 
+/// How a marker byte shapes its value, for [`header`]: `head` bytes of marker (and length
+/// and extension type), then, when `width` is 0, `fixed` payload bytes or (if `nested`)
+/// `fixed` nested values; else a big-endian length of `width` bytes after the marker gives
+/// that count (doubled for maps, whose values come in pairs). `head` 0: the reserved marker.
+#[derive(Clone, Copy)]
+struct Shape {
+    head: u8,
+    width: u8,
+    fixed: u8,
+    nested: bool,
+    map: bool,
+}
+
+/// The shape of every marker byte, as the MessagePack spec lays them out.
+const SHAPES: [Shape; 256] = {
+    const fn shape(head: u8, width: u8, fixed: u8, nested: bool, map: bool) -> Shape {
+        Shape {
+            head,
+            width,
+            fixed,
+            nested,
+            map,
+        }
+    }
+    let mut table = [shape(0, 0, 0, false, false); 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        table[byte] = match b {
+            0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => shape(1, 0, 0, false, false),
+            0x80..=0x8f => shape(1, 0, (b & 0x0f) * 2, true, true),
+            0x90..=0x9f => shape(1, 0, b & 0x0f, true, false),
+            0xa0..=0xbf => shape(1, 0, b & 0x1f, false, false),
+            0xc1 => shape(0, 0, 0, false, false),
+            // bin 8/16/32, str 8/16/32: length, then the bytes.
+            0xc4 | 0xd9 => shape(2, 1, 0, false, false),
+            0xc5 | 0xda => shape(3, 2, 0, false, false),
+            0xc6 | 0xdb => shape(5, 4, 0, false, false),
+            // ext 8/16/32: length, type byte, then the data.
+            0xc7 => shape(3, 1, 0, false, false),
+            0xc8 => shape(4, 2, 0, false, false),
+            0xc9 => shape(6, 4, 0, false, false),
+            0xca => shape(1, 0, 4, false, false),
+            0xcb => shape(1, 0, 8, false, false),
+            0xcc | 0xd0 => shape(1, 0, 1, false, false),
+            0xcd | 0xd1 => shape(1, 0, 2, false, false),
+            0xce | 0xd2 => shape(1, 0, 4, false, false),
+            0xcf | 0xd3 => shape(1, 0, 8, false, false),
+            // fixext 1/2/4/8/16: type byte, then the data.
+            0xd4 => shape(2, 0, 1, false, false),
+            0xd5 => shape(2, 0, 2, false, false),
+            0xd6 => shape(2, 0, 4, false, false),
+            0xd7 => shape(2, 0, 8, false, false),
+            0xd8 => shape(2, 0, 16, false, false),
+            0xdc => shape(3, 2, 0, true, false),
+            0xdd => shape(5, 4, 0, true, false),
+            0xde => shape(3, 2, 0, true, true),
+            0xdf => shape(5, 4, 0, true, true),
+        };
+        byte += 1;
+    }
+    table
+};
+
 /// The header of the value at the start of `data`, or `None` if `data` is empty, starts with
-/// the reserved marker or ends inside the lengths. The payload is not checked.
+/// the reserved marker or ends inside the lengths. The payload is not checked. A table
+/// lookup: this is under every walk over MessagePack (requests, tuples, keys).
 #[inline]
 fn header(data: &[u8]) -> Option<Header> {
-    let sized = |head: usize, body: usize| {
-        Some(Header {
-            head,
-            body,
-            children: 0,
-        })
+    let shape = SHAPES[usize::from(*data.first()?)];
+    if shape.head == 0 {
+        return None;
+    }
+    let count = match shape.width {
+        0 => usize::from(shape.fixed),
+        width => {
+            let length = length_after_marker(data, usize::from(width))?;
+            match shape.map {
+                true => length.checked_mul(2)?,
+                false => length,
+            }
+        }
     };
-    let nested = |head: usize, children: usize| {
-        let children = u64::try_from(children).ok()?;
-        Some(Header {
+    let head = usize::from(shape.head);
+    Some(match shape.nested {
+        true => Header {
             head,
             body: 0,
-            children,
-        })
-    };
-    let length = |width: usize| length_after_marker(data, width);
-    match Marker::from_u8(*data.first()?) {
-        Marker::FixPos(_) | Marker::FixNeg(_) | Marker::Null | Marker::True | Marker::False => {
-            sized(1, 0)
-        }
-        Marker::U8 | Marker::I8 => sized(1, 1),
-        Marker::U16 | Marker::I16 => sized(1, 2),
-        Marker::U32 | Marker::I32 | Marker::F32 => sized(1, 4),
-        Marker::U64 | Marker::I64 | Marker::F64 => sized(1, 8),
-        Marker::FixStr(len) => sized(1, usize::from(len)),
-        Marker::Str8 | Marker::Bin8 => sized(2, length(1)?),
-        Marker::Str16 | Marker::Bin16 => sized(3, length(2)?),
-        Marker::Str32 | Marker::Bin32 => sized(5, length(4)?),
-        Marker::FixArray(len) => nested(1, usize::from(len)),
-        Marker::Array16 => nested(3, length(2)?),
-        Marker::Array32 => nested(5, length(4)?),
-        Marker::FixMap(len) => nested(1, 2 * usize::from(len)),
-        Marker::Map16 => nested(3, 2 * length(2)?),
-        Marker::Map32 => nested(5, length(4)?.checked_mul(2)?),
-        // Extensions: marker, [length,] type byte, then the data.
-        Marker::FixExt1 => sized(2, 1),
-        Marker::FixExt2 => sized(2, 2),
-        Marker::FixExt4 => sized(2, 4),
-        Marker::FixExt8 => sized(2, 8),
-        Marker::FixExt16 => sized(2, 16),
-        Marker::Ext8 => sized(3, length(1)?),
-        Marker::Ext16 => sized(4, length(2)?),
-        Marker::Ext32 => sized(6, length(4)?),
-        Marker::Reserved => None,
-    }
+            children: u64::try_from(count).ok()?,
+        },
+        false => Header {
+            head,
+            body: count,
+            children: 0,
+        },
+    })
 }
 
 /// The length of the one encoded value at the start of `data`, nested values included, or
@@ -1106,53 +1153,84 @@ pub fn validate_tuple(
     field_count: u32,
     space_name: &str,
 ) -> Result<(), BoxError> {
-    let (count, _) = open_array(tuple, "tuple")?;
-    if skip_value(tuple) != Some(tuple.len()) {
-        return Err(invalid_msgpack("tuple"));
-    }
-    let required = defs
-        .iter()
-        .map(|def| def.field_count_min())
-        .max()
-        .unwrap_or(0);
-    if count < required {
-        return Err(BoxError::new(
-            ErrCode::INDEX_FIELD_COUNT,
-            &[&count, &required],
-        ));
-    }
-    check_field_types(tuple, defs)?;
-    if field_count != 0 && count != field_count {
-        let args: [&dyn std::fmt::Display; 3] = [&count, &space_name, &field_count];
-        return Err(BoxError::new(ErrCode::SPACE_FIELD_COUNT, &args));
-    }
-    Ok(())
+    TupleFormat::new(defs).validate(tuple, field_count, space_name)
 }
 
-/// Checks each indexed field of `tuple` against every part on it, lowest field first, so
-/// the error names the first bad field as 1.6 does. The tuple has every indexed field.
-fn check_field_types(tuple: &[u8], defs: &[&KeyDef]) -> Result<(), BoxError> {
-    let parts = || defs.iter().flat_map(|def| def.parts.iter());
-    let indexed_from = |from: u32| {
-        let fieldnos = parts().map(|part| part.fieldno);
-        fieldnos.filter(|&fieldno| fieldno >= from).min()
-    };
-    let mut fields = FieldCursor::new(tuple);
-    let mut next = indexed_from(0);
-    while let Some(fieldno) = next {
-        let value = fields
-            .seek(fieldno)
-            .ok_or_else(|| invalid_msgpack("tuple"))?;
-        for part in parts().filter(|part| part.fieldno == fieldno) {
-            if !part.field_type.matches(value) {
-                let field = u64::from(fieldno) + 1;
-                let expected = part.field_type.name_16();
-                return Err(BoxError::new(ErrCode::FIELD_TYPE, &[&field, &expected]));
-            }
+/// What [`validate_tuple`] checks for a set of index definitions, worked out once (as
+/// memtx's `tuple_format`): a space keeps its format and rebuilds it when its indexes
+/// change, so a write checks its tuple without going through every index's parts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TupleFormat {
+    /// The fields an index needs: the tuple has at least this many.
+    required: u32,
+    /// Every part's (field, type), by field number; the parts of one field in the order of
+    /// the definitions, so the first mismatch is the one 1.6 reports.
+    checks: Vec<(u32, FieldType)>,
+}
+
+impl TupleFormat {
+    pub fn new(defs: &[&KeyDef]) -> TupleFormat {
+        let required = defs.iter().map(|def| def.field_count_min()).max();
+        let mut checks: Vec<(u32, FieldType)> = defs
+            .iter()
+            .flat_map(|def| def.parts.iter())
+            .map(|part| (part.fieldno, part.field_type))
+            .collect();
+        // Stable: the parts of one field keep their order.
+        checks.sort_by_key(|&(fieldno, _)| fieldno);
+        checks.dedup();
+        TupleFormat {
+            required: required.unwrap_or(0),
+            checks,
         }
-        next = fieldno.checked_add(1).and_then(indexed_from);
     }
-    Ok(())
+
+    /// Checks `tuple` as [`validate_tuple`] describes.
+    pub fn validate(
+        &self,
+        tuple: &[u8],
+        field_count: u32,
+        space_name: &str,
+    ) -> Result<(), BoxError> {
+        let (count, head) = open_array(tuple, "tuple")?;
+        // One pass: each field is type-checked where its check is, then skipped. The
+        // errors keep their order: malformed MessagePack, too few fields, then the
+        // first mismatch by field number.
+        let mut pos = head;
+        let mut checks = self.checks.iter().peekable();
+        let mut mismatch = None;
+        for fieldno in 0..count {
+            let rest = tuple.get(pos..).ok_or_else(|| invalid_msgpack("tuple"))?;
+            while let Some(&&(checked, field_type)) = checks.peek()
+                && checked == fieldno
+            {
+                if mismatch.is_none() && !field_type.matches(rest) {
+                    mismatch = Some((fieldno, field_type));
+                }
+                checks.next();
+            }
+            pos += skip_value(rest).ok_or_else(|| invalid_msgpack("tuple"))?;
+        }
+        if pos != tuple.len() {
+            return Err(invalid_msgpack("tuple"));
+        }
+        if count < self.required {
+            return Err(BoxError::new(
+                ErrCode::INDEX_FIELD_COUNT,
+                &[&count, &self.required],
+            ));
+        }
+        if let Some((fieldno, field_type)) = mismatch {
+            let field = u64::from(fieldno) + 1;
+            let expected = field_type.name_16();
+            return Err(BoxError::new(ErrCode::FIELD_TYPE, &[&field, &expected]));
+        }
+        if field_count != 0 && count != field_count {
+            let args: [&dyn std::fmt::Display; 3] = [&count, &space_name, &field_count];
+            return Err(BoxError::new(ErrCode::SPACE_FIELD_COUNT, &args));
+        }
+        Ok(())
+    }
 }
 
 // }}}
@@ -1513,6 +1591,52 @@ mod tests {
             map(&vec![(uint(1), uint(2)); 20]),
         ]);
         all
+    }
+
+    /// [`header`] as rmp's marker names describe each value, to hold the table against.
+    fn header_by_marker(data: &[u8]) -> Option<(usize, usize, u64)> {
+        let length = |width: usize| length_after_marker(data, width);
+        let (head, body, children) = match Marker::from_u8(*data.first()?) {
+            Marker::FixPos(_) | Marker::FixNeg(_) | Marker::Null | Marker::True | Marker::False => {
+                (1, 0, 0)
+            }
+            Marker::U8 | Marker::I8 => (1, 1, 0),
+            Marker::U16 | Marker::I16 => (1, 2, 0),
+            Marker::U32 | Marker::I32 | Marker::F32 => (1, 4, 0),
+            Marker::U64 | Marker::I64 | Marker::F64 => (1, 8, 0),
+            Marker::FixStr(len) => (1, usize::from(len), 0),
+            Marker::Str8 | Marker::Bin8 => (2, length(1)?, 0),
+            Marker::Str16 | Marker::Bin16 => (3, length(2)?, 0),
+            Marker::Str32 | Marker::Bin32 => (5, length(4)?, 0),
+            Marker::FixArray(len) => (1, 0, u64::from(len)),
+            Marker::Array16 => (3, 0, length(2)? as u64),
+            Marker::Array32 => (5, 0, length(4)? as u64),
+            Marker::FixMap(len) => (1, 0, 2 * u64::from(len)),
+            Marker::Map16 => (3, 0, 2 * length(2)? as u64),
+            Marker::Map32 => (5, 0, 2 * length(4)? as u64),
+            Marker::FixExt1 => (2, 1, 0),
+            Marker::FixExt2 => (2, 2, 0),
+            Marker::FixExt4 => (2, 4, 0),
+            Marker::FixExt8 => (2, 8, 0),
+            Marker::FixExt16 => (2, 16, 0),
+            Marker::Ext8 => (3, length(1)?, 0),
+            Marker::Ext16 => (4, length(2)?, 0),
+            Marker::Ext32 => (6, length(4)?, 0),
+            Marker::Reserved => return None,
+        };
+        Some((head, body, children))
+    }
+
+    #[test]
+    fn header_table_agrees_with_the_marker_names() {
+        for first in 0..=255u8 {
+            for tail in [&[][..], &[0x01], &[0x01, 0x02], &[0xff, 0xff, 0xff, 0xff]] {
+                let mut data = vec![first];
+                data.extend_from_slice(tail);
+                let got = header(&data).map(|h| (h.head, h.body, h.children));
+                assert_eq!(got, header_by_marker(&data), "{data:02x?}");
+            }
+        }
     }
 
     #[test]
@@ -2441,9 +2565,18 @@ mod tests {
         let short = message(check_tuple(&array(&[uint(1)]), 0));
         let text = "Tuple field count 1 is less than required by a defined index (expected 3)";
         assert_eq!(short, (39, text.to_string()));
-        // The index field count comes before the space field count.
+        // The index field count comes before the space field count, and before a bad
+        // field type.
         let (code, _) = message(check_tuple(&array(&[uint(1), uint(2)]), 2));
         assert_eq!(code, 39);
+        let (code, _) = message(check_tuple(&array(&[string("1")]), 0));
+        assert_eq!(code, 39);
+        // Malformed MessagePack anywhere comes first of all.
+        let mut bad_then_broken = array(&[string("1"), uint(2), string("x")]);
+        bad_then_broken.push(0x01);
+        assert_eq!(message(check_tuple(&bad_then_broken, 0)).0, 20);
+        let short_and_broken = [0x92, 0xa1, b'1', 0xd9];
+        assert_eq!(message(check_tuple(&short_and_broken, 0)).0, 20);
         let bad_first = message(check_tuple(&array(&[string("1"), uint(2), string("x")]), 0));
         let text = "Tuple field 1 type does not match one required by operation: expected NUM";
         assert_eq!(bad_first, (23, text.to_string()));

@@ -45,7 +45,10 @@ pub enum DupMode {
 /// A space and its indexes (index 0 is the primary key; ids up to 127, with gaps).
 pub struct Space {
     pub def: SpaceDef,
-    pub indexes: Vec<Option<Index>>,
+    /// Set through [`Space::set_indexes`], which keeps `format` in step.
+    indexes: Vec<Option<Index>>,
+    /// What a new tuple is checked against, from the indexes' definitions.
+    format: key_def::TupleFormat,
     /// Bytes of the tuples stored (for `space:bsize()`).
     pub bsize: usize,
 }
@@ -55,8 +58,22 @@ impl Space {
         Space {
             def,
             indexes: Vec::new(),
+            format: key_def::TupleFormat::default(),
             bsize: 0,
         }
+    }
+
+    /// Install `indexes` (index `i` at `i`, gaps as None); returns the previous ones.
+    pub fn set_indexes(&mut self, indexes: Vec<Option<Index>>) -> Vec<Option<Index>> {
+        let previous = std::mem::replace(&mut self.indexes, indexes);
+        let defs: Vec<&key_def::KeyDef> = self.all_indexes().map(|i| &i.def.key_def).collect();
+        self.format = key_def::TupleFormat::new(&defs);
+        previous
+    }
+
+    /// The index slots, index `i` at `i` (gaps as None).
+    pub fn index_slots(&self) -> &[Option<Index>] {
+        &self.indexes
     }
 
     pub fn index(&self, id: u32) -> Option<&Index> {
@@ -101,8 +118,8 @@ impl Space {
     /// Check a new tuple against the space: an array, the field count, and every index's
     /// fields present and of their types.
     pub fn validate(&self, tuple: &[u8]) -> Result<(), BoxError> {
-        let defs: Vec<&key_def::KeyDef> = self.all_indexes().map(|i| &i.def.key_def).collect();
-        key_def::validate_tuple(tuple, &defs, self.def.field_count, &self.def.name)
+        self.format
+            .validate(tuple, self.def.field_count, &self.def.name)
     }
 
     /// Replace `old` by `new` in every index (either may be None: an insert or a delete).
