@@ -52,8 +52,8 @@ pub fn apply(
     let multi = open.is_some();
     let mut txn = open.unwrap_or_else(Txn::autocommit);
     let before = txn.stmts.len();
-    let result = match with_db(tx, |db| db.execute(&mut txn, request)) {
-        Ok(tuples) => tuples.into_iter().next(),
+    let result = match with_db(tx, |db| db.execute_one(&mut txn, request)) {
+        Ok(tuple) => tuple,
         Err(err) => {
             // Nothing of this statement is in `txn`: keep or drop it as it was.
             let _ = finish(tx, fiber, txn, multi);

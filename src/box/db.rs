@@ -236,6 +236,19 @@ impl Db {
         }
     }
 
+    /// [`Self::execute`] for a caller that takes one tuple: the new (or deleted) tuple of
+    /// a change, the first found by a SELECT.
+    pub fn execute_one(
+        &mut self,
+        txn: &mut Txn,
+        request: &Request,
+    ) -> Result<Option<Tuple>, BoxError> {
+        match request.kind {
+            RequestKind::Select => Ok(self.select(request)?.into_iter().next()),
+            _ => self.modify(txn, request),
+        }
+    }
+
     /// SELECT: the tuples of an index from a key, with offset and limit.
     pub fn select(&self, request: &Request) -> Result<Vec<Tuple>, BoxError> {
         let mut select = self.start_select(request)?;

@@ -126,7 +126,11 @@ impl Txn {
 
     /// An implicit single-statement transaction.
     pub fn autocommit() -> Txn {
-        Txn::default()
+        // Room for the one statement it will hold (growing an empty vector reserves four).
+        Txn {
+            stmts: Vec::with_capacity(1),
+            multi_statement: false,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -134,11 +138,8 @@ impl Txn {
     }
 
     /// The journal rows of the committed statements, in order.
-    pub fn rows(&self) -> Vec<&JournalRow> {
-        self.stmts
-            .iter()
-            .filter_map(|stmt| stmt.row.as_ref())
-            .collect()
+    pub fn rows(&self) -> impl Iterator<Item = &JournalRow> {
+        self.stmts.iter().filter_map(|stmt| stmt.row.as_ref())
     }
 }
 

@@ -164,18 +164,17 @@ impl Journal {
     /// `waiter` until the WAL answers. Returns whether the commit is pending.
     pub fn commit(&mut self, txn: Txn, waiter: Waiter) -> bool {
         self.just_queued = false;
-        let rows = txn.rows();
-        if rows.is_empty() {
+        if txn.rows().next().is_none() {
             return false;
         }
         if self.sender.is_none() {
             // wal_mode = 'none': LSNs are still assigned, nothing is written.
-            for _ in &rows {
+            for _ in txn.rows() {
                 self.vclock.inc(self.server_id);
             }
             return false;
         }
-        for row in rows {
+        for row in txn.rows() {
             self.batch
                 .push_local(row.kind as u32, |out| row.encode_body(out));
             self.committed.inc(self.server_id);
@@ -251,7 +250,7 @@ impl Journal {
     pub fn pending_rows(&self) -> u64 {
         self.queue
             .iter()
-            .map(|queued| queued.txn.rows().len() as u64)
+            .map(|queued| queued.txn.rows().count() as u64)
             .sum()
     }
 
