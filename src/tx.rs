@@ -152,10 +152,7 @@ pub struct SessionTriggers {
 impl Tx {
     /// The user the running fiber acts as.
     pub fn current_uid(&self) -> u32 {
-        let (session, euid) = {
-            let sched = self.sched.borrow();
-            (sched.current_session(), sched.current_euid())
-        };
+        let (session, euid) = self.sched.borrow().current_identity();
         euid.unwrap_or_else(|| self.sessions.borrow().uid(session))
     }
 }

@@ -131,6 +131,15 @@ impl Sched {
             .map_or(crate::r#box::session::ADMIN_SESSION, |meta| meta.session)
     }
 
+    /// [`Self::current_session`] and [`Self::current_euid`] with one lookup.
+    pub fn current_identity(&self) -> (u32, Option<u32>) {
+        self.current()
+            .and_then(|id| self.fibers.get(&id))
+            .map_or((crate::r#box::session::ADMIN_SESSION, None), |meta| {
+                (meta.session, meta.euid)
+            })
+    }
+
     /// The effective user of the running fiber, if a setuid call overrides its session's.
     pub fn current_euid(&self) -> Option<u32> {
         self.current()
