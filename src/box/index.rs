@@ -7,7 +7,7 @@ use std::cmp::Ordering;
 
 use super::hash::HashTable;
 use super::key_def::{self, KeyDef};
-use super::tree::{BOUNDS_BATCH_MAX, Bound, BpsTree};
+use super::tree::{BOUNDS_BATCH_MAX, Bound, BpsTree, Order};
 use super::tuple::Tuple;
 use crate::error::{BoxError, ErrCode};
 
@@ -192,6 +192,71 @@ fn compare_with_key(entry: &Hinted, probe: &KeyProbe<'_>, cmp_def: &KeyDef) -> O
     key_def::compare_tuple_with_key(entry.tuple.data(), probe.key, cmp_def)
 }
 
+/// Entries against a tuple ([`compare_with_tuple`]); the hints alone are the coarse order
+/// the tree bisects on without branches.
+#[derive(Clone, Copy)]
+struct TupleOrder<'d>(&'d KeyDef);
+
+impl<'p> Order<Hinted, TupleProbe<'p>> for TupleOrder<'_> {
+    const COARSE: bool = true;
+
+    #[inline]
+    fn exact(&self, entry: &Hinted, probe: &TupleProbe<'p>) -> Ordering {
+        compare_with_tuple(entry, probe, self.0)
+    }
+
+    #[inline]
+    fn coarse(&self, entry: &Hinted, probe: &TupleProbe<'p>) -> Ordering {
+        entry.hint.cmp(&probe.hint)
+    }
+}
+
+/// Entries against a key ([`compare_with_key`]), hints first when the key has one.
+#[derive(Clone, Copy)]
+struct KeyOrder<'d>(&'d KeyDef);
+
+impl<'p> Order<Hinted, KeyProbe<'p>> for KeyOrder<'_> {
+    const COARSE: bool = true;
+
+    #[inline]
+    fn exact(&self, entry: &Hinted, probe: &KeyProbe<'p>) -> Ordering {
+        compare_with_key(entry, probe, self.0)
+    }
+
+    #[inline]
+    fn coarse(&self, entry: &Hinted, probe: &KeyProbe<'p>) -> Ordering {
+        match probe.hint {
+            Some(hint) => entry.hint.cmp(&hint),
+            None => Ordering::Equal,
+        }
+    }
+}
+
+/// Entries against a new entry, whose hint is `exact` or not (an insert's order).
+struct EntryOrder<'d> {
+    cmp_def: &'d KeyDef,
+    exact: bool,
+}
+
+impl Order<Hinted, Hinted> for EntryOrder<'_> {
+    const COARSE: bool = true;
+
+    #[inline]
+    fn exact(&self, entry: &Hinted, new: &Hinted) -> Ordering {
+        let probe = TupleProbe {
+            hint: new.hint,
+            exact: self.exact,
+            data: new.tuple.data(),
+        };
+        compare_with_tuple(entry, &probe, self.cmp_def)
+    }
+
+    #[inline]
+    fn coarse(&self, entry: &Hinted, new: &Hinted) -> Ordering {
+        entry.hint.cmp(&new.hint)
+    }
+}
+
 /// An index: its definition, the ordering it keeps (the key parts, and for a non-unique
 /// index the primary key's parts after them, so every entry is distinct) and the entries.
 pub struct Index {
@@ -247,10 +312,8 @@ impl Index {
         match &self.data {
             IndexData::Tree(tree) => {
                 let probe = self.tuple_probe(tuple);
-                tree.find(&probe, |entry: &Hinted, probe: &TupleProbe<'_>| {
-                    compare_with_tuple(entry, probe, cmp_def)
-                })
-                .map(|entry| &entry.tuple)
+                tree.find(&probe, TupleOrder(cmp_def))
+                    .map(|entry| &entry.tuple)
             }
             IndexData::Hash(hash) => {
                 let code = key_def::hash_tuple(tuple.data(), cmp_def);
@@ -267,10 +330,8 @@ impl Index {
         match &self.data {
             IndexData::Tree(tree) => {
                 let probe = self.key_probe(key);
-                tree.find(&probe, |entry: &Hinted, probe: &KeyProbe<'_>| {
-                    compare_with_key(entry, probe, cmp_def)
-                })
-                .map(|entry| &entry.tuple)
+                tree.find(&probe, KeyOrder(cmp_def))
+                    .map(|entry| &entry.tuple)
             }
             IndexData::Hash(hash) => {
                 let code = key_def::hash_key(key, cmp_def);
@@ -289,14 +350,7 @@ impl Index {
                 let hint = key_def::hint_of_tuple(tuple.data(), cmp_def);
                 let exact = key_def::hint_is_exact(tuple.data(), cmp_def);
                 let entry = Hinted { hint, tuple };
-                let replaced = tree.insert(entry, |a: &Hinted, b: &Hinted| {
-                    let probe = TupleProbe {
-                        hint: b.hint,
-                        exact,
-                        data: b.tuple.data(),
-                    };
-                    compare_with_tuple(a, &probe, cmp_def)
-                });
+                let replaced = tree.insert(entry, EntryOrder { cmp_def, exact });
                 replaced.map(|entry| entry.tuple)
             }
             IndexData::Hash(hash) => {
@@ -318,9 +372,7 @@ impl Index {
                     exact: key_def::hint_is_exact(tuple.data(), cmp_def),
                     data: tuple.data(),
                 };
-                let removed = tree.delete(&probe, |entry: &Hinted, probe: &TupleProbe<'_>| {
-                    compare_with_tuple(entry, probe, cmp_def)
-                });
+                let removed = tree.delete(&probe, TupleOrder(cmp_def));
                 removed.map(|entry| entry.tuple)
             }
             IndexData::Hash(hash) => {
@@ -439,7 +491,10 @@ impl Index {
                 None => Ordering::Equal,
             };
             let touch = |entry: &Hinted| entry.tuple.prefetch();
-            tree.bounds_many(&searches, self.key_cmp(), coarse, touch, found);
+            let cmp = |entry: &Hinted, probe: &KeyProbe<'_>| {
+                compare_with_key(entry, probe, &self.cmp_def)
+            };
+            tree.bounds_many(&searches, cmp, coarse, touch, found);
             let searching = chunk
                 .iter_mut()
                 .filter(|cursor| cursor.start_bound().is_some());
@@ -466,14 +521,12 @@ impl Index {
         }
     }
 
-    fn key_cmp(&self) -> impl Fn(&Hinted, &KeyProbe<'_>) -> Ordering + '_ {
-        move |entry: &Hinted, probe: &KeyProbe<'_>| compare_with_key(entry, probe, &self.cmp_def)
+    fn key_cmp(&self) -> KeyOrder<'_> {
+        KeyOrder(&self.cmp_def)
     }
 
-    fn tuple_cmp(&self) -> impl Fn(&Hinted, &TupleProbe<'_>) -> Ordering + '_ {
-        move |entry: &Hinted, probe: &TupleProbe<'_>| {
-            compare_with_tuple(entry, probe, &self.cmp_def)
-        }
+    fn tuple_cmp(&self) -> TupleOrder<'_> {
+        TupleOrder(&self.cmp_def)
     }
 }
 
