@@ -415,7 +415,7 @@ impl Db {
         let space = self.space_mut(space_id).expect("space checked above");
         let replaced = space.replace(old.as_ref(), new.as_ref(), mode)?;
         let alter = match alter::on_replace(self, space_id, replaced.as_ref(), new.as_ref()) {
-            Ok(undo) => undo,
+            Ok(undo) => undo.map(Box::new),
             Err(err) => {
                 self.revert(space_id, replaced.as_ref(), new.as_ref());
                 return Err(err);
@@ -639,7 +639,7 @@ impl Db {
     pub fn rollback(&mut self, txn: Txn) {
         for stmt in txn.stmts.into_iter().rev() {
             if let Some(undo) = stmt.alter {
-                alter::undo(self, undo);
+                alter::undo(self, *undo);
             }
             if let Some(space) = self.space_mut(stmt.space_id) {
                 let _ = space.replace(stmt.new.as_ref(), stmt.old.as_ref(), DupMode::Replace);
