@@ -71,6 +71,42 @@ fn script_gets_arg_and_varargs() {
     assert_eq!(text(&out.stdout), "s.lua\ta\t-i\t2\ta\t-i\nstring\n");
 }
 
+/// glibc's heap on huge pages: the binary runs itself again with `glibc.malloc.hugetlb=1`
+/// added to GLIBC_TUNABLES (after what is there), leaves a setting that names it alone, and
+/// the script and its arguments come through the second start unchanged.
+#[test]
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn huge_pages_through_glibc_tunables() {
+    let dir = TempDir::new("cli");
+    dir.write(
+        "env.lua",
+        "print(os.getenv('GLIBC_TUNABLES'))\nprint(arg[0], select('#', ...), ...)\n",
+    );
+    let cases = [
+        (None, "glibc.malloc.hugetlb=1"),
+        (
+            Some("glibc.malloc.arena_max=2"),
+            "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1",
+        ),
+        (Some("glibc.malloc.hugetlb=0"), "glibc.malloc.hugetlb=0"),
+    ];
+    for (given, seen) in cases {
+        let mut command = Command::new(binary());
+        command
+            .args(["env.lua", "a b", "-x"])
+            .current_dir(dir.path())
+            .stdin(Stdio::null());
+        match given {
+            Some(value) => command.env("GLIBC_TUNABLES", value),
+            None => command.env_remove("GLIBC_TUNABLES"),
+        };
+        let out = command.output().expect("run");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let expected = format!("{seen}\nenv.lua\t2\ta b\t-x\n");
+        assert_eq!(text(&out.stdout), expected, "given {given:?}");
+    }
+}
+
 #[test]
 fn piped_script_and_dash() {
     let dir = TempDir::new("cli");
