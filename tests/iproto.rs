@@ -205,6 +205,9 @@ const CALLS_SETUP: &str = "box.cfg{listen = '127.0.0.1:0', log = 'tarantula.log'
     function opentxn() box.begin() box.space.tester:replace{77} return 1 end\n\
     function serialized() return setmetatable({}, {__serialize = function() return {7} end}) end\n\
     function who() return box.session.uid() end\n\
+    kept = setmetatable({}, {__mode = 'k'})\n\
+    function stash(x) local s = require('fiber').self().storage s.x = x kept[s] = true return s.x end\n\
+    function stashes() collectgarbage() collectgarbage() local n = 0 for _ in pairs(kept) do n = n + 1 end return n end\n\
     flag = false\n\
     box.schema.func.create('who_setuid', {setuid = true})\n\
     who_setuid = who\n\
@@ -338,6 +341,10 @@ fn calls_and_evals_as_tarantool_answers_them() {
     // A setuid function runs as its owner (admin), and only while it runs.
     assert_eq!(ok(&mut c, 10, "who_setuid", vec![]), arr(vec![1.into()]));
     assert_eq!(ok(&mut c, 10, "who", vec![]), arr(vec![0.into()]));
+    // A request fiber's storage lives while it runs and goes when it ends.
+    assert_eq!(ok(&mut c, 10, "stash", vec![3.into()]), arr(vec![3.into()]));
+    assert_eq!(ok(&mut c, 10, "stash", vec![4.into()]), arr(vec![4.into()]));
+    assert_eq!(ok(&mut c, 10, "stashes", vec![]), arr(vec![0.into()]));
     // EVAL: arguments, syntax errors.
     assert_eq!(
         ok(&mut c, 8, "return ...", vec![1.into(), "a".into()]),

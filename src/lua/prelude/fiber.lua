@@ -39,10 +39,9 @@ local function wait(timeout, what)
     return woken
 end
 
--- Call a fiber's function and report what it raised.
-local function run(fn, ...)
-    local ok, err = pcall(fn, ...)
-    -- Most fibers never touch their storage: no call into Rust to find out which ended.
+-- Drop the running fiber's storage when it ends. Most fibers never touch theirs: no call
+-- into Rust to find out which one this is.
+local function drop_storage()
     if storage_count > 0 then
         local id = internal.self()
         if id and storages[id] ~= nil then
@@ -50,6 +49,12 @@ local function run(fn, ...)
             storage_count = storage_count - 1
         end
     end
+end
+
+-- Call a fiber's function and report what it raised.
+local function run(fn, ...)
+    local ok, err = pcall(fn, ...)
+    drop_storage()
     if not ok and not (errors.is_error(err) and err.type == 'FiberIsCancelled') then
         local text
         if errors.is_error(err) then
@@ -67,11 +72,26 @@ local raw_yield = coroutine.yield
 -- The body every fiber coroutine runs. When a fiber's function ends, the coroutine yields
 -- DONE and the scheduler keeps it for the next fiber, which resumes it with its function
 -- and arguments (a tail call, so the loop does not grow the stack).
+-- A function that guards itself (the binary protocol's request entry, which answers
+-- whatever its request raises) is called without run()'s pcall: a request fiber's one
+-- protected call is its own.
+local self_guarded = nil
+
 local function trampoline(fn, ...)
-    run(fn, ...)
+    if fn == self_guarded then
+        fn()
+        drop_storage()
+    else
+        run(fn, ...)
+    end
     return trampoline(raw_yield(DONE))
 end
 internal.set_trampoline(trampoline)
+
+-- builtin/iproto.lua names its request entry here.
+function internal.set_self_guarded(fn)
+    self_guarded = fn
+end
 
 local methods = {}
 local fiber_mt = {

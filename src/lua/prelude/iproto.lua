@@ -133,14 +133,24 @@ local function run_request()
     return invoke(prepare())
 end
 
-local function finish(ok, ...)
+-- The slower ways to answer: an error, or results reply_fast declined.
+local function answer(ok, ...)
+    finish_transaction()
     if not ok then
-        finish_transaction()
         return internal.reply_error((...))
     end
-    if not reply_fast(...) then
-        finish_transaction()
-        return internal.reply(...)
+    return internal.reply(...)
+end
+
+local function finish(ok, ...)
+    if ok and reply_fast(...) then
+        return
+    end
+    -- The entry runs unprotected (see fiber.lua's trampoline), so what these raise stops
+    -- here; Rust answers a request its fiber left unanswered.
+    local done, err = pcall(answer, ok, ...)
+    if not done then
+        log.error('a request was not answered: %s', tostring(err))
     end
 end
 
@@ -149,5 +159,6 @@ function handlers.request()
 end
 
 internal.set_handlers(handlers)
+require('internal.fiber').set_self_guarded(handlers.request)
 
 -- }}}
