@@ -170,6 +170,13 @@ pub const IPROTO_REPLY_BATCH_IDLE: usize = 8;
 /// measured a few percent slower; `BpsTree::bounds_many` takes up to 16 at once).
 pub const IPROTO_SELECT_BATCH: usize = 16;
 
+/// Request bodies kept for reuse by the requests that run in fibers (CALL, EVAL, ...), at
+/// most this many, each of at most [`IPROTO_BODY_POOLED_SIZE_MAX`] bytes: a pipeline of
+/// calls then copies its bodies without allocating.
+pub const IPROTO_BODY_POOL_MAX: usize = 256;
+/// See [`IPROTO_BODY_POOL_MAX`].
+pub const IPROTO_BODY_POOLED_SIZE_MAX: usize = 4096;
+
 /// Changes handed to the WAL thread at a time while one client alone has work, so that the
 /// WAL writes them while TX runs the rest of the batch (16 rather than 32: replace at 1
 /// connection x 64 with wal_mode 'write' about 8% faster; the replies still wait for the

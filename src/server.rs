@@ -212,6 +212,7 @@ fn start(argv: &[String], options: Options) -> Result<i32, String> {
         box_configured: Cell::new(false),
         session_triggers: Cell::new(Default::default()),
         iproto_requests: RefCell::new(Default::default()),
+        request_bodies: RefCell::new(Vec::new()),
         iproto_listener: Cell::new(None),
         db: RefCell::new(None),
         txns: RefCell::new(Default::default()),

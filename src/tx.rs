@@ -137,6 +137,8 @@ pub struct Tx {
     pub iproto_listener: Cell<Option<mio::Token>>,
     /// iproto requests being run by fibers, by fiber id: where each one's reply goes.
     pub iproto_requests: RefCell<IdMap<crate::lua::iproto::PendingRequest>>,
+    /// Emptied request bodies for those requests to reuse (`lua::iproto::recycle_body`).
+    pub request_bodies: RefCell<Vec<Vec<u8>>>,
     /// Relays and appliers.
     pub replication: RefCell<crate::replication::tx_replication::Replication>,
 }

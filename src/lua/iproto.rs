@@ -13,7 +13,9 @@ use mlua::{Function, Lua, MultiValue, Table, Value, Variadic};
 
 use crate::r#box::schema;
 use crate::r#box::session::SessionKind;
-use crate::constants::IPROTO_REQUESTS_PER_TURN_MAX;
+use crate::constants::{
+    IPROTO_BODY_POOL_MAX, IPROTO_BODY_POOLED_SIZE_MAX, IPROTO_REQUESTS_PER_TURN_MAX,
+};
 use crate::error::{BoxError, ErrCode};
 use crate::fiber::FiberId;
 use crate::net::Accepted;
@@ -277,6 +279,19 @@ pub fn write_reply(tx: &Tx, token: Token, build: impl FnOnce(&mut Vec<u8>, u32))
         build(client.conn.buffers().1, schema_id);
     }
     net.mark_pending(token);
+}
+
+/// Keep an answered request's body for the next request to copy its own into (see
+/// [`IPROTO_BODY_POOL_MAX`]).
+pub fn recycle_body(tx: &Tx, mut body: Vec<u8>) {
+    if body.capacity() > IPROTO_BODY_POOLED_SIZE_MAX {
+        return;
+    }
+    let mut pool = tx.request_bodies.borrow_mut();
+    if pool.len() < IPROTO_BODY_POOL_MAX {
+        body.clear();
+        pool.push(body);
+    }
 }
 
 /// Answer at once a request that took no in-flight slot (a refused JOIN or SUBSCRIBE).

@@ -446,12 +446,20 @@ fn session_uid(tx: &Tx, session: u32) -> u32 {
 
 /// A copy of the request for a fiber.
 fn to_lua(context: &Context<'_>, header: &Header, body: &[u8]) -> LuaRequest {
+    // A body given back by an answered request, if there is one: no allocation.
+    let mut copy = context
+        .tx
+        .request_bodies
+        .borrow_mut()
+        .pop()
+        .unwrap_or_default();
+    copy.extend_from_slice(body);
     LuaRequest {
         token: context.token,
         session: context.session,
         sync: header.sync,
         kind: header.kind,
-        body: body.to_vec(),
+        body: copy,
     }
 }
 
