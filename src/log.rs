@@ -315,7 +315,7 @@ pub fn set_printer(printer: Option<Box<dyn FnMut(String) + Send>>) {
     }
 }
 
-/// Mark the interactive prompt as active or not (see [`PROMPT_ACTIVE`]).
+/// Mark the interactive prompt as active or not (see `PROMPT_ACTIVE`).
 pub fn set_prompt_active(active: bool) {
     PROMPT_ACTIVE.store(active, Ordering::Release);
 }

@@ -16,7 +16,7 @@
 //! - hashes and elements in separate arrays: a probe walks a run comparing hashes, 16 to a
 //!   cache line (a miss never touches an element), and reads the one element whose hash
 //!   matches. Both addresses follow from the hash alone, so the probe prefetches the
-//!   element's line at its start ([`HashTable::prefetch_item`]): the two cache misses overlap
+//!   element's line at its start (`HashTable::prefetch_item`): the two cache misses overlap
 //!   instead of following each other. (Keeping each slot's hash and element in one 12-byte
 //!   cell, a line per slot, measured slower: a run then spans three times the bytes and
 //!   pages, which costs misses much and hits as much as it saves.)
@@ -376,7 +376,7 @@ impl<T> HashTable<T> {
     }
 
     /// Some element chosen by `seed`: uniform over elements (random slots until an occupied
-    /// one, bounded by [`RANDOM_TRIES`], then the next occupied slot).
+    /// one, bounded by `RANDOM_TRIES`, then the next occupied slot).
     pub fn random(&self, seed: u64) -> Option<&T> {
         if self.len == 0 {
             return None;

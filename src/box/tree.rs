@@ -35,7 +35,7 @@
 //! Invariant: every node that is neither the root nor on the right spine is at least half
 //! full; right-spine nodes (the growing end of ascending inserts) are merely non-empty.
 //!
-//! Searches inside a node bisect without branches (see [`bound_index`]); several searches
+//! Searches inside a node bisect without branches (see `bound_index`); several searches
 //! at once descend in step, prefetching each other's next nodes ([`BpsTree::bounds_many`]).
 
 use std::cmp::Ordering;

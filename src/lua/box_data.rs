@@ -76,7 +76,7 @@ fn change(lua: &Lua, tx: &Tx, request: &Request) -> mlua::Result<Outcome> {
 }
 
 /// A change an iproto request's fiber runs (`request.uid` set by the caller): committed
-/// on its own, with the space's triggers and the schema hook, as [`change`] does.
+/// on its own, with the space's triggers and the schema hook, as `change` does.
 pub fn change_in_fiber(lua: &Lua, tx: &Tx, request: &Request) -> Result<Option<Tuple>, BoxError> {
     let applied = apply(tx, request, None, |txn, before| {
         run_triggers(lua, tx, txn, before)

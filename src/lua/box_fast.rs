@@ -4,7 +4,7 @@
 //! `space:update`, `index:get` and `index:pairs` steps run here without mlua's per-call
 //! argument conversion and reference bookkeeping: arguments are read from the stack, tuples
 //! and keys encoded straight from it (mp_fast), and the request goes to the same
-//! [`Db`](crate::r#box::db::Db) functions the mlua versions in box_data use.
+//! `Db` functions the mlua versions in box_data use.
 //!
 //! Each returns, besides its result, a way out: `false, code, message, type` for a failed
 //! request (the Lua wrapper raises it as a box.error), or a lone `false` when the fast

@@ -9,8 +9,8 @@
 //!               └─ no triggers: Active at once        a trigger error: error reply, Closed
 //! ```
 //!
-//! While Active, [`process`] takes whole packets off the input (SELECTs in a row together,
-//! see [`select_run`]), at most [`IPROTO_REQUESTS_PER_TURN_MAX`] per loop turn, and stops
+//! While Active, `process` takes whole packets off the input (SELECTs in a row together,
+//! see `select_run`), at most `IPROTO_REQUESTS_PER_TURN_MAX` per loop turn, and stops
 //! early when the client is not reading (more than [`IPROTO_OUTPUT_SIZE_MAX`] bytes of
 //! replies queued) or has too many requests running in fibers (`net_msg_max`). Input is
 //! read only while less than the read-ahead limit is unprocessed, so a client that does not
@@ -72,7 +72,7 @@ pub struct LuaRequest {
     pub body: Vec<u8>,
 }
 
-/// What [`process`] leaves behind.
+/// What `process` leaves behind.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Processed {
     /// Nothing more to do until the socket or a fiber says so.

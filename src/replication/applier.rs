@@ -15,7 +15,7 @@
 //! The pure parts (the row reader that cuts bytes into batches, the URI shown in names, the
 //! AUTH packet) are at the top and unit-tested; the thread below is a thin driver that reads
 //! with a [`APPLIER_READ_TICK`] timeout and looks at TX's commands between reads, so Stop is
-//! prompt in every state. The password of the URI never leaves [`Applier::credentials`].
+//! prompt in every state. The password of the URI never leaves `Applier::credentials`.
 
 use std::convert::Infallible;
 use std::io::{self, Read, Write};
