@@ -35,8 +35,10 @@
 //! Invariant: every node that is neither the root nor on the right spine is at least half
 //! full; right-spine nodes (the growing end of ascending inserts) are merely non-empty.
 //!
-//! Searches inside a node bisect without branches (see `bound_index`); several searches
-//! at once descend in step, prefetching each other's next nodes ([`BpsTree::bounds_many`]).
+//! Searches inside a node bisect without branches, on a coarse order (a hint) when the
+//! order has one, after starting to load the node (see `bound_index` and [`Order`]);
+//! several searches at once descend in step, prefetching each other's next nodes
+//! ([`BpsTree::bounds_many`]).
 
 use std::cmp::Ordering;
 use std::mem;
@@ -113,19 +115,17 @@ impl<T, K: ?Sized, F: Fn(&T, &K) -> Ordering> Order<T, K> for F {
 
 /// Index of the first element of a sorted slice at or past `key`, per `bound`.
 ///
-/// Bisections whose steps pick the next half with a conditional move, not a branch: the
-/// comparisons of a search for a random key are unpredictable, and each mispredicted
-/// branch costs more than the branchy search gains by running ahead into cache misses
-/// (measured: replace at 4 connections x 64 about 7% less server CPU than with a branchy
-/// bisection and a scan of its last elements; [`BpsTree::bounds_many`] prefetches the
-/// nodes of several searches, where the branches were all that was left to pay). An
-/// exact order that may call out (to compare tuples on a tie of hints) compiles to
-/// branches whatever the source says, so an order with a coarse part bisects on that
-/// alone and leaves the exact order the run of coarse ties, mostly one element or none.
-/// Such a search first starts loading the whole node: a bisection without branches
-/// cannot run ahead, and would wait for each of its steps' cache lines in turn (measured,
-/// replace at 4 connections x 64, server user CPU per request: 470 ns branchy, 530 ns
-/// branchless, 430 ns branchless after the prefetch).
+/// Bisections whose steps pick the next half with a conditional move, not a branch, where
+/// the comparison allows it: the comparisons of a search for a random key are
+/// unpredictable. An exact order that may call out (to compare tuples on a tie of hints)
+/// compiles to branches whatever the source says, so an order with a coarse part bisects
+/// on that alone and leaves the exact order the run of coarse ties, mostly one element or
+/// none. Such a search first starts loading the whole node: without branches a bisection
+/// cannot run ahead into its next cache line, and waits for each in turn (measured,
+/// replace at 4 connections x 64, server user CPU per request: 470 ns with the branches
+/// the hinted order compiled to, 530 ns without branches, 430 ns without branches after
+/// the prefetch). [`BpsTree::bounds_many`] prefetches the nodes of several searches at
+/// once instead.
 #[inline]
 fn bound_index<T, K: ?Sized, O: Order<T, K>>(
     items: &[T],
