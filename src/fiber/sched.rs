@@ -126,25 +126,17 @@ impl Sched {
 
     /// The session of the running fiber (the server's own outside fibers).
     pub fn current_session(&self) -> u32 {
-        self.current()
-            .and_then(|id| self.fibers.get(&id))
-            .map_or(crate::r#box::session::ADMIN_SESSION, |meta| meta.session)
+        self.current_identity().0
     }
 
-    /// [`Self::current_session`] and [`Self::current_euid`] with one lookup.
+    /// The running fiber's session (as [`Self::current_session`]) and its effective user,
+    /// if a setuid call overrides the session's.
     pub fn current_identity(&self) -> (u32, Option<u32>) {
         self.current()
             .and_then(|id| self.fibers.get(&id))
             .map_or((crate::r#box::session::ADMIN_SESSION, None), |meta| {
                 (meta.session, meta.euid)
             })
-    }
-
-    /// The effective user of the running fiber, if a setuid call overrides its session's.
-    pub fn current_euid(&self) -> Option<u32> {
-        self.current()
-            .and_then(|id| self.fibers.get(&id))
-            .and_then(|meta| meta.euid)
     }
 
     /// Fibers of a closing session keep running as its user.
