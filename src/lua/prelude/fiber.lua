@@ -69,14 +69,14 @@ end
 local DONE = internal.DONE
 local raw_yield = coroutine.yield
 
--- The body every fiber coroutine runs. When a fiber's function ends, the coroutine yields
--- DONE and the scheduler keeps it for the next fiber, which resumes it with its function
--- and arguments (a tail call, so the loop does not grow the stack).
 -- A function that guards itself (the binary protocol's request entry, which answers
 -- whatever its request raises) is called without run()'s pcall: a request fiber's one
 -- protected call is its own.
 local self_guarded = nil
 
+-- The body every fiber coroutine runs. When a fiber's function ends, the coroutine yields
+-- DONE and the scheduler keeps it for the next fiber, which resumes it with its function
+-- and arguments (a tail call, so the loop does not grow the stack).
 local function trampoline(fn, ...)
     if fn == self_guarded then
         fn()
