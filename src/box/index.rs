@@ -486,15 +486,8 @@ impl Index {
             }
             let mut found = [None; BOUNDS_BATCH_MAX];
             let found = &mut found[..searches.len()];
-            let coarse = |entry: &Hinted, probe: &KeyProbe<'_>| match probe.hint {
-                Some(hint) => entry.hint.cmp(&hint),
-                None => Ordering::Equal,
-            };
             let touch = |entry: &Hinted| entry.tuple.prefetch();
-            let cmp = |entry: &Hinted, probe: &KeyProbe<'_>| {
-                compare_with_key(entry, probe, &self.cmp_def)
-            };
-            tree.bounds_many(&searches, cmp, coarse, touch, found);
+            tree.bounds_many(&searches, self.key_cmp(), touch, found);
             let searching = chunk
                 .iter_mut()
                 .filter(|cursor| cursor.start_bound().is_some());

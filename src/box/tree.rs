@@ -723,18 +723,20 @@ impl<T: Clone> BpsTree<T> {
     /// A lone search waits for a cache miss or two per level, mostly in the leaves, which a
     /// big tree keeps out of the cache. These searches descend in step, a level per round,
     /// and each starts loading its next node as soon as it knows it, so a round's misses
-    /// overlap. In the leaf, `coarse` (ordering as `cmp` does but from the element alone,
-    /// ties allowed) finds the element `cmp` would look into (a tuple, on a tie of hints),
-    /// and `touch` starts loading that before the exact searches run.
+    /// overlap. In the leaf, the coarse part of `order` (ties allowed) finds the element
+    /// the exact order would look into (a tuple, on a tie of hints), and `touch` starts
+    /// loading that before the exact searches run. The nodes are searched by the exact
+    /// order alone, since they are already on their way into the cache.
     pub fn bounds_many<K>(
         &self,
         searches: &[(K, Bound)],
-        cmp: impl Fn(&T, &K) -> Ordering,
-        coarse: impl Fn(&T, &K) -> Ordering,
+        order: impl Order<T, K>,
         touch: impl Fn(&T),
         found: &mut [Option<Position>],
     ) {
         assert!(searches.len() <= BOUNDS_BATCH_MAX && found.len() == searches.len());
+        let cmp = |item: &T, key: &K| order.exact(item, key);
+        let coarse = |item: &T, key: &K| order.coarse(item, key);
         if self.root == NIL {
             found.fill(None);
             return;
@@ -2001,8 +2003,6 @@ mod tests {
     #[test]
     fn bounds_many_agree_with_single_searches() {
         let by_first = |x: &Pair, a: &u64| x.0.cmp(a);
-        // Ties for every four keys, as hints of a longer key tie.
-        let coarse = |x: &Pair, a: &u64| (x.0 / 4).cmp(&(a / 4));
         let mut rng = Rng::new(5);
         for (leaf, inner, count) in [(4, 4, 0), (4, 4, 1), (4, 4, 3000), (32, 64, 20_000)] {
             let mut tree = BpsTree::with_node_capacities(leaf, inner);
@@ -2020,7 +2020,8 @@ mod tests {
                 let touched = std::cell::Cell::new(0);
                 let mut found = vec![None; size];
                 let touch = |_: &Pair| touched.set(touched.get() + 1);
-                tree.bounds_many(&searches, by_first, coarse, touch, &mut found);
+                // Ties for every four keys, as hints of a longer key tie.
+                tree.bounds_many(&searches, Grouped { span: 4 }, touch, &mut found);
                 for ((key, bound), found) in searches.iter().zip(&found) {
                     let expected = match bound {
                         Bound::Lower => tree.lower_bound(key, by_first),
