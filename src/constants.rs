@@ -170,6 +170,11 @@ pub const IPROTO_REPLY_BATCH_IDLE: usize = 8;
 /// measured a few percent slower; `BpsTree::bounds_many` takes up to 16 at once).
 pub const IPROTO_SELECT_BATCH: usize = 16;
 
+/// INSERTs and REPLACEs in a row decoded together, so that their primary key searches
+/// start loading what they will touch before the first runs (`Db::warm_writes`), at most
+/// this many (`BpsTree::bounds_many` takes up to 16 at once).
+pub const IPROTO_WRITE_BATCH: usize = 16;
+
 /// Request bodies kept for reuse by the requests that run in fibers (CALL, EVAL, ...), at
 /// most this many, each of at most [`IPROTO_BODY_POOLED_SIZE_MAX`] bytes: a pipeline of
 /// calls then copies its bodies without allocating.

@@ -545,3 +545,156 @@ fn pipelined_selects_are_answered_as_lone_ones() {
         assert_eq!(data(body), V::Array(want));
     }
 }
+
+/// A pipeline of INSERTs and REPLACEs, which the server runs in batches after starting to
+/// load what their primary key searches will touch, gets the replies and leaves the data
+/// that the same requests sent one at a time do: keys new and present, duplicate INSERTs,
+/// tuples the format refuses, HASH and TREE spaces and spaces changing in a run, and
+/// requests that break a run (a space with a Lua trigger, a stale schema id, a malformed
+/// body, a missing space, a SELECT, a DELETE). Runs are taken only while other clients have
+/// work too, so another connection keeps sending PINGs meanwhile.
+#[test]
+fn pipelined_writes_are_answered_as_lone_ones() {
+    use rmpv::Value as V;
+    let setup = "box.cfg{listen = '127.0.0.1:0', log = 'tarantula.log'}\n\
+         box.schema.user.grant('guest', 'read,write,execute', 'universe')\n\
+         local t = box.schema.space.create('tree', {format = {{'id', 'unsigned'}, {'name', 'string'}}})\n\
+         t:create_index('pk')\n\
+         t:create_index('by_name', {unique = false, parts = {2, 'string'}})\n\
+         local s = box.schema.space.create('strings')\n\
+         s:create_index('pk', {parts = {1, 'string'}})\n\
+         local h = box.schema.space.create('hash')\n\
+         h:create_index('pk', {type = 'hash'})\n\
+         local g = box.schema.space.create('triggered')\n\
+         g:create_index('pk')\n\
+         g:on_replace(function() end)\n\
+         for i = 1, 3000, 3 do t:insert{i, 'n' .. i % 7} s:insert{'k' .. i} end\n\
+         io.stdout:write('IPROTO ', box.info.listen, '\\n') io.stdout:flush()\n";
+    let start = || {
+        let server = Server::start(setup);
+        let address = wait_for("the iproto address", || {
+            let line = server.stdout.recv_timeout(Duration::from_secs(10)).ok()?;
+            line.strip_prefix("IPROTO ").map(|a| a.trim().to_string())
+        });
+        (server, address)
+    };
+    let write = |kind: u8, sync: u64, space: u64, tuple: Vec<V>| {
+        let body = V::Map(vec![
+            (0x10.into(), space.into()),
+            (0x21.into(), V::Array(tuple)),
+        ]);
+        framed(kind, sync, body)
+    };
+    let (insert, replace) = (2, 3);
+    let mut rng = common::Rng::new(23);
+    let mut requests = Vec::new();
+    for sync in 0..3000u64 {
+        let key = rng.below(3100);
+        let name = V::from(format!("n{}", rng.below(9)));
+        let request = match rng.below(60) {
+            0 => write(replace, sync, 515, vec![key.into()]),
+            1 => write(insert, sync, 512, vec![(-1).into(), name]),
+            2 => write(replace, sync, 512, vec![key.into(), 5.into()]),
+            3 => write(insert, sync, 9999, vec![key.into()]),
+            // No tuple: a malformed body.
+            4 => framed(replace, sync, V::Map(vec![(0x10.into(), 512.into())])),
+            5 => {
+                // A stale schema id in the header: {0: 3, 1: sync, 5: 1}.
+                let mut request = write(replace, sync, 512, vec![key.into(), name]);
+                assert_eq!(request[5], 0x82);
+                request[5] = 0x83;
+                request.splice(6..6, [0x05, 0x01]);
+                let length = (request.len() - 5) as u32;
+                request[1..5].copy_from_slice(&length.to_be_bytes());
+                request
+            }
+            6 => {
+                let body = V::Map(vec![
+                    (0x10.into(), 512.into()),
+                    (0x20.into(), V::Array(vec![key.into()])),
+                ]);
+                framed(if rng.below(2) == 0 { 1 } else { 5 }, sync, body)
+            }
+            7..=10 => write(
+                rng.below(2) as u8 + 2,
+                sync,
+                513,
+                vec![format!("k{key}").into()],
+            ),
+            11..=13 => write(replace, sync, 514, vec![key.into(), name]),
+            14..=30 => write(insert, sync, 512, vec![key.into(), name]),
+            _ => write(replace, sync, 512, vec![key.into(), name]),
+        };
+        requests.push(request);
+    }
+    let dump = |stream: &mut TcpStream| -> Vec<(u32, u64, Vec<u8>)> {
+        (512..=515u64)
+            .map(|space| {
+                let body = V::Map(vec![
+                    (0x10.into(), space.into()),
+                    (0x12.into(), u32::MAX.into()),
+                    (0x20.into(), V::Array(vec![])),
+                ]);
+                stream.write_all(&framed(1, space, body)).unwrap();
+                reply(stream)
+            })
+            .collect()
+    };
+    // One at a time, each reply read before the next request goes.
+    let (lone_server, address) = start();
+    let mut lone = connect(&address);
+    let expected: Vec<_> = requests
+        .iter()
+        .map(|request| {
+            lone.write_all(request).unwrap();
+            reply(&mut lone)
+        })
+        .collect();
+    let expected_data = dump(&mut lone);
+    drop(lone_server);
+    // All at once, with pings from another client meanwhile.
+    let (_server, address) = start();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let pinger = {
+        let (stop, mut stream) = (stop.clone(), connect(&address));
+        std::thread::spawn(move || {
+            let pings: Vec<u8> = (0..64)
+                .flat_map(|sync| framed(64, sync, V::Map(vec![])))
+                .collect();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                stream.write_all(&pings).unwrap();
+                for _ in 0..64 {
+                    assert_eq!(reply(&mut stream).0, 0);
+                }
+            }
+        })
+    };
+    let mut pipelined = connect(&address);
+    let writer = {
+        let (mut stream, bytes) = (pipelined.try_clone().unwrap(), requests.concat());
+        std::thread::spawn(move || stream.write_all(&bytes).unwrap())
+    };
+    // Replies come in order but for the triggered space's, which run in fibers.
+    let mut got = std::collections::HashMap::new();
+    for _ in 0..requests.len() {
+        let answer = reply(&mut pipelined);
+        assert!(
+            got.insert(answer.1, answer).is_none(),
+            "a sync answered twice"
+        );
+    }
+    writer.join().unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    pinger.join().unwrap();
+    for (sync, want) in expected.iter().enumerate() {
+        assert_eq!(got[&(sync as u64)], *want, "request {sync}");
+    }
+    assert_eq!(dump(&mut pipelined), expected_data);
+    // The oracle answers what the data says.
+    let statuses: Vec<u32> = expected.iter().map(|(status, _, _)| *status).collect();
+    assert!(statuses.iter().filter(|&&s| s == 0).count() > 1500);
+    assert!(statuses.contains(&0x8003), "duplicate key"); // ER_TUPLE_FOUND
+    assert!(statuses.contains(&0x8017), "field type"); // ER_FIELD_TYPE
+    assert!(statuses.contains(&0x806d), "wrong schema version"); // ER_WRONG_SCHEMA_VERSION
+    assert!(statuses.contains(&0x8024), "no such space"); // ER_NO_SUCH_SPACE
+}

@@ -298,6 +298,38 @@ impl Db {
         requests.len()
     }
 
+    /// Starts loading what the INSERTs and REPLACEs among `requests` will touch in their
+    /// space's primary key (the first such request's space; [`Index::warm_for_tuples`]),
+    /// before they run one at a time. Changes nothing and checks nothing: each request
+    /// still runs, and fails, as it would have.
+    ///
+    /// [`Index::warm_for_tuples`]: super::index::Index::warm_for_tuples
+    pub fn warm_writes(&self, requests: &[Request]) {
+        let writes = || {
+            requests.iter().filter(|request| {
+                matches!(request.kind, RequestKind::Insert | RequestKind::Replace)
+            })
+        };
+        let Some(space_id) = writes().next().map(|request| request.space_id) else {
+            return;
+        };
+        let Some(primary) = self.space(space_id).and_then(|space| space.primary()) else {
+            return;
+        };
+        let mut tuples = [&[] as &[u8]; super::tree::BOUNDS_BATCH_MAX];
+        let mut count = 0;
+        for request in writes().filter(|request| request.space_id == space_id) {
+            if count == tuples.len() {
+                break;
+            }
+            tuples[count] = request.tuple;
+            count += 1;
+        }
+        if count > 1 {
+            primary.warm_for_tuples(&tuples[..count]);
+        }
+    }
+
     /// A cursor over the index a SELECT `request` names, after the checks of a select
     /// (`index:pairs()` walks it step by step, with [`Self::cursor_next`]).
     pub fn open_cursor<'a>(

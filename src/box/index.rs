@@ -257,6 +257,25 @@ impl Order<Hinted, Hinted> for EntryOrder<'_> {
     }
 }
 
+/// Entries against a bare hint: a search by hints alone, which reads no tuple (the warm-up
+/// of [`Index::warm_for_tuples`], whose tuples are not validated yet).
+#[derive(Clone, Copy)]
+struct HintOrder;
+
+impl Order<Hinted, u64> for HintOrder {
+    const COARSE: bool = true;
+
+    #[inline]
+    fn exact(&self, entry: &Hinted, hint: &u64) -> Ordering {
+        entry.hint.cmp(hint)
+    }
+
+    #[inline]
+    fn coarse(&self, entry: &Hinted, hint: &u64) -> Ordering {
+        entry.hint.cmp(hint)
+    }
+}
+
 /// An index: its definition, the ordering it keeps (the key parts, and for a non-unique
 /// index the primary key's parts after them, so every entry is distinct) and the entries.
 pub struct Index {
@@ -494,6 +513,28 @@ impl Index {
             for (cursor, position) in searching.zip(found.iter()) {
                 cursor.located = Some((tree.version(), *position));
             }
+        }
+    }
+
+    /// Starts loading what writing each of `tuples` will touch: the TREE leaf it lands in
+    /// and the entry with its hint there, the tuple a REPLACE would displace. One
+    /// `BpsTree::bounds_many` over their hints, so that the cache misses of several writes
+    /// overlap before they run one by one, each waiting for its own otherwise. Reads only,
+    /// by hints alone: the tuples need not be valid, and a hint shared across leaves only
+    /// warms a neighbour. A HASH index is left alone.
+    pub fn warm_for_tuples(&self, tuples: &[&[u8]]) {
+        let IndexData::Tree(tree) = &self.data else {
+            return;
+        };
+        for chunk in tuples.chunks(BOUNDS_BATCH_MAX) {
+            let mut searches = [(0, Bound::Lower); BOUNDS_BATCH_MAX];
+            for (search, tuple) in searches.iter_mut().zip(chunk) {
+                search.0 = key_def::hint_of_tuple(tuple, &self.cmp_def);
+            }
+            let mut found = [None; BOUNDS_BATCH_MAX];
+            let touch = |entry: &Hinted| entry.tuple.prefetch();
+            let count = chunk.len();
+            tree.bounds_many(&searches[..count], HintOrder, touch, &mut found[..count]);
         }
     }
 
@@ -757,6 +798,38 @@ mod tests {
             between(index, first_field(&found));
         }
         seen
+    }
+
+    /// The warm-up reads by hints alone and changes nothing, whatever bytes it is given.
+    #[test]
+    fn warming_for_tuples_changes_nothing_and_takes_any_bytes() {
+        for kind in [IndexKind::Tree, IndexKind::Hash] {
+            let mut index = index(kind);
+            for n in (0..120).step_by(3) {
+                index.insert(tuple(n));
+            }
+            let before: Vec<_> = index.tuples().iter().map(first_field).collect();
+            let version = index.version();
+            let present = [0x91, 6];
+            let absent = [0x91, 7];
+            let beyond = [0x91, 0xcc, 250];
+            let garbage: [&[u8]; 6] =
+                [&[], &[0xc1], &[0x91], &[0x92, 0xa1], &[0xdd, 0xff], &[0x90]];
+            let mut tuples: Vec<&[u8]> = vec![&present, &absent, &beyond];
+            tuples.extend(garbage);
+            // More than one batch of searches.
+            for _ in 0..3 {
+                tuples.extend_from_within(..9);
+            }
+            index.warm_for_tuples(&tuples);
+            index.warm_for_tuples(&tuples[..1]);
+            index.warm_for_tuples(&[]);
+            let after: Vec<_> = index.tuples().iter().map(first_field).collect();
+            assert_eq!((after, index.version()), (before, version));
+        }
+        let empty = index(IndexKind::Tree);
+        empty.warm_for_tuples(&[&[0x91, 1], &[0x91, 2]]);
+        assert!(empty.is_empty());
     }
 
     #[test]
