@@ -30,7 +30,11 @@ one_round() {
     dir=$(mktemp -d)
     (cd "$dir" && exec "$binary" "$server" $port "$mode" >/dev/null 2>&1) &
     pid=$!
-    for _ in $(seq 100); do "$bench" $port -n 1 >/dev/null 2>&1 && break; sleep 0.1; done
+    # Ready when bench_call answers: the port opens at box.cfg, before the grants.
+    for _ in $(seq 100); do
+        "$bench" $port --kind call -n 1 2>/dev/null | grep -q ' errors=0 ' && break
+        sleep 0.1
+    done
     "$bench" $port --prepare --keys 100000 >/dev/null
     for scenario in $scenarios; do
         for _ in 1 2 3; do
