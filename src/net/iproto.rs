@@ -461,6 +461,11 @@ fn handle_packet(
     if is_call && !context.loading {
         return Some(to_lua(context, &header, body_bytes));
     }
+    // A PING's body is not read, as Tarantool does not read it.
+    if header.kind == request_type::PING {
+        xrow::write_ok_reply(out, sync, schema_id);
+        return None;
+    }
     let body = match xrow::decode_body(body_bytes) {
         Ok(body) => body,
         Err(err) => {
@@ -478,10 +483,6 @@ fn handle_packet(
             if context.loading =>
         {
             Err(BoxError::new(ErrCode::LOADING, &[]))
-        }
-        request_type::PING => {
-            xrow::write_ok_reply(out, sync, schema_id);
-            Ok(None)
         }
         request_type::SELECT
         | request_type::INSERT

@@ -298,20 +298,28 @@ pub fn data_request<'a>(kind: u32, body: &Body<'a>, uid: u32) -> Result<Request<
 /// Start a packet: a length placeholder and the header map `{type, sync[, schema]}`.
 /// Returns where the packet starts, for [`end_packet`].
 pub fn begin_packet(out: &mut Vec<u8>, kind: u32, sync: u64, schema_id: Option<u32>) -> usize {
+    // Assembled on the stack and appended at once: a push at a time checked the capacity
+    // a dozen times per reply (2% of TX's time for PINGs).
+    let mut head = [0u8; 28];
+    head[0] = 0xce;
+    head[5] = if schema_id.is_some() { 0x83 } else { 0x82 };
+    head[6] = key::REQUEST_TYPE;
+    head[7] = 0xce;
+    head[8..12].copy_from_slice(&kind.to_be_bytes());
+    head[12] = key::SYNC;
+    head[13] = 0xcf;
+    head[14..22].copy_from_slice(&sync.to_be_bytes());
+    let len = match schema_id {
+        Some(schema_id) => {
+            head[22] = key::SCHEMA_ID;
+            head[23] = 0xce;
+            head[24..28].copy_from_slice(&schema_id.to_be_bytes());
+            28
+        }
+        None => 22,
+    };
     let start = out.len();
-    out.extend_from_slice(&[0xce, 0, 0, 0, 0]);
-    out.push(if schema_id.is_some() { 0x83 } else { 0x82 });
-    out.push(key::REQUEST_TYPE);
-    out.push(0xce);
-    out.extend_from_slice(&kind.to_be_bytes());
-    out.push(key::SYNC);
-    out.push(0xcf);
-    out.extend_from_slice(&sync.to_be_bytes());
-    if let Some(schema_id) = schema_id {
-        out.push(key::SCHEMA_ID);
-        out.push(0xce);
-        out.extend_from_slice(&schema_id.to_be_bytes());
-    }
+    out.extend_from_slice(&head[..len]);
     start
 }
 
