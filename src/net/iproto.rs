@@ -20,7 +20,7 @@
 
 use mio::Token;
 
-use crate::r#box::db::RequestKind;
+use crate::r#box::db::{Request, RequestKind};
 use crate::r#box::schema;
 use crate::r#box::tuple::Tuple;
 #[cfg(doc)]
@@ -276,43 +276,14 @@ fn select_run(
     max: usize,
     out: &mut Vec<u8>,
 ) -> Option<(usize, usize)> {
-    if context.loading {
-        return None;
-    }
     let tx = context.tx;
     let schema_id = schema_version(tx);
-    let uid = session_uid(tx, context.session);
-    let max = max.min(IPROTO_SELECT_BATCH);
-    let mut syncs = [0; IPROTO_SELECT_BATCH];
-    // The end of each packet in `input`.
-    let mut ends = [0; IPROTO_SELECT_BATCH];
-    let mut requests = Vec::with_capacity(max);
-    let mut length = 0;
-    while requests.len() < max {
-        let Frame::Complete { start, end } =
-            xrow::next_frame(&input[length..], IPROTO_PACKET_SIZE_MAX)
-        else {
-            break;
-        };
-        let packet = &input[length + start..length + end];
-        let Ok((header, body)) = xrow::decode_header(packet) else {
-            break;
-        };
-        if header.kind != request_type::SELECT
-            || (header.schema_id != 0 && header.schema_id != schema_id)
-        {
-            break;
-        }
-        let decoded = xrow::decode_body(body)
-            .and_then(|body| xrow::data_request(request_type::SELECT, &body, uid));
-        let Ok(request) = decoded else {
-            break;
-        };
-        syncs[requests.len()] = header.sync;
-        length += end;
-        ends[requests.len()] = length;
-        requests.push(request);
-    }
+    let is_select = |kind| kind == request_type::SELECT;
+    let Run {
+        requests,
+        syncs,
+        ends,
+    } = decode_run::<IPROTO_SELECT_BATCH>(context, input, max, is_select, |_| true);
     if requests.is_empty() {
         return None;
     }
@@ -339,6 +310,66 @@ fn select_run(
     Some((ran, ends[ran - 1]))
 }
 
+/// The requests of a run, decoded, with their syncs and where each packet ends in the
+/// input.
+struct Run<'a, const N: usize> {
+    requests: Vec<Request<'a>>,
+    syncs: [u64; N],
+    ends: [usize; N],
+}
+
+/// The packets at the front of `input` that a run takes (at most `max` and `N`), decoded:
+/// each of a kind `takes`, with no stale schema id and a well-formed body, and a request
+/// that `keeps`. The first packet that is not stops the run, left to [`handle_packet`]
+/// (which answers it, errors and all), as a loading server leaves them all.
+fn decode_run<'a, const N: usize>(
+    context: &Context<'_>,
+    input: &'a [u8],
+    max: usize,
+    takes: impl Fn(u32) -> bool,
+    keeps: impl Fn(&Request<'a>) -> bool,
+) -> Run<'a, N> {
+    let max = max.min(N);
+    let mut run = Run {
+        requests: Vec::with_capacity(max),
+        syncs: [0; N],
+        ends: [0; N],
+    };
+    if context.loading {
+        return run;
+    }
+    let schema_id = schema_version(context.tx);
+    let uid = session_uid(context.tx, context.session);
+    let mut length = 0;
+    while run.requests.len() < max {
+        let Frame::Complete { start, end } =
+            xrow::next_frame(&input[length..], IPROTO_PACKET_SIZE_MAX)
+        else {
+            break;
+        };
+        let packet = &input[length + start..length + end];
+        let Ok((header, body)) = xrow::decode_header(packet) else {
+            break;
+        };
+        if !takes(header.kind) || (header.schema_id != 0 && header.schema_id != schema_id) {
+            break;
+        }
+        let decoded =
+            xrow::decode_body(body).and_then(|body| xrow::data_request(header.kind, &body, uid));
+        let Ok(request) = decoded else {
+            break;
+        };
+        if !keeps(&request) {
+            break;
+        }
+        run.syncs[run.requests.len()] = header.sync;
+        length += end;
+        run.ends[run.requests.len()] = length;
+        run.requests.push(request);
+    }
+    run
+}
+
 /// Runs the INSERTs and REPLACEs at the front of `input` (at most `max`, and while fewer
 /// than `room` of them wait for the WAL) after starting to load what they will touch
 /// (`Db::warm_writes`): one at a time, each misses the cache in its primary key search and
@@ -353,45 +384,14 @@ fn write_run(
     room: usize,
     out: &mut Vec<u8>,
 ) -> Option<(usize, usize)> {
-    if context.loading {
-        return None;
-    }
     let tx = context.tx;
-    let schema_id = schema_version(tx);
-    let uid = session_uid(tx, context.session);
-    let max = max.min(IPROTO_WRITE_BATCH);
-    let mut syncs = [0; IPROTO_WRITE_BATCH];
-    // The end of each packet in `input`.
-    let mut ends = [0; IPROTO_WRITE_BATCH];
-    let mut requests = Vec::with_capacity(max);
-    let mut length = 0;
-    while requests.len() < max {
-        let Frame::Complete { start, end } =
-            xrow::next_frame(&input[length..], IPROTO_PACKET_SIZE_MAX)
-        else {
-            break;
-        };
-        let packet = &input[length + start..length + end];
-        let Ok((header, body)) = xrow::decode_header(packet) else {
-            break;
-        };
-        let is_write = matches!(header.kind, request_type::INSERT | request_type::REPLACE);
-        if !is_write || (header.schema_id != 0 && header.schema_id != schema_id) {
-            break;
-        }
-        let decoded =
-            xrow::decode_body(body).and_then(|body| xrow::data_request(header.kind, &body, uid));
-        let Ok(request) = decoded else {
-            break;
-        };
-        if needs_lua(tx, request.space_id) {
-            break;
-        }
-        syncs[requests.len()] = header.sync;
-        length += end;
-        ends[requests.len()] = length;
-        requests.push(request);
-    }
+    let is_write = |kind| matches!(kind, request_type::INSERT | request_type::REPLACE);
+    let in_tx = |request: &Request<'_>| !needs_lua(tx, request.space_id);
+    let Run {
+        requests,
+        syncs,
+        ends,
+    } = decode_run::<IPROTO_WRITE_BATCH>(context, input, max, is_write, in_tx);
     // A lone write has nothing to overlap with.
     if requests.len() < 2 {
         return None;
@@ -581,7 +581,7 @@ fn needs_lua(tx: &Tx, space_id: u32) -> bool {
 fn apply_write(
     context: &Context<'_>,
     sync: u64,
-    request: &crate::r#box::db::Request<'_>,
+    request: &Request<'_>,
     out: &mut Vec<u8>,
 ) -> Result<(), BoxError> {
     let tx = context.tx;
