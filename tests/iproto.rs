@@ -231,6 +231,28 @@ fn framed(kind: u8, sync: u64, body: rmpv::Value) -> Vec<u8> {
     frame
 }
 
+/// The replies to `requests` sent one at a time, each reply read before the next goes.
+fn one_at_a_time(stream: &mut TcpStream, requests: &[Vec<u8>]) -> Vec<(u32, u64, Vec<u8>)> {
+    requests
+        .iter()
+        .map(|request| {
+            stream.write_all(request).unwrap();
+            reply(stream)
+        })
+        .collect()
+}
+
+/// A request made by [`framed`] with schema id 1 added to its header: `{0: kind, 1: sync,
+/// 5: 1}`, stale on a server whose schema has changed since it started.
+fn with_stale_schema(mut request: Vec<u8>) -> Vec<u8> {
+    assert_eq!(request[5], 0x82);
+    request[5] = 0x83;
+    request.splice(6..6, [0x05, 0x01]);
+    let length = (request.len() - 5) as u32;
+    request[1..5].copy_from_slice(&length.to_be_bytes());
+    request
+}
+
 /// A CALL (code 6 or 10) or EVAL of `what` with `args`; returns the status and the body.
 fn call(stream: &mut TcpStream, kind: u8, what: &str, args: rmpv::Value) -> (u32, rmpv::Value) {
     let key = if kind == 8 { 0x27 } else { 0x22 };
@@ -483,16 +505,7 @@ fn pipelined_selects_are_answered_as_lone_ones() {
             0 => framed(64, sync, V::Map(vec![])),
             // No key: a malformed body.
             1 => framed(1, sync, V::Map(vec![(0x10.into(), 512.into())])),
-            2 => {
-                // A stale schema id in the header: {0: 1, 1: sync, 5: 1}.
-                let mut request = select(sync, 512, 0, 0, vec![key.into()], 0);
-                assert_eq!(request[5], 0x82);
-                request[5] = 0x83;
-                request.splice(6..6, [0x05, 0x01]);
-                let length = (request.len() - 5) as u32;
-                request[1..5].copy_from_slice(&length.to_be_bytes());
-                request
-            }
+            2 => with_stale_schema(select(sync, 512, 0, 0, vec![key.into()], 0)),
             3 => select(sync, 9999, 0, 0, vec![key.into()], 0),
             4 => select(sync, 513, 0, 0, vec![key.into()], 0),
             5..=7 => select(
@@ -508,15 +521,8 @@ fn pipelined_selects_are_answered_as_lone_ones() {
         };
         requests.push(request);
     }
-    // One at a time, each reply read before the next request goes.
     let mut lone = connect(&address);
-    let expected: Vec<_> = requests
-        .iter()
-        .map(|request| {
-            lone.write_all(request).unwrap();
-            reply(&mut lone)
-        })
-        .collect();
+    let expected = one_at_a_time(&mut lone, &requests);
     // All at once.
     let mut pipelined = connect(&address);
     pipelined.write_all(&requests.concat()).unwrap();
@@ -604,16 +610,7 @@ fn pipelined_writes_are_answered_as_lone_ones() {
             3 => write(insert, sync, 9999, vec![key.into()]),
             // No tuple: a malformed body.
             4 => framed(replace, sync, V::Map(vec![(0x10.into(), 512.into())])),
-            5 => {
-                // A stale schema id in the header: {0: 3, 1: sync, 5: 1}.
-                let mut request = write(replace, sync, 512, vec![key.into(), name]);
-                assert_eq!(request[5], 0x82);
-                request[5] = 0x83;
-                request.splice(6..6, [0x05, 0x01]);
-                let length = (request.len() - 5) as u32;
-                request[1..5].copy_from_slice(&length.to_be_bytes());
-                request
-            }
+            5 => with_stale_schema(write(replace, sync, 512, vec![key.into(), name])),
             6 => {
                 let body = V::Map(vec![
                     (0x10.into(), 512.into()),
@@ -646,16 +643,9 @@ fn pipelined_writes_are_answered_as_lone_ones() {
             })
             .collect()
     };
-    // One at a time, each reply read before the next request goes.
     let (lone_server, address) = start();
     let mut lone = connect(&address);
-    let expected: Vec<_> = requests
-        .iter()
-        .map(|request| {
-            lone.write_all(request).unwrap();
-            reply(&mut lone)
-        })
-        .collect();
+    let expected = one_at_a_time(&mut lone, &requests);
     let expected_data = dump(&mut lone);
     drop(lone_server);
     // All at once, with pings from another client meanwhile.
