@@ -22,32 +22,25 @@ shift $((OPTIND - 1))
 (( $# >= 1 )) || { echo "usage: $0 [-r N] [-s SCENARIOS] [-m MODE] BINARY..." >&2; exit 2; }
 cargo build --release --quiet --bin iproto_bench
 bench=$PWD/target/release/iproto_bench server=$PWD/tools/bench/iproto_server.lua
+# shellcheck source=tools/bench/server.sh
+source tools/bench/server.sh
 tick=$(getconf CLK_TCK) n=1000000 port=3315 out=$(mktemp)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -f "$out"' EXIT
 
 one_round() {
-    local binary=$1 dir pid u1 s1 u2 s2 rps
-    dir=$(mktemp -d)
-    (cd "$dir" && exec "$binary" "$server" $port "$mode" >/dev/null 2>&1) &
-    pid=$!
-    # Ready when bench_call answers: the port opens at box.cfg, before the grants.
-    for _ in $(seq 100); do
-        "$bench" $port --kind call -n 1 2>/dev/null | grep -q ' errors=0 ' && break
-        sleep 0.1
-    done
-    "$bench" $port --prepare --keys 100000 >/dev/null
+    local binary=$1 u1 s1 u2 s2 rps
+    bench_server_start "$binary" $port "$mode"
     for scenario in $scenarios; do
         for _ in 1 2 3; do
-            read -r u1 s1 < <(awk '{print $14, $15}' /proc/$pid/stat)
+            read -r u1 s1 < <(awk '{print $14, $15}' /proc/$server_pid/stat)
             rps=$("$bench" $port --kind "${scenario%:*}" -c "${scenario#*:}" -d 64 -n $n \
                 --keys 100000 | sed -E 's/.*rps=([0-9]+).*/\1/')
-            read -r u2 s2 < <(awk '{print $14, $15}' /proc/$pid/stat)
+            read -r u2 s2 < <(awk '{print $14, $15}' /proc/$server_pid/stat)
             echo "$scenario $(basename "$binary") $(((u2 - u1) * 1000000000 / tick / n))" \
                 "$(((s2 - s1) * 1000000000 / tick / n)) $rps" >>"$out"
         done
     done
-    kill $pid; wait $pid 2>/dev/null || true
-    rm -rf "$dir"
+    bench_server_stop
 }
 
 for _ in $(seq "$rounds"); do

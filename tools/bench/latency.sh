@@ -22,22 +22,16 @@ shift $((OPTIND - 1))
 mode=${1:-none}
 cargo build --release --quiet --bin tarantula --bin iproto_bench
 bench=$PWD/target/release/iproto_bench server=$PWD/tools/bench/iproto_server.lua
+# shellcheck source=tools/bench/server.sh
+source tools/bench/server.sh
 ours=$PWD/target/release/tarantula theirs=$(command -v tarantool)
 port=3316 out=$(mktemp)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -f "$out"' EXIT
 
 # One round of one server: NAME BINARY.
 one_round() {
-    local name=$1 binary=$2 dir pid kind options conns line
-    dir=$(mktemp -d)
-    (cd "$dir" && exec "$binary" "$server" $port "$mode" >/dev/null 2>&1) &
-    pid=$!
-    # Ready when bench_call answers: the port opens at box.cfg, before the grants.
-    for _ in $(seq 100); do
-        "$bench" $port --kind call -n 1 2>/dev/null | grep -q ' errors=0 ' && break
-        sleep 0.1
-    done
-    "$bench" $port --prepare --keys 100000 >/dev/null
+    local name=$1 binary=$2 kind options conns line
+    bench_server_start "$binary" $port "$mode"
     for kind in ping select replace call call16; do
         options=(--kind "$kind")
         [[ $kind == call16 ]] && options=(--kind call --call16)
@@ -48,8 +42,7 @@ one_round() {
                 "$(grep -oE 'p99_us=[0-9]+' <<<"$line" | cut -d= -f2)" >>"$out"
         done
     done
-    kill $pid; wait $pid 2>/dev/null || true
-    rm -rf "$dir"
+    bench_server_stop
 }
 
 for round in $(seq "$rounds"); do
