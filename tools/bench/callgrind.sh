@@ -14,14 +14,16 @@ binary=$(realpath "$1") kind=$2 conns=$3 n=${4:-100000} out=$(realpath -m "${5:-
 cd "$(dirname "$0")/../.."
 cargo build --release --quiet --bin iproto_bench
 bench=$PWD/target/release/iproto_bench server=$PWD/tools/bench/iproto_server.lua port=3316
+# shellcheck source=tools/bench/server.sh
+source tools/bench/server.sh
 dir=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$dir"' EXIT
 (cd "$dir" && GLIBC_TUNABLES=glibc.malloc.hugetlb=0 exec valgrind --tool=callgrind \
     --instr-atstart=no --callgrind-out-file="$out" "$binary" "$server" $port none \
     >"$dir/valgrind.log" 2>&1) &
 pid=$!
-for _ in $(seq 300); do "$bench" $port -n 1 >/dev/null 2>&1 && break; sleep 0.2; done
-"$bench" $port --prepare --keys 100000 >/dev/null
+# Under valgrind the server takes seconds to start.
+bench_server_ready $port 600
 "$bench" $port --kind "$kind" -c "$conns" -d 64 -n 20000 --keys 100000 >/dev/null
 callgrind_control -i on $pid >/dev/null 2>&1
 "$bench" $port --kind "$kind" -c "$conns" -d 64 -n "$n" --keys 100000 >/dev/null

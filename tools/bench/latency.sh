@@ -25,7 +25,7 @@ bench=$PWD/target/release/iproto_bench server=$PWD/tools/bench/iproto_server.lua
 # shellcheck source=tools/bench/server.sh
 source tools/bench/server.sh
 ours=$PWD/target/release/tarantula theirs=$(command -v tarantool)
-port=3316 out=$(mktemp)
+port=3317 out=$(mktemp)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -f "$out"' EXIT
 
 # One round of one server: NAME BINARY.
