@@ -183,7 +183,7 @@ fn bad_input_keeps_the_server_serving() {
     // map of wrongly typed values, gets its OK.
     let (status, sync, body) = exchange(&mut client, "ce0000000782004001049101");
     assert_eq!((status, sync, body), (0, 4, vec![0x80]));
-    let (status, sync, _) = exchange(&mut client, "ce00000009820040010581 10a178");
+    let (status, sync, _) = exchange(&mut client, "ce0000000982004001058110a178");
     assert_eq!((status, sync), (0, 5));
     // Broken framing: the length prefix is not a uint. The connection closes.
     client.write_all(&[0xa1, 0x00]).unwrap();
