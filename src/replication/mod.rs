@@ -249,12 +249,11 @@ pub enum RelayMsg {
         sync: u64,
         request: SubscribeRequest,
     },
-    /// Following: the last row sent and the replica's last ack (1.7+ replicas send them).
-    Progress {
-        relay: u64,
-        sent: Vclock,
-        acked: Option<Vclock>,
-    },
+    /// Following: how far the replica is known to be. A 1.7+ replica acknowledges what it
+    /// has written: its last ack, or until the first one the vclock it subscribed with (rows
+    /// sent may die unwritten with the replica, and old xlogs are removed by this). A 1.6
+    /// replica never acks: the last row sent is all there is.
+    Progress { relay: u64, position: Vclock },
     /// The thread has ended; why, if not asked to.
     Exited { relay: u64, error: Option<String> },
 }

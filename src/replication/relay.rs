@@ -694,8 +694,8 @@ struct Follow {
     last_progress: Instant,
     /// Rows went out since the last Progress.
     progress_due: bool,
-    /// The replica's last ack.
-    acked: Option<Vclock>,
+    /// The replica's last ack; before the first, the vclock it subscribed with.
+    acked: Vclock,
     /// Rows framed for one write.
     buffer: Vec<u8>,
 }
@@ -729,7 +729,7 @@ impl<F: Fn(RelayMsg) -> bool> Relay<F> {
             last_write: Instant::now(),
             last_progress: Instant::now(),
             progress_due: false,
-            acked: None,
+            acked: start.vclock,
             buffer: Vec::with_capacity(RELAY_WRITE_CHUNK_SIZE + 4096),
         };
         let end = self.follow(&mut state);
@@ -835,7 +835,7 @@ impl<F: Fn(RelayMsg) -> bool> Relay<F> {
     fn on_event(&mut self, state: &mut Follow, event: ReplicaEvent) -> Result<(), End> {
         match event {
             ReplicaEvent::Ack(vclock) => {
-                state.acked = Some(*vclock);
+                state.acked = *vclock;
                 self.send_progress(state)
             }
             ReplicaEvent::Closed(reason) => Err(End::Failed(reason)),
@@ -845,10 +845,14 @@ impl<F: Fn(RelayMsg) -> bool> Relay<F> {
     fn send_progress(&mut self, state: &mut Follow) -> Result<(), End> {
         state.last_progress = Instant::now();
         state.progress_due = false;
+        // Subscribers that take heartbeats (1.7+) are the ones that ack.
+        let position = match state.heartbeats {
+            true => state.acked.clone(),
+            false => state.cursor.sent().clone(),
+        };
         self.tell(RelayMsg::Progress {
             relay: self.id,
-            sent: state.cursor.sent().clone(),
-            acked: state.acked.clone(),
+            position,
         })
     }
 
@@ -1248,6 +1252,21 @@ mod tests {
             codec::decode_error(&header, &body).expect("an error reply")
         }
 
+        /// The position of the first Progress that `wanted` takes; others are skipped.
+        fn progress_until(&self, wanted: impl Fn(&Vclock) -> bool) -> Vclock {
+            loop {
+                match self
+                    .messages
+                    .recv_timeout(WAIT_MAX)
+                    .expect("a Progress in time")
+                {
+                    RelayMsg::Progress { position, .. } if wanted(&position) => return position,
+                    RelayMsg::Progress { .. } => {}
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+        }
+
         /// The next message to TX other than Progress.
         fn message(&self) -> RelayMsg {
             loop {
@@ -1300,14 +1319,28 @@ mod tests {
         let _second = xlog_file(&dir, &[(1, 5), (2, 2)], &ones(6..=7));
         harness.wake.send(()).unwrap();
         assert_eq!(harness.rows(2), ones(6..=7));
-        let sent = loop {
-            match harness.messages.recv_timeout(WAIT_MAX).unwrap() {
-                RelayMsg::Progress { sent, .. } if sent.get(1) == 7 => break sent,
-                RelayMsg::Progress { .. } => {}
-                other => panic!("unexpected {other:?}"),
-            }
-        };
+        // A 1.6 replica never acks: it is as far as the rows sent.
+        let sent = harness.progress_until(|position| position.get(1) == 7);
         assert_eq!(sent, vclock(&[(1, 7), (2, 2)]));
+        harness.commands.send(RelayCmd::Stop).unwrap();
+        assert_eq!(harness.exited(), None);
+    }
+
+    #[test]
+    fn an_acking_replica_is_as_far_as_it_acked_not_as_far_as_it_was_sent() {
+        let dir = TempDir::new("relay-acked");
+        let _file = xlog_file(&dir, &[], &ones(1..=4));
+        let start = subscribe_start(vclock(&[(1, 2)]), true);
+        let mut harness = Harness::start(&dir, WAIT_MAX, RelayStart::Subscribe(start));
+        harness.ok_vclock(5);
+        assert_eq!(harness.rows(2), ones(3..=4));
+        // Sent, but maybe never written: the replica is where it subscribed from.
+        let position = harness.progress_until(|_| true);
+        assert_eq!(position, vclock(&[(1, 2)]));
+        let mut ack = Vec::new();
+        codec::encode_ok_vclock(&mut ack, 0, 0, &vclock(&[(1, 3)]));
+        harness.client.write_all(&ack).unwrap();
+        harness.progress_until(|position| *position == vclock(&[(1, 3)]));
         harness.commands.send(RelayCmd::Stop).unwrap();
         assert_eq!(harness.exited(), None);
     }
@@ -1329,19 +1362,7 @@ mod tests {
         let mut ack = Vec::new();
         codec::encode_ok_vclock(&mut ack, 0, 0, &vclock(&[(1, 1), (2, 4)]));
         harness.client.write_all(&ack).unwrap();
-        loop {
-            let msg = harness.messages.recv_timeout(WAIT_MAX).unwrap();
-            if let RelayMsg::Progress {
-                acked: Some(acked),
-                sent,
-                ..
-            } = msg
-            {
-                assert_eq!(acked, vclock(&[(1, 1), (2, 4)]));
-                assert_eq!(sent, vclock(&[(1, 1)]));
-                break;
-            }
-        }
+        harness.progress_until(|position| *position == vclock(&[(1, 1), (2, 4)]));
         // The replica goes away: the relay ends with an error.
         harness.client.shutdown(Shutdown::Both).unwrap();
         let error = harness.exited().expect("an error");

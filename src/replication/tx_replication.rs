@@ -54,19 +54,11 @@ struct Relay {
     replica_id: Option<u32>,
     /// A JOIN's read-view vclock: the final OK carries it.
     join_vclock: Option<Vclock>,
-    /// What the relay last sent, and the replica last acknowledged.
-    sent: Vclock,
-    acked: Option<Vclock>,
+    /// How far the replica is known to be (see [`RelayMsg::Progress`]).
+    position: Vclock,
     last_seen: Instant,
     /// Keeps a relay's wake channel open where no WAL thread pokes it.
     _wake_keepalive: Option<Sender<()>>,
-}
-
-impl Relay {
-    /// How far the replica is known to be: what it acknowledged, else what it was sent.
-    fn position(&self) -> Vclock {
-        self.acked.clone().unwrap_or_else(|| self.sent.clone())
-    }
 }
 
 /// An applier as TX sees it.
@@ -291,7 +283,7 @@ fn start_relay(
     }
     let (wake, keepalive) = watch_wal(tx);
     let (commands, inbox) = crossbeam::channel::bounded(REPLICATION_CHANNEL_CAPACITY);
-    let (replica_id, sent) = match &start {
+    let (replica_id, position) = match &start {
         RelayStart::Subscribe(start) => (Some(start.replica_id), start.vclock.clone()),
         RelayStart::Join { .. } => (None, Vclock::new()),
     };
@@ -300,7 +292,7 @@ fn start_relay(
         tx.replication
             .borrow_mut()
             .replica_vclocks
-            .insert(replica_id, sent.clone());
+            .insert(replica_id, position.clone());
     }
     let config = RelayConfig {
         id,
@@ -328,8 +320,7 @@ fn start_relay(
             uid,
             replica_id,
             join_vclock,
-            sent,
-            acked: None,
+            position,
             last_seen: Instant::now(),
             _wake_keepalive: keepalive,
         },
@@ -366,17 +357,13 @@ pub fn on_relay_msg(tx: &Tx, msg: RelayMsg) {
             sync,
             request,
         } => subscribe_after_join(tx, relay, sync, &request),
-        RelayMsg::Progress { relay, sent, acked } => {
+        RelayMsg::Progress { relay, position } => {
             let mut replication = tx.replication.borrow_mut();
             let Some(entry) = replication.relays.get_mut(&relay) else {
                 return;
             };
-            entry.sent = sent;
-            if acked.is_some() {
-                entry.acked = acked;
-            }
             entry.last_seen = Instant::now();
-            let position = entry.position();
+            entry.position = position.clone();
             if let Some(id) = entry.replica_id {
                 replication.replica_vclocks.insert(id, position);
             }
@@ -487,7 +474,7 @@ fn subscribe_after_join(tx: &Tx, relay: u64, sync: u64, request: &SubscribeReque
         log_subscribed(tx, uuid, &peer, start);
         if let Some(entry) = tx.replication.borrow_mut().relays.get_mut(&relay) {
             entry.replica_id = Some(start.replica_id);
-            entry.sent = start.vclock.clone();
+            entry.position = start.vclock.clone();
         }
         tx.replication
             .borrow_mut()
@@ -1281,7 +1268,7 @@ pub fn downstreams(tx: &Tx) -> Vec<DownstreamInfo> {
                 replica_id,
                 status: "follow",
                 idle: relay.last_seen.elapsed().as_secs_f64(),
-                vclock: relay.position(),
+                vclock: relay.position.clone(),
                 message: None,
             })
         })

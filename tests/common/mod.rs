@@ -57,9 +57,15 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
-        if self.owned {
-            let _ = std::fs::remove_dir_all(&self.path);
+        if !self.owned {
+            return;
         }
+        // A failing test leaves its files (logs, xlogs) for a look at what went wrong.
+        if std::thread::panicking() {
+            eprintln!("kept for the failed test: {}", self.path.display());
+            return;
+        }
+        let _ = std::fs::remove_dir_all(&self.path);
     }
 }
 
