@@ -298,6 +298,51 @@ fn a_read_only_replica_refuses_writes_and_applies_its_masters() {
 }
 
 #[test]
+fn a_replicas_on_replace_triggers_see_replicated_rows_and_may_refuse_them() {
+    let master_dir = TempDir::new("repl-trigger-master");
+    let replica_dir = TempDir::new("repl-trigger-replica");
+    let setup = format!(
+        "{MASTER_SETUP}\nbox.once('space', function() box.schema.space.create('t'):create_index('pk') end)"
+    );
+    let master = Instance::start(master_dir.path(), "", &setup);
+    let mut m = master.console();
+    let replica = Instance::start(replica_dir.path(), &source(&master), "");
+    let mut r = replica.console();
+    wait_eval(&mut r, "box.space.t ~= nil", "true");
+    r.eval(
+        "seen = {} allow = false \
+         box.space.t:on_replace(function(old, new) \
+         if new ~= nil and new[2] == 'refused' and not allow then error('not on this replica') end \
+         table.insert(seen, new ~= nil and new[1] or -old[1]) end)",
+    );
+    for change in ["insert{1, 'a'}", "replace{1, 'b'}", "delete{1}"] {
+        m.eval(&format!("box.space.t:{change}"));
+    }
+    m.eval("box.space.t:insert{2, 'refused'}");
+    m.eval("box.space.t:insert{3, 'after'}");
+    // The refused row stops replication, named in the message, and is not applied.
+    wait_eval(&mut r, "box.info.replication.status", "stopped");
+    let message = r.eval("box.info.replication.message");
+    for part in ["not on this replica", "row of server 1", "INSERT [2"] {
+        let found = r.eval(&format!(
+            "box.info.replication.message:find({part:?}, 1, true) ~= nil"
+        ));
+        assert!(found.contains("true"), "{part} not in {message}");
+    }
+    assert_eq!(r.eval("seen"), "---\n- - 1\n  - 1\n  - -1\n...\n");
+    assert_eq!(r.eval("box.space.t:get{2} == nil"), "---\n- true\n...\n");
+    // Allowed and restarted, the rest is applied and seen.
+    r.eval("allow = true");
+    r.eval(&format!("box.cfg{{{}}}", source(&master)));
+    wait_eval(&mut r, "box.space.t:get{3}", "[3, 'after']");
+    assert_eq!(
+        r.eval("seen"),
+        "---\n- - 1\n  - 1\n  - -1\n  - 2\n  - 3\n...\n"
+    );
+    wait_eval(&mut r, "box.info.replication.status", "follow");
+}
+
+#[test]
 fn a_master_killed_and_restarted_is_followed_again() {
     let (master_dir, _replica_dir, master, replica) = pair("repl-kill");
     let address = master.iproto.clone();

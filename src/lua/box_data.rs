@@ -85,6 +85,11 @@ pub fn change_in_fiber(lua: &Lua, tx: &Tx, request: &Request) -> Result<Option<T
     applied
 }
 
+/// Call the `on_replace` triggers of the spaces a replicated row's statements touched.
+pub fn run_replicated_triggers(lua: &Lua, tx: &Tx, txn: &Txn) -> Result<(), BoxError> {
+    run_triggers(lua, tx, txn, 0)
+}
+
 /// Call the `on_replace` triggers of the spaces the new statements touched.
 fn run_triggers(lua: &Lua, tx: &Tx, txn: &Txn, before: usize) -> Result<(), BoxError> {
     let spaces = tx.trigger_spaces.borrow();

@@ -213,8 +213,13 @@ impl EventLoop {
                 TxMsg::Applier(msg) => {
                     let lua = &self.lua;
                     let tx = &self.tx;
-                    let on_schema = || crate::lua::box_data::refresh_schema(lua, tx);
-                    crate::replication::tx_replication::on_applier_msg(tx, *msg, &on_schema);
+                    let hooks = crate::replication::tx_replication::LuaHooks {
+                        on_schema: &|| crate::lua::box_data::refresh_schema(lua, tx),
+                        on_replace: &|txn| {
+                            crate::lua::box_data::run_replicated_triggers(lua, tx, txn)
+                        },
+                    };
+                    crate::replication::tx_replication::on_applier_msg(tx, *msg, &hooks);
                 }
                 TxMsg::Stdin(event) => {
                     let reader = self.tx.stdin.borrow_mut().on_event(event);

@@ -831,8 +831,17 @@ fn send_applier(tx: &Tx, applier: u64, cmd: ApplierCmd) {
     }
 }
 
-/// What an applier thread says. `on_schema` tells Lua that spaces changed definition.
-pub fn on_applier_msg(tx: &Tx, msg: ApplierMsg, on_schema: &dyn Fn()) {
+/// What replicated rows need of Lua (kept out of this module, which knows no Lua).
+pub struct LuaHooks<'a> {
+    /// Spaces changed definition: `box.space` follows.
+    pub on_schema: &'a dyn Fn(),
+    /// Run the `on_replace` triggers of the spaces a row's statements touched; an error
+    /// refuses the row, as a local change would be refused.
+    pub on_replace: &'a dyn Fn(&Txn) -> Result<(), BoxError>,
+}
+
+/// What an applier thread says.
+pub fn on_applier_msg(tx: &Tx, msg: ApplierMsg, hooks: &LuaHooks<'_>) {
     match msg {
         ApplierMsg::State {
             applier,
@@ -859,7 +868,7 @@ pub fn on_applier_msg(tx: &Tx, msg: ApplierMsg, on_schema: &dyn Fn()) {
             applier,
             rows,
             received,
-        } => on_rows(tx, applier, &rows, received, on_schema),
+        } => on_rows(tx, applier, &rows, received, hooks),
         ApplierMsg::Heartbeat { applier, .. } => {
             if let Some(entry) = tx.replication.borrow_mut().appliers.get_mut(&applier) {
                 entry.last_seen = Instant::now();
@@ -1032,7 +1041,7 @@ fn on_want_subscribe(tx: &Tx, applier: u64) {
 }
 
 /// Rows of a subscription: each applied with its origin's id and LSN unless applied already.
-fn on_rows(tx: &Tx, applier: u64, rows: &Rows, received: f64, on_schema: &dyn Fn()) {
+fn on_rows(tx: &Tx, applier: u64, rows: &Rows, received: f64, hooks: &LuaHooks<'_>) {
     if !is_current(tx, applier) {
         // An applier stopped or replaced since: its rows are not ours to apply.
         return;
@@ -1040,7 +1049,7 @@ fn on_rows(tx: &Tx, applier: u64, rows: &Rows, received: f64, on_schema: &dyn Fn
     tx.journal.borrow_mut().unmark();
     let mut newest = 0.0f64;
     for row in rows.iter() {
-        match apply_row(tx, row) {
+        match apply_row(tx, row, hooks.on_replace) {
             Ok(timestamp) => newest = newest.max(timestamp),
             Err(err) => {
                 fail_applier(tx, applier, err);
@@ -1055,7 +1064,7 @@ fn on_rows(tx: &Tx, applier: u64, rows: &Rows, received: f64, on_schema: &dyn Fn
         }
     }
     // Replicated DDL: box.space follows (nothing happens when no space changed).
-    on_schema();
+    (hooks.on_schema)();
     learn_server_id(tx);
     // The applier may hand over another batch once this one is written.
     if !tx.journal.borrow_mut().claim(Waiter::Applier(applier)) {
@@ -1069,7 +1078,11 @@ pub fn on_batch_written(tx: &Tx, applier: u64) {
 }
 
 /// Apply one replicated row; returns its timestamp.
-fn apply_row(tx: &Tx, row: &[u8]) -> Result<f64, BoxError> {
+fn apply_row(
+    tx: &Tx,
+    row: &[u8],
+    on_replace: &dyn Fn(&Txn) -> Result<(), BoxError>,
+) -> Result<f64, BoxError> {
     let (header, body) = xrow::decode_header(row)?;
     let origin = header.server_id;
     let lsn = i64::try_from(header.lsn).unwrap_or(0);
@@ -1082,7 +1095,7 @@ fn apply_row(tx: &Tx, row: &[u8]) -> Result<f64, BoxError> {
     if lsn <= tx.journal.borrow().committed_lsn(origin) {
         return Ok(header.timestamp);
     }
-    let (kind, body, txn) = match execute_row(tx, &header, body) {
+    let (kind, body, txn) = match execute_row(tx, &header, body, on_replace) {
         Ok(txn) => (header.kind, body, txn),
         Err(err) if err.code == ErrCode::TUPLE_FOUND && skip_conflicts(tx) => {
             // Written as a NOP: the LSN moves on durably, so the skip survives a restart.
@@ -1101,27 +1114,37 @@ fn skip_conflicts(tx: &Tx) -> bool {
     tx.cfg.borrow().get_bool("replication_skip_conflict")
 }
 
-/// Execute a replicated row; an error names the row (origin, LSN, what and where).
-fn execute_row(tx: &Tx, header: &xrow::Header, body: &[u8]) -> Result<Txn, BoxError> {
+/// Execute a replicated row and its space's triggers; an error names the row (origin,
+/// LSN, what and where).
+fn execute_row(
+    tx: &Tx,
+    header: &xrow::Header,
+    body: &[u8],
+    on_replace: &dyn Fn(&Txn) -> Result<(), BoxError>,
+) -> Result<Txn, BoxError> {
     if header.kind == request_type::NOP {
         return Ok(Txn::autocommit());
     }
     let decoded = xrow::decode_body(body)?;
     let request = xrow::data_request(header.kind, &decoded, ADMIN)?;
-    crate::process::with_db(tx, |db| {
+    let mut txn = Txn::autocommit();
+    let executed = crate::process::with_db(tx, |db| {
         if !db.cluster.contains_key(&header.server_id) {
             return Err(BoxError::new(ErrCode::UNKNOWN_SERVER, &[&header.server_id]));
         }
-        let mut txn = Txn::autocommit();
-        match as_replica(db, |db| db.execute(&mut txn, &request)) {
-            Ok(_) => Ok(txn),
-            Err(err) => {
-                let space = db
-                    .space(request.space_id)
-                    .map_or_else(|| request.space_id.to_string(), |s| s.def.name.clone());
-                Err(row_error(err, header, &space, &request))
-            }
-        }
+        as_replica(db, |db| db.execute(&mut txn, &request)).map(|_| ())
+    });
+    // Triggers run with the database free: their Lua may read it.
+    let refused = executed.err().or_else(|| on_replace(&txn).err());
+    let Some(err) = refused else {
+        return Ok(txn);
+    };
+    crate::process::with_db(tx, |db| {
+        db.rollback(txn);
+        let space = db
+            .space(request.space_id)
+            .map_or_else(|| request.space_id.to_string(), |s| s.def.name.clone());
+        Err(row_error(err, header, &space, &request))
     })
 }
 
