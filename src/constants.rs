@@ -100,8 +100,9 @@ pub const RELAY_REQUEST_SIZE_MAX: usize = 64 * 1024;
 /// reading (backpressure on the replica's acks, which are cumulative: the last one counts).
 pub const RELAY_ACK_QUEUE_CAPACITY: usize = 64;
 
-/// At most one `Progress` per this interval while rows stream, so a catch-up of millions of
-/// rows does not flood the TX inbox; the last state is always sent when the relay idles.
+/// At most one `Progress` (how far a replica is) per this interval, so that neither rows
+/// streaming nor the replica's acks wake TX per WAL write; the last state is sent this long
+/// after it changed at the latest.
 pub const RELAY_PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Capacity of the TX inbox (messages from the WAL, relay, applier, coio and stdin threads).

@@ -765,9 +765,7 @@ impl<F: Fn(RelayMsg) -> bool> Relay<F> {
             let caught_up = self.send_rows(state)?;
             self.drain_inbox(state)?;
             if caught_up {
-                if state.progress_due {
-                    self.send_progress(state)?;
-                }
+                self.progress_if_due(state)?;
                 self.wait(state)?;
             }
             self.send_heartbeat(state)?;
@@ -787,9 +785,7 @@ impl<F: Fn(RelayMsg) -> bool> Relay<F> {
                 .map_err(|err| End::Failed(format!("can't write to the replica: {err}")))?;
             state.last_write = Instant::now();
             state.progress_due = true;
-            if state.last_progress.elapsed() >= RELAY_PROGRESS_INTERVAL {
-                self.send_progress(state)?;
-            }
+            self.progress_if_due(state)?;
         }
         Ok(cursor_state == CursorState::CaughtUp)
     }
@@ -806,12 +802,17 @@ impl<F: Fn(RelayMsg) -> bool> Relay<F> {
         Ok(())
     }
 
-    /// Wait for a WAL poke, a replica event, a command, or the timeout (a heartbeat may be
-    /// due; the directory is read again either way, which also finds files no poke named).
+    /// Wait for a WAL poke, a replica event, a command, or the timeout (a heartbeat or a
+    /// Progress may be due; the directory is read again either way, which also finds files
+    /// no poke named).
     fn wait(&mut self, state: &mut Follow) -> Result<(), End> {
         let mut timeout = self.timeout;
         if state.heartbeats {
             timeout = timeout.saturating_sub(state.last_write.elapsed());
+        }
+        if state.progress_due {
+            let progress = RELAY_PROGRESS_INTERVAL.saturating_sub(state.last_progress.elapsed());
+            timeout = timeout.min(progress);
         }
         crossbeam::channel::select! {
             recv(self.wake) -> poke => {
@@ -836,10 +837,21 @@ impl<F: Fn(RelayMsg) -> bool> Relay<F> {
         match event {
             ReplicaEvent::Ack(vclock) => {
                 state.acked = *vclock;
-                self.send_progress(state)
+                state.progress_due = true;
+                self.progress_if_due(state)
             }
             ReplicaEvent::Closed(reason) => Err(End::Failed(reason)),
         }
+    }
+
+    /// Tell TX how far the replica is, at most once per [`RELAY_PROGRESS_INTERVAL`]: a
+    /// message per WAL write and per ack would wake TX twice for each group commit. The
+    /// wait ends in time for a Progress still due.
+    fn progress_if_due(&mut self, state: &mut Follow) -> Result<(), End> {
+        if state.progress_due && state.last_progress.elapsed() >= RELAY_PROGRESS_INTERVAL {
+            self.send_progress(state)?;
+        }
+        Ok(())
     }
 
     fn send_progress(&mut self, state: &mut Follow) -> Result<(), End> {
@@ -1253,7 +1265,7 @@ mod tests {
         }
 
         /// The position of the first Progress that `wanted` takes; others are skipped.
-        fn progress_until(&self, wanted: impl Fn(&Vclock) -> bool) -> Vclock {
+        fn progress_until(&self, mut wanted: impl FnMut(&Vclock) -> bool) -> Vclock {
             loop {
                 match self
                     .messages
@@ -1341,6 +1353,30 @@ mod tests {
         codec::encode_ok_vclock(&mut ack, 0, 0, &vclock(&[(1, 3)]));
         harness.client.write_all(&ack).unwrap();
         harness.progress_until(|position| *position == vclock(&[(1, 3)]));
+        harness.commands.send(RelayCmd::Stop).unwrap();
+        assert_eq!(harness.exited(), None);
+    }
+
+    #[test]
+    fn acks_reach_tx_coalesced_and_the_last_one_always() {
+        let dir = TempDir::new("relay-acks");
+        let _file = xlog_file(&dir, &[], &ones(1..=1));
+        let start = subscribe_start(vclock(&[(1, 1)]), true);
+        let mut harness = Harness::start(&dir, WAIT_MAX, RelayStart::Subscribe(start));
+        harness.ok_vclock(5);
+        let mut acks = Vec::new();
+        for lsn in 1..=50 {
+            codec::encode_ok_vclock(&mut acks, 0, 0, &vclock(&[(1, 1), (2, lsn)]));
+        }
+        harness.client.write_all(&acks).unwrap();
+        // Not a message per ack (50 would take 5 s at one per interval), and the last
+        // state arrives though nothing follows it.
+        let mut messages = 0;
+        harness.progress_until(|position| {
+            messages += 1;
+            *position == vclock(&[(1, 1), (2, 50)])
+        });
+        assert!(messages < 25, "{messages} Progress messages for 50 acks");
         harness.commands.send(RelayCmd::Stop).unwrap();
         assert_eq!(harness.exited(), None);
     }
