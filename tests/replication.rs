@@ -224,6 +224,25 @@ fn ddl_users_and_grants_are_replicated() {
 }
 
 #[test]
+fn snapshots_taken_while_a_replica_joins_keep_what_it_subscribes_from() {
+    let master_dir = TempDir::new("repl-join-gc-master");
+    let replica_dir = TempDir::new("repl-join-gc-replica");
+    let cfg = "rows_per_wal = 50, snapshot_count = 1, snapshot_period = 0.01";
+    let setup = format!("{MASTER_SETUP}\n{ITEMS_SETUP}");
+    let master = Instance::start(master_dir.path(), cfg, &setup);
+    let mut m = master.console();
+    // Writes go on while the replica loads the read view and writes its first snapshot,
+    // and the master snapshots and removes old xlogs every 10 ms.
+    start_writer(&mut m, 1_000_000);
+    let replica = Instance::start(replica_dir.path(), &source(&master), "");
+    let mut r = replica.console();
+    wait_eval(&mut m, "writer_next > 1000500", "true");
+    stop_writer(&mut m);
+    wait_same_items(&mut m, &mut r);
+    assert!(r.eval("box.info.replication.status").contains("follow"));
+}
+
+#[test]
 fn guest_and_wrong_password_replicas_are_refused() {
     let master_dir = TempDir::new("repl-refuse-master");
     let master = Instance::start(master_dir.path(), "", MASTER_SETUP);

@@ -438,6 +438,25 @@ fn insert_cluster_row(tx: &Tx, relay: u64, uuid: &str) -> Result<bool, BoxError>
     })
 }
 
+/// A joined replica subscribes from the read view's vclock, maybe on a new connection
+/// after loading the view: the xlogs after it stay until then.
+fn keep_for_new_replica(tx: &Tx, relay: u64, vclock: &Vclock) {
+    let uuid = match tx.replication.borrow().relays.get(&relay) {
+        Some(entry) => entry.uuid.clone(),
+        None => return,
+    };
+    let id = tx.db.borrow().as_ref().and_then(|db| {
+        db.cluster
+            .iter()
+            .find(|(_, known)| **known == uuid)
+            .map(|(id, _)| *id)
+    });
+    if let Some(id) = id {
+        let mut replication = tx.replication.borrow_mut();
+        replication.replica_vclocks.insert(id, vclock.clone());
+    }
+}
+
 /// The `_cluster` row of a JOIN is written (or failed): finish the JOIN.
 pub fn on_registered(tx: &Tx, relay: u64, result: Result<(), BoxError>) {
     let vclock = tx
@@ -452,6 +471,7 @@ pub fn on_registered(tx: &Tx, relay: u64, result: Result<(), BoxError>) {
     let cmd = match result {
         Ok(()) => {
             log::info!("final data sent.");
+            keep_for_new_replica(tx, relay, &vclock);
             RelayCmd::JoinDone { vclock }
         }
         Err(err) => RelayCmd::JoinFailed(err),
@@ -1316,8 +1336,7 @@ pub fn downstreams(tx: &Tx) -> Vec<DownstreamInfo> {
     list
 }
 
-/// The oldest vclock a registered replica still needs (old xlogs after it are kept): where
-/// each replica that subscribed since start-up was last, if it is still in `_cluster`.
+/// The oldest vclock a replica still needs (old xlogs after it are kept).
 pub fn replicas_keep(tx: &Tx) -> Option<Vclock> {
     let registered: Vec<u32> = tx
         .db
@@ -1326,12 +1345,29 @@ pub fn replicas_keep(tx: &Tx) -> Option<Vclock> {
         .map(|db| db.cluster.keys().copied().collect())
         .unwrap_or_default();
     let replication = tx.replication.borrow();
-    replication
-        .replica_vclocks
+    let joining = replication
+        .relays
+        .values()
+        .filter(|relay| relay.replica_id.is_none())
+        .filter_map(|relay| relay.join_vclock.as_ref());
+    oldest_needed(&registered, &replication.replica_vclocks, joining)
+}
+
+/// Where each replica that subscribed since start-up was last, if it is still in
+/// `_cluster`, and the read view of each JOIN under way: its replica subscribes from there
+/// once it has loaded the view, which may take long enough for snapshots to pass.
+fn oldest_needed<'a>(
+    registered: &[u32],
+    replica_vclocks: &'a BTreeMap<u32, Vclock>,
+    joining: impl Iterator<Item = &'a Vclock>,
+) -> Option<Vclock> {
+    replica_vclocks
         .iter()
         .filter(|(id, _)| registered.contains(id))
-        .map(|(_, vclock)| vclock.clone())
-        .min_by_key(Vclock::signature)
+        .map(|(_, vclock)| vclock)
+        .chain(joining)
+        .min_by_key(|vclock| vclock.signature())
+        .cloned()
 }
 
 // }}}
@@ -1386,6 +1422,27 @@ mod tests {
         answers.insert("b".to_string(), Err("refused".to_string()));
         answers.insert("c".to_string(), Err("refused".to_string()));
         assert_eq!(choose_leader(&peers, &answers, "1"), Leader::Nobody);
+    }
+
+    #[test]
+    fn old_xlogs_stay_for_registered_replicas_and_joins_under_way() {
+        let at = |lsn: i64| {
+            let mut vclock = Vclock::new();
+            vclock.follow(1, lsn);
+            vclock
+        };
+        let seen = BTreeMap::from([(2, at(50)), (3, at(20)), (4, at(70))]);
+        // Replica 3 left _cluster: it no longer holds files.
+        assert_eq!(oldest_needed(&[1, 2, 4], &seen, [].iter()), Some(at(50)));
+        assert_eq!(
+            oldest_needed(&[1, 2, 4], &seen, [at(30)].iter()),
+            Some(at(30))
+        );
+        assert_eq!(
+            oldest_needed(&[1], &seen, [at(90), at(80)].iter()),
+            Some(at(80))
+        );
+        assert_eq!(oldest_needed(&[1], &seen, [].iter()), None);
     }
 
     #[test]
