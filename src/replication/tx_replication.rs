@@ -1353,9 +1353,11 @@ pub fn replicas_keep(tx: &Tx) -> Option<Vclock> {
     oldest_needed(&registered, &replication.replica_vclocks, joining)
 }
 
-/// Where each replica that subscribed since start-up was last, if it is still in
-/// `_cluster`, and the read view of each JOIN under way: its replica subscribes from there
-/// once it has loaded the view, which may take long enough for snapshots to pass.
+/// What every replica has: the component-wise minimum of where each replica that
+/// subscribed since start-up was last, if it is still in `_cluster`, and of the read view
+/// of each JOIN under way (its replica subscribes from there once it has loaded the view,
+/// which may take long enough for snapshots to pass). Component-wise, not by signature: a
+/// replica's own rows, or another master's, are not rows of ours it has.
 fn oldest_needed<'a>(
     registered: &[u32],
     replica_vclocks: &'a BTreeMap<u32, Vclock>,
@@ -1366,8 +1368,9 @@ fn oldest_needed<'a>(
         .filter(|(id, _)| registered.contains(id))
         .map(|(_, vclock)| vclock)
         .chain(joining)
-        .min_by_key(|vclock| vclock.signature())
-        .cloned()
+        .fold(None, |met: Option<Vclock>, vclock| {
+            Some(met.map_or_else(|| vclock.clone(), |met| met.meet(vclock)))
+        })
 }
 
 // }}}
@@ -1426,21 +1429,28 @@ mod tests {
 
     #[test]
     fn old_xlogs_stay_for_registered_replicas_and_joins_under_way() {
-        let at = |lsn: i64| {
-            let mut vclock = Vclock::new();
-            vclock.follow(1, lsn);
-            vclock
-        };
-        let seen = BTreeMap::from([(2, at(50)), (3, at(20)), (4, at(70))]);
-        // Replica 3 left _cluster: it no longer holds files.
-        assert_eq!(oldest_needed(&[1, 2, 4], &seen, [].iter()), Some(at(50)));
+        let at = |text: &str| Vclock::parse(text).unwrap();
+        let seen = BTreeMap::from([
+            (2, at("{1: 50, 2: 900}")),
+            (3, at("{1: 20}")),
+            (4, at("{1: 70, 4: 3}")),
+        ]);
+        // Replica 3 left _cluster: it no longer holds files. Each replica's own rows do
+        // not stand for ours.
+        let registered = [1, 2, 4];
         assert_eq!(
-            oldest_needed(&[1, 2, 4], &seen, [at(30)].iter()),
-            Some(at(30))
+            oldest_needed(&registered, &seen, [].iter()),
+            Some(at("{1: 50}"))
         );
+        let joining = [at("{1: 30, 2: 900, 4: 3}")];
         assert_eq!(
-            oldest_needed(&[1], &seen, [at(90), at(80)].iter()),
-            Some(at(80))
+            oldest_needed(&registered, &seen, joining.iter()),
+            Some(at("{1: 30}"))
+        );
+        let joining = [at("{1: 90}"), at("{1: 80}")];
+        assert_eq!(
+            oldest_needed(&[1], &seen, joining.iter()),
+            Some(at("{1: 80}"))
         );
         assert_eq!(oldest_needed(&[1], &seen, [].iter()), None);
     }

@@ -420,30 +420,33 @@ pub fn replicas_keep(tx: &Tx) -> Option<Vclock> {
 
 /// Which files to remove, by signature (each list ascending): every snapshot but the
 /// newest `count`; then the oldest xlogs while the next one's signature is still ≤ the oldest
-/// kept snapshot's (and ≤ `keep`, what replicas need), so the xlog that covers the oldest
-/// kept snapshot stays. `count` 0 removes nothing.
+/// kept snapshot's, so the xlog that covers the oldest kept snapshot stays, and while
+/// `replicas_have(i)`: the replicas have every row before xlog `i` starts. `count` 0
+/// removes nothing.
 pub fn plan_removal(
     snaps: &[i64],
     xlogs: &[i64],
     count: usize,
-    keep: Option<i64>,
+    replicas_have: impl Fn(usize) -> bool,
 ) -> (Vec<i64>, Vec<i64>) {
     if count == 0 || snaps.is_empty() {
         return (Vec::new(), Vec::new());
     }
     let removed_snaps = snaps[..snaps.len().saturating_sub(count)].to_vec();
     let oldest_kept = snaps[removed_snaps.len()];
-    let bound = keep.map_or(oldest_kept, |keep| keep.min(oldest_kept));
     let removed_xlogs = xlogs
         .windows(2)
-        .take_while(|pair| pair[1] <= bound)
-        .map(|pair| pair[0])
+        .enumerate()
+        .take_while(|(i, pair)| pair[1] <= oldest_kept && replicas_have(i + 1))
+        .map(|(_, pair)| pair[0])
         .collect();
     (removed_snaps, removed_xlogs)
 }
 
 /// Remove the snapshots beyond the newest `count` and the xlogs no longer needed (the
-/// snapshot daemon's step after a snapshot). Returns the files removed.
+/// snapshot daemon's step after a snapshot): `keep` is what every replica has, compared
+/// with the vclock in each xlog's header component by component (in a cluster of several
+/// masters, signatures do not say which rows a replica lacks). Returns the files removed.
 pub fn remove_old_files(
     snap_dir: &Path,
     wal_dir: &Path,
@@ -453,11 +456,17 @@ pub fn remove_old_files(
     let snaps = xdir::scan(snap_dir, FileKind::Snap)?;
     let xlogs = xdir::scan(wal_dir, FileKind::Xlog)?;
     let signatures = |files: &[(i64, PathBuf)]| files.iter().map(|(s, _)| *s).collect::<Vec<_>>();
+    let replicas_have = |i: usize| {
+        keep.is_none_or(|keep| {
+            // An unreadable header keeps the file and those after it.
+            xlog::read_meta(&xlogs[i].1).is_ok_and(|meta| meta.vclock.is_within(keep))
+        })
+    };
     let (old_snaps, old_xlogs) = plan_removal(
         &signatures(&snaps),
         &signatures(&xlogs),
         count,
-        keep.map(Vclock::signature),
+        replicas_have,
     );
     let mut removed = Vec::new();
     for (files, old) in [(&snaps, old_snaps), (&xlogs, old_xlogs)] {
@@ -602,24 +611,64 @@ mod tests {
         let xlogs = [0, 5, 15, 25, 30];
         // Keep 2: snapshot 10 goes; the oldest kept is 20, covered by xlog 15 (next is 25).
         assert_eq!(
-            plan_removal(&snaps, &xlogs, 2, None),
+            plan_removal(&snaps, &xlogs, 2, |_| true),
             (vec![10], vec![0, 5])
         );
         assert_eq!(
-            plan_removal(&snaps, &xlogs, 1, None),
+            plan_removal(&snaps, &xlogs, 1, |_| true),
             (vec![10, 20], vec![0, 5, 15, 25])
         );
-        assert_eq!(plan_removal(&snaps, &xlogs, 3, None), (vec![], vec![0]));
-        assert_eq!(plan_removal(&snaps, &xlogs, 6, None), (vec![], vec![0]));
-        // A replica at signature 4 still needs xlog 0.
+        assert_eq!(plan_removal(&snaps, &xlogs, 3, |_| true), (vec![], vec![0]));
+        assert_eq!(plan_removal(&snaps, &xlogs, 6, |_| true), (vec![], vec![0]));
+        // Replicas lacking rows of xlog 0 (they have all before xlog 0 only) keep it and
+        // the later ones; having all before xlog 2, they let 0 and 5 go.
         assert_eq!(
-            plan_removal(&snaps, &xlogs, 1, Some(4)),
+            plan_removal(&snaps, &xlogs, 1, |i| i == 0),
             (vec![10, 20], vec![])
         );
+        assert_eq!(
+            plan_removal(&snaps, &xlogs, 1, |i| i <= 2),
+            (vec![10, 20], vec![0, 5])
+        );
         // An xlog starting exactly at the snapshot: the one before it goes.
-        assert_eq!(plan_removal(&[30], &[20, 30], 1, None), (vec![], vec![20]));
-        assert_eq!(plan_removal(&[], &xlogs, 1, None), (vec![], vec![]));
-        assert_eq!(plan_removal(&snaps, &xlogs, 0, None), (vec![], vec![]));
+        assert_eq!(
+            plan_removal(&[30], &[20, 30], 1, |_| true),
+            (vec![], vec![20])
+        );
+        assert_eq!(plan_removal(&[], &xlogs, 1, |_| true), (vec![], vec![]));
+        assert_eq!(plan_removal(&snaps, &xlogs, 0, |_| true), (vec![], vec![]));
+    }
+
+    #[test]
+    fn replicas_keep_xlogs_by_vclock_component_not_by_signature() {
+        let dir = crate::wal::TempDir::new("removal");
+        let starts = ["{1: 0}", "{1: 10}", "{1: 10, 2: 10}", "{1: 20, 2: 10}"];
+        for vclock in starts {
+            let meta = Meta {
+                kind: FileKind::Xlog,
+                instance_uuid: "e654a428-c96c-4e57-b3eb-4c954186acdc".into(),
+                vclock: Vclock::parse(vclock).unwrap(),
+            };
+            XlogWriter::create(&dir.0, &meta, false)
+                .unwrap()
+                .close()
+                .unwrap();
+        }
+        std::fs::write(dir.0.join(xdir::file_name(30, FileKind::Snap)), b"").unwrap();
+        let remove = |keep: &str| {
+            let keep = Vclock::parse(keep).unwrap();
+            let removed = remove_old_files(&dir.0, &dir.0, 1, Some(&keep)).unwrap();
+            removed.len()
+        };
+        // Signature 15 is past xlog 10's start, but server 1's rows 6-10 are in xlog 0.
+        assert_eq!(remove("{1: 5, 2: 10}"), 0);
+        // All of server 1's rows before xlog 10, not all of server 2's before xlog 20.
+        assert_eq!(remove("{1: 10, 2: 3}"), 1);
+        assert!(!dir.0.join(xdir::file_name(0, FileKind::Xlog)).exists());
+        // A replica's own rows (server 3) change nothing.
+        assert_eq!(remove("{1: 10, 2: 3, 3: 500}"), 0);
+        assert_eq!(remove("{1: 20, 2: 10, 3: 500}"), 2);
+        assert!(dir.0.join(xdir::file_name(30, FileKind::Xlog)).exists());
     }
 
     #[test]

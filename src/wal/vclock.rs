@@ -111,6 +111,23 @@ impl Vclock {
         }
     }
 
+    /// Whether every component is at most `other`'s (absent = −1): all rows up to `self`
+    /// are within `other`.
+    pub fn is_within(&self, other: &Vclock) -> bool {
+        matches!(self.compare(other), Some(Ordering::Less | Ordering::Equal))
+    }
+
+    /// The component-wise minimum (absent where either is absent): what both have.
+    pub fn meet(&self, other: &Vclock) -> Vclock {
+        let mut met = Vclock::new();
+        for (id, lsn) in self.iter() {
+            if other.has(id) {
+                met.set(id, lsn.min(other.get(id)));
+            }
+        }
+        met
+    }
+
     /// The present components, ids ascending.
     pub fn iter(&self) -> impl Iterator<Item = (u32, i64)> + '_ {
         (0..VCLOCK_MAX as u32)
@@ -259,6 +276,18 @@ mod tests {
         );
         assert_eq!(compare("{1: 11, 2: 4}", "{1: 10, 2: 5}"), None);
         assert_eq!(compare("{}", "{1: 0}"), Some(Ordering::Less));
+    }
+
+    #[test]
+    fn meet_and_within() {
+        let a = Vclock::parse("{1: 10, 2: 5, 3: 1}").unwrap();
+        let b = Vclock::parse("{1: 7, 2: 9}").unwrap();
+        assert_eq!(a.meet(&b), Vclock::parse("{1: 7, 2: 5}").unwrap());
+        assert_eq!(b.meet(&a), a.meet(&b));
+        assert!(a.meet(&b).is_within(&a) && a.meet(&b).is_within(&b));
+        assert!(a.is_within(&a));
+        assert!(!a.is_within(&b) && !b.is_within(&a));
+        assert!(Vclock::new().is_within(&b));
     }
 
     #[test]
