@@ -652,12 +652,24 @@ impl<F: Fn(ApplierMsg) -> bool> Applier<F> {
         self.send(ApplierMsg::Greeted {
             applier: self.config.id,
             master_uuid,
-            version,
+            version: version.clone(),
             peer: conn.peer.clone(),
         })?;
+        if greeting.version_id >= MASTER_VERSION_LATER {
+            // Its JOIN starts with a vclock 1.6 does not send, and its system spaces and
+            // rows are of a later format: stop here, saying so, not at a puzzling row.
+            return Err(End::Client(format!(
+                "can't replicate from Tarantool {version} at {}: the master must be \
+                 Tarantool 1.6 or Tarantula",
+                conn.peer
+            )));
+        }
         Ok(greeting.salt)
     }
 }
+
+/// The first version (1.7.0) whose replication this applier does not speak.
+const MASTER_VERSION_LATER: u32 = 1 << 16 | 7 << 8;
 
 /// `major.minor.patch` of a packed version id.
 fn version_text(version_id: u32) -> String {
@@ -1497,6 +1509,25 @@ mod tests {
         assert_eq!(
             tx.expect_state(ApplierState::Stopped).as_deref(),
             Some(text)
+        );
+        tx.expect_exit(WAIT);
+    }
+
+    #[test]
+    fn a_later_tarantool_master_is_refused_with_its_version() {
+        let (listener, port) = listen();
+        let mut tx = start(uri_with_password(port), None, Duration::from_secs(1));
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut greeting = xrow::greeting(MASTER_UUID, &[1; 32]);
+        let version = crate::constants::TARANTOOL_VERSION;
+        greeting.splice(10..10 + version.len(), "2.6.0".bytes());
+        stream.write_all(&greeting).unwrap();
+        tx.expect_state(ApplierState::Connect);
+        assert!(matches!(tx.next(), ApplierMsg::Greeted { version, .. } if version == "2.6.0"));
+        let message = tx.expect_state(ApplierState::Stopped).unwrap();
+        assert!(
+            message.starts_with("can't replicate from Tarantool 2.6.0 at 127.0.0.1:"),
+            "{message}"
         );
         tx.expect_exit(WAIT);
     }
