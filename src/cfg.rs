@@ -324,6 +324,7 @@ static SCHEMA: &[OptionDef] = &[
     option("read_only", BOOLEAN, D::Bool(false), true, C::None),
     option("snapshot_period", NUMBER, D::Number(0.0), true, C::NotNegative),
     option("snapshot_count", NUMBER, D::Number(6.0), true, C::SnapshotCount),
+    option("wal_cleanup_delay", NUMBER, D::Number(14400.0), true, C::NotNegative),
     option("net_msg_max", NUMBER, D::Number(768.0), true, C::NetMsgMax),
 ];
 
@@ -1392,6 +1393,7 @@ mod tests {
             ("read_only", b(false)),
             ("snapshot_period", n(0.0)),
             ("snapshot_count", n(6.0)),
+            ("wal_cleanup_delay", n(14400.0)),
             ("net_msg_max", n(768.0)),
         ];
         let shown: Vec<(&str, CfgValue)> = cfg.iter().map(|(k, v)| (k, v.clone())).collect();
@@ -1436,6 +1438,7 @@ mod tests {
             "read_only",
             "snapshot_period",
             "snapshot_count",
+            "wal_cleanup_delay",
             "net_msg_max",
         ];
         for def in SCHEMA {

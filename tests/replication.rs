@@ -606,8 +606,8 @@ fn the_master_keeps_what_a_replica_needs_and_a_forgotten_replica_is_told_what_is
     assert!(r.eval("box.info.replication.status").contains("follow"));
     drop(r);
     replica.stop();
-    // A restarted master has forgotten the replica: its xlogs go, and the replica is
-    // told what is missing.
+    // A restarted master has forgotten where the replica was, so it keeps every xlog
+    // until the replica subscribes again (wal_cleanup_delay, 4 hours by default).
     m.eval("for i = 21, 40 do box.space.items:replace{i, 'changed'} end");
     drop(m);
     master.stop();
@@ -615,6 +615,27 @@ fn the_master_keeps_what_a_replica_needs_and_a_forgotten_replica_is_told_what_is
     let mut m = master.console();
     m.eval("for i = 41, 60 do box.space.items:replace{i, 'changed'} end");
     wait_snapshot_of_now(&mut m);
+    let replica = Instance::start(replica_dir.path(), &source(&master), "");
+    let mut r = replica.console();
+    wait_eval(&mut r, "box.space.items:get{60}", "[60, 'changed']");
+    assert!(r.eval("box.info.replication.status").contains("follow"));
+    drop(r);
+    replica.stop();
+    // Without the delay, the restarted master removes them, and the replica is told
+    // what is missing.
+    m.eval("for i = 61, 80 do box.space.items:replace{i, 'changed'} end");
+    drop(m);
+    master.stop();
+    let cfg = format!("{cfg}, wal_cleanup_delay = 0");
+    let master = Instance::start_at(master_dir.path(), &address, &cfg, &setup);
+    let mut m = master.console();
+    m.eval("for i = 81, 100 do box.space.items:replace{i, 'changed'} end");
+    wait_snapshot_of_now(&mut m);
+    wait_for("the master to resume removing old xlogs", || {
+        log_of(master_dir.path())
+            .contains("wal_cleanup_delay passed with 1 replicas")
+            .then_some(())
+    });
     let replica = Instance::start(replica_dir.path(), &source(&master), "");
     let mut r = replica.console();
     wait_eval(&mut r, "box.info.replication.status", "stopped");

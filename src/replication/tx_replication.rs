@@ -128,6 +128,9 @@ pub struct Replication {
     /// Replicas whose relay ended, why (None: asked to) and when: `box.info` shows them
     /// stopped until they subscribe again.
     gone_downstreams: BTreeMap<u32, (Option<String>, Instant)>,
+    /// Old xlogs have been removed by replicas' positions since the start (see
+    /// `cleanup_paused`).
+    cleanup_resumed: bool,
 }
 
 impl Replication {
@@ -1338,12 +1341,16 @@ pub fn downstreams(tx: &Tx) -> Vec<DownstreamInfo> {
 
 /// The oldest vclock a replica still needs (old xlogs after it are kept).
 pub fn replicas_keep(tx: &Tx) -> Option<Vclock> {
-    let registered: Vec<u32> = tx
+    let (registered, own_id): (Vec<u32>, u32) = tx
         .db
         .borrow()
         .as_ref()
-        .map(|db| db.cluster.keys().copied().collect())
+        .map(|db| (db.cluster.keys().copied().collect(), db.server_id))
         .unwrap_or_default();
+    if cleanup_paused(tx, &registered, own_id) {
+        // Nothing is known of some replica yet: keep every xlog.
+        return Some(Vclock::new());
+    }
     let replication = tx.replication.borrow();
     let joining = replication
         .relays
@@ -1351,6 +1358,40 @@ pub fn replicas_keep(tx: &Tx) -> Option<Vclock> {
         .filter(|relay| relay.replica_id.is_none())
         .filter_map(|relay| relay.join_vclock.as_ref());
     oldest_needed(&registered, &replication.replica_vclocks, joining)
+}
+
+/// Whether old xlogs stay whatever the replicas' positions: after a start, where the
+/// replicas were is forgotten, so until each registered replica has subscribed again (or
+/// `wal_cleanup_delay` has passed since the start) any of them may need any xlog. A
+/// read-only server is a replica whose own replicas are rare: it does not wait.
+fn cleanup_paused(tx: &Tx, registered: &[u32], own_id: u32) -> bool {
+    let (delay, read_only) = {
+        let cfg = tx.cfg.borrow();
+        (
+            cfg.get_number("wal_cleanup_delay").unwrap_or(0.0),
+            cfg.read_only(),
+        )
+    };
+    let mut replication = tx.replication.borrow_mut();
+    if replication.cleanup_resumed || read_only {
+        return false;
+    }
+    let missing = registered
+        .iter()
+        .filter(|id| **id != own_id && !replication.replica_vclocks.contains_key(id))
+        .count();
+    if missing > 0 && tx.started.elapsed().as_secs_f64() < delay {
+        return true;
+    }
+    replication.cleanup_resumed = true;
+    match missing {
+        0 => log::info!("every replica has subscribed: old xlogs are removed again"),
+        _ => log::info!(
+            "wal_cleanup_delay passed with {missing} replicas not subscribed: old xlogs are \
+             removed again"
+        ),
+    }
+    false
 }
 
 /// What every replica has: the component-wise minimum of where each replica that
