@@ -125,7 +125,8 @@ pub const CONSOLE_HISTORY_MAX: usize = 1000;
 pub const VCLOCK_MAX: usize = 32;
 
 /// Commands queued from TX to one relay or applier thread: a handful at a time (acks are
-/// sent with `try_send` and may be dropped when the thread is behind; the next one covers).
+/// sent with `try_send` and may be dropped when the thread is behind; the next one, or the
+/// answer to the master's next heartbeat, covers).
 pub const REPLICATION_CHANNEL_CAPACITY: usize = 64;
 
 /// Largest iproto packet accepted. A packet is read into memory whole before it runs, so

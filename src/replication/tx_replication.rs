@@ -893,8 +893,15 @@ pub fn on_applier_msg(tx: &Tx, msg: ApplierMsg, hooks: &LuaHooks<'_>) {
             received,
         } => on_rows(tx, applier, &rows, received, hooks),
         ApplierMsg::Heartbeat { applier, .. } => {
+            let vclock = tx.journal.borrow().committed();
             if let Some(entry) = tx.replication.borrow_mut().appliers.get_mut(&applier) {
                 entry.last_seen = Instant::now();
+                // Answered with what is written, as Tarantool does: an ack dropped while
+                // the applier was behind (the channel was full) is made good within a
+                // heartbeat period, so the master learns where this replica stopped.
+                if entry.state == ApplierState::Follow {
+                    let _ = entry.commands.try_send(ApplierCmd::Ack(vclock));
+                }
             }
         }
         ApplierMsg::Probed { uri, answer } => on_probed(tx, uri, answer),
