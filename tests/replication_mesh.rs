@@ -6,8 +6,12 @@
 //! vclock and `items` must be identical and equal to the model of acknowledged operations
 //! (a key whose last operation got no reply may hold either outcome).
 //!
+//! The servers take small xlogs and snapshot often, so old xlogs are removed throughout.
+//!
 //! `TARANTULA_MESH_SEED=<n>` replays a run; `TARANTULA_MESH_ROUNDS=<n>` changes how many
-//! disturbances there are (default 12).
+//! disturbances there are (default 12); `TARANTULA_MESH_CFG=', option = value'` appends
+//! to every server's `box.cfg` (`', wal_cleanup_delay = 0'` makes runs fail: a restarted
+//! server then removes xlogs the others need).
 
 mod common;
 
@@ -316,8 +320,15 @@ impl Mesh {
         mesh
     }
 
+    /// Small xlogs and frequent snapshots: old xlogs are removed all through the run, so
+    /// what each server keeps for the others (after its restarts too) is under test.
     fn cfg(&self) -> String {
-        format!("replication_source = {}", self.sources)
+        format!(
+            "replication_source = {}, rows_per_wal = 200, snapshot_period = 0.3, \
+             snapshot_count = 1{}",
+            self.sources,
+            std::env::var("TARANTULA_MESH_CFG").unwrap_or_default()
+        )
     }
 
     fn boot(&mut self, index: usize) {
