@@ -284,6 +284,28 @@ fn message(body: rmpv::Value) -> String {
 }
 
 #[test]
+fn a_replica_of_a_later_tarantool_is_told_it_cannot_join() {
+    let (_server, address) = start();
+    let mut client = connect(&address);
+    // VOTE as a 2.6 replica sends it first (TARANTOOL-2.6-OBSERVED.md §5.3): unknown to 1.6.
+    let (status, _, body) = exchange(&mut client, "ce00000003 81 00 44");
+    assert_eq!(status, 0x8000 | 48);
+    assert_eq!(error_message(&body), "Unknown request type 68");
+    // Its JOIN, on that connection, is refused before any 1.6 system row goes out.
+    let uuid = "d75bc368-0448-4c5e-ac86-02848c9d2f52";
+    let join = framed(65, 7, rmpv::Value::Map(vec![(36.into(), uuid.into())]));
+    client.write_all(&join).unwrap();
+    let (status, sync, body) = reply(&mut client);
+    assert_eq!((status, sync), (0x8000 | 5, 7));
+    assert_eq!(
+        error_message(&body),
+        "Tarantula does not support replicas of Tarantool 1.10 or later"
+    );
+    let (status, sync, _) = exchange(&mut client, "ce00000006820040010980");
+    assert_eq!((status, sync), (0, 9));
+}
+
+#[test]
 fn calls_and_evals_as_tarantool_answers_them() {
     use rmpv::Value as V;
     let arr = |items: Vec<V>| V::Array(items);

@@ -60,6 +60,9 @@ pub struct IprotoConn {
     pub in_flight: usize,
     /// Queued for another look at the end of the loop turn.
     pub pending: bool,
+    /// The peer sent VOTE: a replica of Tarantool 1.10 or later, which cannot load the 1.6
+    /// system spaces a JOIN here sends.
+    pub voted: bool,
 }
 
 /// A request that needs Lua, for lua/iproto.rs to run in a fiber of the session.
@@ -105,6 +108,7 @@ impl IprotoConn {
             state: ConnState::Connecting,
             in_flight: 0,
             pending: false,
+            voted: false,
         }
     }
 
@@ -215,6 +219,7 @@ pub fn process(
                     loading,
                     deferred: std::cell::Cell::new(0),
                     replication: std::cell::Cell::new(None),
+                    voted: std::cell::Cell::new(client.voted),
                 };
                 let mut consumed = end;
                 let head = xrow::decode_header(packet);
@@ -236,6 +241,7 @@ pub fn process(
                     client.in_flight += 1;
                     lua_requests.push(request);
                 }
+                client.voted = context.voted.get();
                 if let Some(request) = context.replication.take() {
                     client.conn.consume(end);
                     return Processed::Replication(request);
@@ -426,6 +432,8 @@ struct Context<'a> {
     deferred: std::cell::Cell<usize>,
     /// A JOIN or SUBSCRIBE, for the caller.
     replication: std::cell::Cell<Option<crate::replication::tx_replication::ReplicationRequest>>,
+    /// The connection's peer has sent VOTE (see [`IprotoConn::voted`]).
+    voted: std::cell::Cell<bool>,
 }
 
 /// Run one packet (its header decoded, or why not), writing its reply to `out`, or hand it
@@ -497,9 +505,17 @@ fn handle_packet(
                     kind: header.kind,
                     sync,
                     body: body_bytes.to_vec(),
+                    voted: context.voted.get(),
                 },
             ));
             Ok(None)
+        }
+        request_type::VOTE => {
+            context.voted.set(true);
+            Err(BoxError::new(
+                ErrCode::UNKNOWN_REQUEST_TYPE,
+                &[&header.kind],
+            ))
         }
         other => Err(BoxError::new(ErrCode::UNKNOWN_REQUEST_TYPE, &[&other])),
     };

@@ -53,6 +53,9 @@ pub mod request_type {
     pub const PING: u32 = 64;
     pub const JOIN: u32 = 65;
     pub const SUBSCRIBE: u32 = 66;
+    /// A replica's question for the master's state (1.10 and later send it before JOIN or
+    /// SUBSCRIBE): unknown to 1.6, answered with ER_UNKNOWN_REQUEST_TYPE.
+    pub const VOTE: u32 = 68;
     /// The bit of a response status that marks an error (`0x8000 | code`).
     pub const TYPE_ERROR: u32 = 0x8000;
 }

@@ -155,6 +155,8 @@ pub struct ReplicationRequest {
     pub kind: u32,
     pub sync: u64,
     pub body: Vec<u8>,
+    /// The connection sent VOTE first: a Tarantool 1.10 or later.
+    pub voted: bool,
 }
 
 /// Serve a JOIN or SUBSCRIBE of connection `token` (user `uid`): an error reply keeps the
@@ -191,6 +193,13 @@ fn prepare_join(
     request: &ReplicationRequest,
 ) -> Result<(RelayStart, String), BoxError> {
     let uuid = codec::decode_join(&request.body)?;
+    if request.voted {
+        // It would fail on the first system row of a 1.6 schema, with a puzzling message.
+        return Err(BoxError::new(
+            ErrCode::UNSUPPORTED,
+            &[&"Tarantula", &"replicas of Tarantool 1.10 or later"],
+        ));
+    }
     let view = crate::process::with_db(tx, |db| {
         db.access.check_universe(uid, user::READ)?;
         db.access
