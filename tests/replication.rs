@@ -136,13 +136,22 @@ const ITEMS_SETUP: &str = "box.once('items', function()\n\
     end\n\
     end)";
 
+/// An empty space `t` with a primary key.
+const SPACE_T: &str =
+    "box.once('space', function() box.schema.space.create('t'):create_index('pk') end)";
+
 /// A master holding `items` (and the replicator user) and a new replica of it, each in a
 /// directory of its own (named after `tag`).
 fn pair(tag: &str) -> (TempDir, TempDir, Instance, Instance) {
+    pair_with(tag, "", ITEMS_SETUP)
+}
+
+/// A master (options `cfg`, the replicator user, then `setup`) and a new replica of it.
+fn pair_with(tag: &str, cfg: &str, setup: &str) -> (TempDir, TempDir, Instance, Instance) {
     let master_dir = TempDir::new(&format!("{tag}-master"));
     let replica_dir = TempDir::new(&format!("{tag}-replica"));
-    let setup = format!("{MASTER_SETUP}\n{ITEMS_SETUP}");
-    let master = Instance::start(master_dir.path(), "", &setup);
+    let setup = format!("{MASTER_SETUP}\n{setup}");
+    let master = Instance::start(master_dir.path(), cfg, &setup);
     let replica = Instance::start(replica_dir.path(), &source(&master), "");
     (master_dir, replica_dir, master, replica)
 }
@@ -171,20 +180,37 @@ fn wait_same_items(master: &mut Console, replica: &mut Console) {
     assert_eq!(replica.eval(DIGEST), master.eval(DIGEST));
 }
 
-#[test]
-fn a_replica_joins_a_master_with_100000_rows_while_writes_go_on() {
-    let master_dir = TempDir::new("repl-join-master");
-    let replica_dir = TempDir::new("repl-join-replica");
+/// A master with `cfg` holding `items`, a writer fiber on it, and a new replica joining
+/// meanwhile; once `writes` more rows are in, the writer stops and the replica has every
+/// row. Returns the two consoles (and what keeps the servers and their files).
+fn join_while_writing(
+    tag: &str,
+    cfg: &str,
+    writes: u64,
+) -> (Console, Console, (Instance, Instance, TempDir, TempDir)) {
+    let master_dir = TempDir::new(&format!("{tag}-master"));
+    let replica_dir = TempDir::new(&format!("{tag}-replica"));
     let setup = format!("{MASTER_SETUP}\n{ITEMS_SETUP}");
-    let master = Instance::start(master_dir.path(), "", &setup);
+    let master = Instance::start(master_dir.path(), cfg, &setup);
     let mut m = master.console();
     start_writer(&mut m, 1_000_000);
     let replica = Instance::start(replica_dir.path(), &source(&master), "");
     let mut r = replica.console();
     // Writes go on after the join too, then stop.
-    wait_eval(&mut m, "writer_next > 1000200", "true");
+    wait_eval(
+        &mut m,
+        &format!("writer_next > {}", 1_000_000 + writes),
+        "true",
+    );
     stop_writer(&mut m);
     wait_same_items(&mut m, &mut r);
+    // Fields drop in order: the servers stop before their directories go.
+    (m, r, (master, replica, master_dir, replica_dir))
+}
+
+#[test]
+fn a_replica_joins_a_master_with_100000_rows_while_writes_go_on() {
+    let (mut m, mut r, _servers) = join_while_writing("repl-join", "", 200);
     let replica_vclock = r.eval("box.info.vclock[1]");
     assert_eq!(replica_vclock, m.eval("box.info.vclock[1]"));
 }
@@ -225,20 +251,10 @@ fn ddl_users_and_grants_are_replicated() {
 
 #[test]
 fn snapshots_taken_while_a_replica_joins_keep_what_it_subscribes_from() {
-    let master_dir = TempDir::new("repl-join-gc-master");
-    let replica_dir = TempDir::new("repl-join-gc-replica");
-    let cfg = "rows_per_wal = 50, snapshot_count = 1, snapshot_period = 0.01";
-    let setup = format!("{MASTER_SETUP}\n{ITEMS_SETUP}");
-    let master = Instance::start(master_dir.path(), cfg, &setup);
-    let mut m = master.console();
     // Writes go on while the replica loads the read view and writes its first snapshot,
     // and the master snapshots and removes old xlogs every 10 ms.
-    start_writer(&mut m, 1_000_000);
-    let replica = Instance::start(replica_dir.path(), &source(&master), "");
-    let mut r = replica.console();
-    wait_eval(&mut m, "writer_next > 1000500", "true");
-    stop_writer(&mut m);
-    wait_same_items(&mut m, &mut r);
+    let cfg = "rows_per_wal = 50, snapshot_count = 1, snapshot_period = 0.01";
+    let (_m, mut r, _servers) = join_while_writing("repl-join-gc", cfg, 500);
     assert!(r.eval("box.info.replication.status").contains("follow"));
 }
 
@@ -318,15 +334,8 @@ fn a_read_only_replica_refuses_writes_and_applies_its_masters() {
 
 #[test]
 fn a_replicas_on_replace_triggers_see_replicated_rows_and_may_refuse_them() {
-    let master_dir = TempDir::new("repl-trigger-master");
-    let replica_dir = TempDir::new("repl-trigger-replica");
-    let setup = format!(
-        "{MASTER_SETUP}\nbox.once('space', function() box.schema.space.create('t'):create_index('pk') end)"
-    );
-    let master = Instance::start(master_dir.path(), "", &setup);
-    let mut m = master.console();
-    let replica = Instance::start(replica_dir.path(), &source(&master), "");
-    let mut r = replica.console();
+    let (_master_dir, _replica_dir, master, replica) = pair_with("repl-trigger", "", SPACE_T);
+    let (mut m, mut r) = (master.console(), replica.console());
     wait_eval(&mut r, "box.space.t ~= nil", "true");
     r.eval(
         "seen = {} allow = false \
@@ -582,6 +591,27 @@ fn wait_snapshot_of_now(console: &mut Console) {
     );
 }
 
+/// Replace items `first..=last` on the master (a write of 20 rows spans 4 xlogs of 5).
+fn change_items(master: &mut Console, first: u64, last: u64) {
+    master.eval(&format!(
+        "for i = {first}, {last} do box.space.items:replace{{i, 'changed'}} end"
+    ));
+}
+
+/// Start the replica in `dir` again: it must get up to item `last` and follow.
+fn replica_catches_up(dir: &Path, master: &Instance, last: u64) {
+    let replica = Instance::start(dir, &source(master), "");
+    let mut r = replica.console();
+    wait_eval(
+        &mut r,
+        &format!("box.space.items:get{{{last}}}"),
+        "'changed'",
+    );
+    assert!(r.eval("box.info.replication.status").contains("follow"));
+    drop(r);
+    replica.stop();
+}
+
 #[test]
 fn the_master_keeps_what_a_replica_needs_and_a_forgotten_replica_is_told_what_is_missing() {
     let master_dir = TempDir::new("repl-gap-master");
@@ -598,38 +628,28 @@ fn the_master_keeps_what_a_replica_needs_and_a_forgotten_replica_is_told_what_is
     // The replica is away; the daemon snapshots and removes old files, but keeps the
     // xlogs the replica needs.
     let mut m = master.console();
-    m.eval("for i = 1, 20 do box.space.items:replace{i, 'changed'} end");
+    change_items(&mut m, 1, 20);
     wait_snapshot_of_now(&mut m);
-    let replica = Instance::start(replica_dir.path(), &source(&master), "");
-    let mut r = replica.console();
-    wait_eval(&mut r, "box.space.items:get{20}", "[20, 'changed']");
-    assert!(r.eval("box.info.replication.status").contains("follow"));
-    drop(r);
-    replica.stop();
+    replica_catches_up(replica_dir.path(), &master, 20);
     // A restarted master has forgotten where the replica was, so it keeps every xlog
     // until the replica subscribes again (wal_cleanup_delay, 4 hours by default).
-    m.eval("for i = 21, 40 do box.space.items:replace{i, 'changed'} end");
+    change_items(&mut m, 21, 40);
     drop(m);
     master.stop();
     let master = Instance::start_at(master_dir.path(), &address, cfg, &setup);
     let mut m = master.console();
-    m.eval("for i = 41, 60 do box.space.items:replace{i, 'changed'} end");
+    change_items(&mut m, 41, 60);
     wait_snapshot_of_now(&mut m);
-    let replica = Instance::start(replica_dir.path(), &source(&master), "");
-    let mut r = replica.console();
-    wait_eval(&mut r, "box.space.items:get{60}", "[60, 'changed']");
-    assert!(r.eval("box.info.replication.status").contains("follow"));
-    drop(r);
-    replica.stop();
+    replica_catches_up(replica_dir.path(), &master, 60);
     // Without the delay, the restarted master removes them, and the replica is told
     // what is missing.
-    m.eval("for i = 61, 80 do box.space.items:replace{i, 'changed'} end");
+    change_items(&mut m, 61, 80);
     drop(m);
     master.stop();
     let cfg = format!("{cfg}, wal_cleanup_delay = 0");
     let master = Instance::start_at(master_dir.path(), &address, &cfg, &setup);
     let mut m = master.console();
-    m.eval("for i = 81, 100 do box.space.items:replace{i, 'changed'} end");
+    change_items(&mut m, 81, 100);
     wait_snapshot_of_now(&mut m);
     wait_for("the master to resume removing old xlogs", || {
         log_of(master_dir.path())
@@ -648,16 +668,9 @@ fn the_master_keeps_what_a_replica_needs_and_a_forgotten_replica_is_told_what_is
 
 #[test]
 fn a_replicas_own_writes_do_not_make_the_master_forget_what_it_needs() {
-    let master_dir = TempDir::new("repl-own-master");
-    let replica_dir = TempDir::new("repl-own-replica");
     let cfg = "rows_per_wal = 5, snapshot_count = 1, snapshot_period = 0.2";
-    let setup = format!(
-        "{MASTER_SETUP}\nbox.once('space', function() box.schema.space.create('t'):create_index('pk') end)"
-    );
-    let master = Instance::start(master_dir.path(), cfg, &setup);
-    let mut m = master.console();
-    let replica = Instance::start(replica_dir.path(), &source(&master), "");
-    let mut r = replica.console();
+    let (_master_dir, replica_dir, master, replica) = pair_with("repl-own", cfg, SPACE_T);
+    let (mut m, mut r) = (master.console(), replica.console());
     wait_eval(&mut r, "box.space.t ~= nil", "true");
     // The replica's own rows (its id in its vclock) are more than the master will write
     // while it is away: they must not count as master rows it has.
@@ -779,7 +792,7 @@ fn what_if_three_servers_are_each_others_masters() {
         .map(|n| {
             let listen = format!("127.0.0.1:{}", ports[n]);
             let setup = if n == 0 {
-                format!("{MASTER_SETUP}\nbox.once('space', function() box.schema.space.create('t'):create_index('pk') end)")
+                format!("{MASTER_SETUP}\n{SPACE_T}")
             } else {
                 String::new()
             };
@@ -815,7 +828,7 @@ fn what_if_three_servers_are_each_others_masters() {
 fn what_if_two_servers_change_the_same_tuple_the_last_changer_wins() {
     let a_dir = TempDir::new("lww-a");
     let b_dir = TempDir::new("lww-b");
-    let setup = "box.once('space', function() box.schema.space.create('t'):create_index('pk') end)";
+    let setup = SPACE_T;
     let (a, b) = master_master(a_dir.path(), b_dir.path(), setup);
     let (mut ca, mut cb) = (a.console(), b.console());
     ca.eval("box.space.t:replace{1, 'changed on #1'}");
@@ -903,15 +916,8 @@ fn replication_skip_conflict_skips_durably() {
 
 #[test]
 fn what_if_a_replica_takes_over_and_what_cluster_a_server_is_in() {
-    let master_dir = TempDir::new("takeover-master");
-    let replica_dir = TempDir::new("takeover-replica");
-    let setup = format!(
-        "{MASTER_SETUP}\nbox.once('space', function() box.schema.space.create('t'):create_index('pk') end)"
-    );
-    let master = Instance::start(master_dir.path(), "", &setup);
-    let mut m = master.console();
-    let replica = Instance::start(replica_dir.path(), &source(&master), "");
-    let mut r = replica.console();
+    let (_master_dir, _replica_dir, master, replica) = pair_with("takeover", "", SPACE_T);
+    let (mut m, mut r) = (master.console(), replica.console());
     // The cluster's UUID, as the manual says to look it up, is the same on both.
     let cluster = m.eval("box.space._schema:select{'cluster'}");
     assert!(cluster.contains("- - ['cluster', '"), "{cluster}");
@@ -981,9 +987,7 @@ fn a_replica_of_a_replica_still_joining_waits_for_it() {
             .contains("Instance bootstrap hasn't finished yet")
             .then_some(())
     });
-    let setup = format!(
-        "{MASTER_SETUP}\nbox.once('space', function() box.schema.space.create('t'):create_index('pk') end)"
-    );
+    let setup = format!("{MASTER_SETUP}\n{SPACE_T}");
     let master = Instance::start_at(
         master_dir.path(),
         &format!("127.0.0.1:{master_port}"),
@@ -1008,7 +1012,7 @@ fn a_mesh_where_each_lists_all_others_starts_at_once() {
     let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let uri = |port: u16| format!("'replicator:password@127.0.0.1:{port}'");
     // The user exists on whichever server starts the cluster.
-    let setup = "box.once('space', function() box.schema.space.create('t'):create_index('pk') end)";
+    let setup = SPACE_T;
     let starting: Vec<_> = (0..3)
         .map(|n| {
             let others: Vec<String> = (0..3).filter(|m| *m != n).map(|m| uri(ports[m])).collect();
