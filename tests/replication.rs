@@ -640,7 +640,16 @@ fn the_master_keeps_what_a_replica_needs_and_a_forgotten_replica_is_told_what_is
     let mut m = master.console();
     change_items(&mut m, 41, 60);
     wait_snapshot_of_now(&mut m);
+    let gc = "(function() local gc = box.info.gc() local first = gc.consumers[1] \
+              return string.format('%s %d %s', gc.is_paused, #gc.consumers, \
+              first and first.name or '-') end)()";
+    assert_eq!(m.eval(gc), "---\n- true 0 -\n...\n");
     replica_catches_up(replica_dir.path(), &master, 60);
+    let uuid = m.eval("box.space._cluster:get{2}[2]");
+    let uuid = uuid
+        .trim_start_matches("---\n- ")
+        .trim_end_matches("\n...\n");
+    assert_eq!(m.eval(gc), format!("---\n- false 1 replica {uuid}\n...\n"));
     // Without the delay, the restarted master removes them, and the replica is told
     // what is missing.
     change_items(&mut m, 61, 80);

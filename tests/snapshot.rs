@@ -182,9 +182,17 @@ fn daemon_keeps_snapshot_count_and_the_xlogs_they_need() {
             let covering = xlogs.iter().filter(|(s, _)| *s <= oldest).count();
             (snaps.len() == 2 && covering == 1).then_some(())
         });
-        value(&mut c, "box.cfg{snapshot_period = 0} return n")
-            .parse()
-            .unwrap()
+        let written = value(&mut c, "box.cfg{snapshot_period = 0} return n");
+        // box.info.gc() tells the same: the two snapshots, the oldest one's rows kept on,
+        // no replica to keep xlogs for (a snapshot under way may still finish).
+        let gc = "local gc = box.info.gc() return string.format('%d %d %d %d %s', \
+                  #gc.checkpoints, gc.checkpoints[1].signature, gc.signature, \
+                  #gc.consumers, gc.is_paused)";
+        wait_for("box.info.gc() to show the files", || {
+            let oldest = files(dir.path(), "snap").first()?.0;
+            (value(&mut c, gc) == format!("2 {oldest} {oldest} 0 false")).then_some(())
+        });
+        written.parse().unwrap()
     };
     let (_server, mut c) = start(dir.path(), "");
     let count: u64 = value(&mut c, "return box.space.d:count()").parse().unwrap();

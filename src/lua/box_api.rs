@@ -52,6 +52,11 @@ pub fn open(lua: &Lua, tx: &Rc<Tx>) -> mlua::Result<Table> {
     )?;
     let t = tx.clone();
     module.set(
+        "gc_info",
+        lua.create_function(move |lua, ()| gc_info(lua, &t))?,
+    )?;
+    let t = tx.clone();
+    module.set(
         "slab_info",
         lua.create_function(move |lua, ()| slab_info(lua, &t))?,
     )?;
@@ -157,6 +162,64 @@ fn replication_info(
         replication.raw_set(*id, peer)?;
     }
     Ok(replication)
+}
+
+/// A vclock as a Lua map `{id = lsn}`.
+fn vclock_table(lua: &Lua, vclock: &crate::wal::vclock::Vclock) -> mlua::Result<Table> {
+    let table = lua.create_table()?;
+    table.set_metatable(Some(super::serializer::map_mt(lua)?))?;
+    for (id, lsn) in vclock.iter() {
+        table.raw_set(id, lsn)?;
+    }
+    Ok(table)
+}
+
+/// `box.info.gc()` as Tarantool 2.x shows it: the snapshots (`checkpoints`), the oldest
+/// vclock whose rows are still kept, the replicas old xlogs are kept for (`consumers`),
+/// whether a snapshot is being written, and (2.8's `is_paused`) whether every xlog is kept
+/// after a start until the replicas subscribe (`wal_cleanup_delay`).
+fn gc_info(lua: &Lua, tx: &Tx) -> mlua::Result<Table> {
+    use crate::wal::xlog::FileKind;
+    let state = crate::replication::tx_replication::gc_state(tx);
+    let snap_dir = std::path::PathBuf::from(tx.cfg.borrow().snap_dir());
+    let snaps = crate::wal::xdir::scan(&snap_dir, FileKind::Snap).unwrap_or_default();
+    let checkpoints = lua.create_table()?;
+    let mut oldest = None;
+    for (signature, path) in &snaps {
+        // A snapshot whose header can't be read is left out, as recovery would leave it.
+        let Ok(meta) = crate::wal::xlog::read_meta(path) else {
+            continue;
+        };
+        let checkpoint = lua.create_table()?;
+        checkpoint.set("references", lua.create_table()?)?;
+        checkpoint.set("vclock", vclock_table(lua, &meta.vclock)?)?;
+        checkpoint.set("signature", *signature)?;
+        checkpoints.raw_set(checkpoints.raw_len() + 1, checkpoint)?;
+        oldest.get_or_insert(meta.vclock);
+    }
+    let consumers = lua.create_table()?;
+    for (name, vclock) in &state.consumers {
+        let consumer = lua.create_table()?;
+        consumer.set("name", name.as_str())?;
+        consumer.set("vclock", vclock_table(lua, vclock)?)?;
+        consumer.set("signature", vclock.signature())?;
+        consumers.raw_set(consumers.raw_len() + 1, consumer)?;
+    }
+    let kept = match (oldest, state.keep) {
+        (Some(oldest), Some(keep)) => oldest.meet(&keep),
+        (oldest, keep) => oldest.or(keep).unwrap_or_default(),
+    };
+    let gc = lua.create_table()?;
+    gc.set("vclock", vclock_table(lua, &kept)?)?;
+    gc.set("signature", kept.signature())?;
+    gc.set("checkpoints", checkpoints)?;
+    gc.set("consumers", consumers)?;
+    gc.set(
+        "checkpoint_is_in_progress",
+        tx.checkpoint.borrow().is_running(),
+    )?;
+    gc.set("is_paused", state.paused)?;
+    Ok(gc)
 }
 
 /// Tuple memory and size limits from `slab_alloc_arena` and `slab_alloc_maximal`.

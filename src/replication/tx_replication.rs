@@ -1355,8 +1355,42 @@ pub fn downstreams(tx: &Tx) -> Vec<DownstreamInfo> {
     list
 }
 
+/// What the removal of old xlogs answers to, for `box.info.gc()`.
+pub struct GcState {
+    /// Every xlog is kept: some replica has not subscribed since the start.
+    pub paused: bool,
+    /// What every replica has ([`replicas_keep`]).
+    pub keep: Option<Vclock>,
+    /// Each registered replica with a known position: `replica <uuid>` and where it is.
+    pub consumers: Vec<(String, Vclock)>,
+}
+
+pub fn gc_state(tx: &Tx) -> GcState {
+    let (paused, keep) = keep_and_pause(tx);
+    let db = tx.db.borrow();
+    let replication = tx.replication.borrow();
+    let consumers = db.as_ref().map_or_else(Vec::new, |db| {
+        (replication.replica_vclocks.iter())
+            .filter_map(|(id, vclock)| {
+                let uuid = db.cluster.get(id)?;
+                Some((format!("replica {uuid}"), vclock.clone()))
+            })
+            .collect()
+    });
+    GcState {
+        paused,
+        keep,
+        consumers,
+    }
+}
+
 /// The oldest vclock a replica still needs (old xlogs after it are kept).
 pub fn replicas_keep(tx: &Tx) -> Option<Vclock> {
+    keep_and_pause(tx).1
+}
+
+/// [`replicas_keep`], and whether that is every xlog because the removal is paused.
+fn keep_and_pause(tx: &Tx) -> (bool, Option<Vclock>) {
     let (registered, own_id): (Vec<u32>, u32) = tx
         .db
         .borrow()
@@ -1365,7 +1399,7 @@ pub fn replicas_keep(tx: &Tx) -> Option<Vclock> {
         .unwrap_or_default();
     if cleanup_paused(tx, &registered, own_id) {
         // Nothing is known of some replica yet: keep every xlog.
-        return Some(Vclock::new());
+        return (true, Some(Vclock::new()));
     }
     let replication = tx.replication.borrow();
     let joining = replication
@@ -1373,7 +1407,8 @@ pub fn replicas_keep(tx: &Tx) -> Option<Vclock> {
         .values()
         .filter(|relay| relay.replica_id.is_none())
         .filter_map(|relay| relay.join_vclock.as_ref());
-    oldest_needed(&registered, &replication.replica_vclocks, joining)
+    let keep = oldest_needed(&registered, &replication.replica_vclocks, joining);
+    (false, keep)
 }
 
 /// Whether old xlogs stay whatever the replicas' positions: after a start, where the

@@ -76,8 +76,12 @@ cfg_mt = {
 box.cfg = function(options) configure(options) end
 
 -- box.info: a table whose fields are read fresh, callable for the whole of it.
+local function gc() return internal.gc_info() end
 local info = setmetatable({}, {
-    __index = function(_, key) return internal.info(key)[key] end,
+    __index = function(_, key)
+        if key == 'gc' then return gc end
+        return internal.info(key)[key]
+    end,
     __call = function() return internal.info() end,
     __serialize = function() return internal.info() end,
 })
