@@ -91,8 +91,11 @@ pub fn recover(
     let files = if options.wal_mode == WalMode::None {
         Vec::new()
     } else {
-        xdir::scan(&options.wal_dir, FileKind::Xlog)
-            .map_err(|err| BoxError::system("can't read wal_dir", &err))?
+        let unreadable = |err: std::io::Error| BoxError::system("can't read wal_dir", &err);
+        // An xlog whose header never got its final name (a crash in between) holds no
+        // rows; left there, it would stop the next xlog of that name from being made.
+        xdir::remove_inprogress(&options.wal_dir, FileKind::Xlog).map_err(unreadable)?;
+        xdir::scan(&options.wal_dir, FileKind::Xlog).map_err(unreadable)?
     };
     let (mut db, mut vclock, files) = match snap {
         Some(path) => {
