@@ -645,10 +645,7 @@ fn the_master_keeps_what_a_replica_needs_and_a_forgotten_replica_is_told_what_is
               first and first.name or '-') end)()";
     assert_eq!(m.eval(gc), "---\n- true 0 -\n...\n");
     replica_catches_up(replica_dir.path(), &master, 60);
-    let uuid = m.eval("box.space._cluster:get{2}[2]");
-    let uuid = uuid
-        .trim_start_matches("---\n- ")
-        .trim_end_matches("\n...\n");
+    let uuid = m.value("box.space._cluster:get{2}[2]");
     assert_eq!(m.eval(gc), format!("---\n- false 1 replica {uuid}\n...\n"));
     // Without the delay, the restarted master removes them, and the replica is told
     // what is missing.
@@ -687,10 +684,7 @@ fn a_replicas_own_writes_do_not_make_the_master_forget_what_it_needs() {
     m.eval("box.space.t:insert{1}");
     wait_eval(&mut r, "box.space.t:get{1} ~= nil", "true");
     // Its ack of all that reaches the master (acks follow its WAL writes).
-    let lsn = r.eval("box.info.vclock[1]");
-    let lsn = lsn
-        .trim_start_matches("---\n- ")
-        .trim_end_matches("\n...\n");
+    let lsn = r.value("box.info.vclock[1]");
     wait_eval(
         &mut m,
         &format!("box.info.replication[2].downstream.vclock[1] == {lsn}"),

@@ -516,12 +516,7 @@ fn a_full_mesh_under_kills_and_cuts_converges_to_the_model() {
     let started = Instant::now();
     let mut mesh = Mesh::start();
     mesh.wait_follows(seed);
-    let space_reply = mesh.console(0).eval("box.space.items.id");
-    let space: u64 = space_reply
-        .trim_start_matches("---\n- ")
-        .trim_end_matches("\n...\n")
-        .parse()
-        .unwrap();
+    let space: u64 = mesh.console(0).value("box.space.items.id").parse().unwrap();
 
     let stop = Arc::new(AtomicBool::new(false));
     let clients: Vec<_> = (0..3u64)

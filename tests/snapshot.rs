@@ -8,19 +8,6 @@ use std::time::Duration;
 
 use common::{Console, Server, TempDir, wait_for};
 
-/// The one value a console statement returns, as its YAML line without the "- ".
-fn value(console: &mut Console, statement: &str) -> String {
-    let reply = console.eval(statement);
-    let body = reply
-        .strip_prefix("---\n")
-        .and_then(|rest| rest.strip_suffix("...\n"))
-        .unwrap_or_else(|| panic!("unexpected reply {reply:?}"));
-    body.trim_end()
-        .strip_prefix("- ")
-        .unwrap_or_else(|| panic!("not one value: {reply:?}"))
-        .to_string()
-}
-
 /// Files of `dir` with extension `ext` (complete ones), by signature.
 fn files(dir: &Path, ext: &str) -> Vec<(i64, PathBuf)> {
     let mut found: Vec<(i64, PathBuf)> = std::fs::read_dir(dir)
@@ -77,20 +64,17 @@ fn data_schema_and_users_come_back_from_a_snapshot_and_later_xlogs() {
     let grants = "return require('json').encode(box.space._priv:select{})";
     let grants_before = {
         let (_server, mut c) = start(dir.path(), "");
-        assert_eq!(value(&mut c, SCHEMA), "true");
-        assert_eq!(value(&mut c, "return box.snapshot()"), "ok");
+        assert_eq!(c.value(SCHEMA), "true");
+        assert_eq!(c.value("return box.snapshot()"), "ok");
         // Nothing changed: the file exists, which 1.6 reports as an error.
         assert_eq!(
-            value(&mut c, "return select(2, pcall(box.snapshot)).message"),
+            c.value("return select(2, pcall(box.snapshot)).message"),
             "can't save snapshot, errno 17 (File exists)"
         );
         // Rows after the snapshot live only in the xlog.
-        value(
-            &mut c,
-            "for i = 501, 600 do s:replace{i, 'late'} end s:delete{1} return true",
-        );
-        value(&mut c, "return s:update({2}, {{'=', 2, 'changed'}})");
-        value(&mut c, grants)
+        c.value("for i = 501, 600 do s:replace{i, 'late'} end s:delete{1} return true");
+        c.value("return s:update({2}, {{'=', 2, 'changed'}})");
+        c.value(grants)
     };
     assert_eq!(files(dir.path(), "snap").len(), 1);
     let (_server, mut c) = start(dir.path(), "");
@@ -104,13 +88,13 @@ fn data_schema_and_users_come_back_from_a_snapshot_and_later_xlogs() {
         ("return box.space._user.index.name:get{'alice'}[3]", "alice"),
     ];
     for (statement, expected) in checks {
-        assert_eq!(value(&mut c, statement), expected, "{statement}");
+        assert_eq!(c.value(statement), expected, "{statement}");
     }
-    assert_eq!(value(&mut c, grants), grants_before);
+    assert_eq!(c.value(grants), grants_before);
     // The instance keeps its identity and goes on writing.
-    assert_eq!(value(&mut c, "return box.info.server.id"), "1");
+    assert_eq!(c.value("return box.info.server.id"), "1");
     assert_eq!(
-        value(&mut c, "return box.space.items:insert{1000, 'x'}[1]"),
+        c.value("return box.space.items:insert{1000, 'x'}[1]"),
         "1000"
     );
 }
@@ -124,8 +108,7 @@ fn snapshot_while_writes_continue_then_restart() {
     let cfg = "rows_per_wal = 50, wal_mode = 'write'";
     let acked: u64 = {
         let (_server, mut c) = start(dir.path(), cfg);
-        value(
-            &mut c,
+        c.value(
             "box.schema.space.create('w'):create_index('pk') \
              acked = 0 stop = false \
              require('fiber').create(function() local i = 0 \
@@ -133,23 +116,23 @@ fn snapshot_while_writes_continue_then_restart() {
                  acked = i end end) return true",
         );
         wait_for("writes before the snapshot", || {
-            (value(&mut c, "return acked").parse::<u64>().unwrap() > 500).then_some(())
+            (c.value("return acked").parse::<u64>().unwrap() > 500).then_some(())
         });
         for _ in 0..3 {
-            assert_eq!(value(&mut c, "return box.snapshot()"), "ok");
+            assert_eq!(c.value("return box.snapshot()"), "ok");
         }
-        let at_snapshot: u64 = value(&mut c, "return acked").parse().unwrap();
+        let at_snapshot: u64 = c.value("return acked").parse().unwrap();
         wait_for("writes after the snapshot", || {
-            (value(&mut c, "return acked").parse::<u64>().unwrap() > at_snapshot + 300)
-                .then_some(())
+            (c.value("return acked").parse::<u64>().unwrap() > at_snapshot + 300).then_some(())
         });
-        value(&mut c, "return acked").parse().unwrap()
+        c.value("return acked").parse().unwrap()
     };
     assert_eq!(files(dir.path(), "snap").len(), 3);
     assert!(files(dir.path(), "xlog").len() > 10);
     let (_server, mut c) = start(dir.path(), cfg);
-    let count: u64 = value(&mut c, "return box.space.w:count()").parse().unwrap();
-    let max: u64 = value(&mut c, "return box.space.w.index.pk:max()[1]")
+    let count: u64 = c.value("return box.space.w:count()").parse().unwrap();
+    let max: u64 = c
+        .value("return box.space.w.index.pk:max()[1]")
         .parse()
         .unwrap();
     assert!(count >= acked, "{count} rows, {acked} acknowledged");
@@ -164,8 +147,7 @@ fn daemon_keeps_snapshot_count_and_the_xlogs_they_need() {
     let cfg = "rows_per_wal = 20, snapshot_period = 0.05, snapshot_count = 2";
     let written: u64 = {
         let (_server, mut c) = start(dir.path(), cfg);
-        value(
-            &mut c,
+        c.value(
             "box.schema.space.create('d'):create_index('pk') n = 0 \
              require('fiber').create(function() while true do n = n + 1 \
                  box.space.d:insert{n} require('fiber').sleep(0.002) end end) return true",
@@ -182,7 +164,7 @@ fn daemon_keeps_snapshot_count_and_the_xlogs_they_need() {
             let covering = xlogs.iter().filter(|(s, _)| *s <= oldest).count();
             (snaps.len() == 2 && covering == 1).then_some(())
         });
-        let written = value(&mut c, "box.cfg{snapshot_period = 0} return n");
+        let written = c.value("box.cfg{snapshot_period = 0} return n");
         // box.info.gc() tells the same: the two snapshots, the oldest one's rows kept on,
         // no replica to keep xlogs for (a snapshot under way may still finish).
         let gc = "local gc = box.info.gc() return string.format('%d %d %d %d %s', \
@@ -190,13 +172,14 @@ fn daemon_keeps_snapshot_count_and_the_xlogs_they_need() {
                   #gc.consumers, gc.is_paused)";
         wait_for("box.info.gc() to show the files", || {
             let oldest = files(dir.path(), "snap").first()?.0;
-            (value(&mut c, gc) == format!("2 {oldest} {oldest} 0 false")).then_some(())
+            (c.value(gc) == format!("2 {oldest} {oldest} 0 false")).then_some(())
         });
         written.parse().unwrap()
     };
     let (_server, mut c) = start(dir.path(), "");
-    let count: u64 = value(&mut c, "return box.space.d:count()").parse().unwrap();
-    let max: u64 = value(&mut c, "return box.space.d.index.pk:max()[1]")
+    let count: u64 = c.value("return box.space.d:count()").parse().unwrap();
+    let max: u64 = c
+        .value("return box.space.d.index.pk:max()[1]")
         .parse()
         .unwrap();
     assert!(count >= written - 1, "{count} rows, {written} written");
@@ -208,12 +191,11 @@ fn a_damaged_snapshot_refuses_to_start() {
     let dir = TempDir::new("snap-damaged");
     {
         let (_server, mut c) = start(dir.path(), "");
-        value(
-            &mut c,
+        c.value(
             "s = box.schema.space.create('x') s:create_index('pk') \
              for i = 1, 2000 do s:insert{i, string.rep('y', 50)} end return true",
         );
-        assert_eq!(value(&mut c, "return box.snapshot()"), "ok");
+        assert_eq!(c.value("return box.snapshot()"), "ok");
     }
     let (_, snap) = files(dir.path(), "snap").pop().unwrap();
     let name = snap.file_name().unwrap().to_str().unwrap().to_string();
@@ -239,20 +221,18 @@ fn a_damaged_snapshot_refuses_to_start() {
     // Put back whole, it loads.
     std::fs::write(&snap, &good).unwrap();
     let (_server, mut c) = start(dir.path(), "");
-    assert_eq!(value(&mut c, "return box.space.x:count()"), "2000");
+    assert_eq!(c.value("return box.space.x:count()"), "2000");
 }
 
 #[test]
 fn a_second_snapshot_while_one_runs_fails_as_in_1_6() {
     let dir = TempDir::new("snap-busy");
     let (_server, mut c) = start(dir.path(), "");
-    value(
-        &mut c,
+    c.value(
         "s = box.schema.space.create('b') s:create_index('pk') \
          for i = 1, 1000 do s:insert{i} end return true",
     );
-    let reply = value(
-        &mut c,
+    let reply = c.value(
         "local fiber = require('fiber') local first \
          fiber.create(function() first = box.snapshot() end) \
          local ok, err = pcall(box.snapshot) \

@@ -33,15 +33,6 @@ fn xlogs(dir: &Path) -> Vec<String> {
     names
 }
 
-/// The number a console reply holds (`---\n- 42\n...\n`).
-fn number(reply: &str) -> i64 {
-    let text = reply
-        .trim_start_matches("---\n- ")
-        .trim_end_matches("\n...\n");
-    text.parse()
-        .unwrap_or_else(|_| panic!("not a number: {reply:?}"))
-}
-
 #[test]
 fn data_schema_users_and_grants_come_back() {
     let dir = TempDir::new("wal-restart");
@@ -63,7 +54,7 @@ fn data_schema_users_and_grants_come_back() {
         "---\n- true\n- 1\n...\n"
     );
     // The LSN goes on from where it was.
-    let lsn = number(&c.eval("return box.info.lsn"));
+    let lsn = c.value("return box.info.lsn").parse::<i64>().unwrap();
     assert!(lsn > 100, "{lsn}");
     c.eval("box.space.items:insert{1000, 'more'}");
     second.stop();
@@ -82,7 +73,7 @@ fn a_stale_xlog_inprogress_of_a_crash_does_not_stop_writes() {
     let first = Instance::start(dir.path(), "", SCHEMA);
     let mut c = first.console();
     c.eval("box.space.items:insert{1, 'one'}");
-    let signature = number(&c.eval("return box.info.signature"));
+    let signature = c.value("return box.info.signature").parse::<i64>().unwrap();
     drop(c);
     first.kill();
     // A crash between the next xlog's creation and its rename leaves it half made, under

@@ -230,6 +230,20 @@ impl Console {
         self.reply()
     }
 
+    /// The one value a statement returns, as its YAML line without the "- " (panics on
+    /// any other reply).
+    pub fn value(&mut self, statement: &str) -> String {
+        let reply = self.eval(statement);
+        let body = reply
+            .strip_prefix("---\n")
+            .and_then(|rest| rest.strip_suffix("...\n"))
+            .unwrap_or_else(|| panic!("unexpected reply {reply:?}"));
+        body.trim_end()
+            .strip_prefix("- ")
+            .unwrap_or_else(|| panic!("not one value: {reply:?}"))
+            .to_string()
+    }
+
     /// Whether the server closed the connection (EOF, or a reset when it closed with our
     /// bytes unread, within the deadline).
     pub fn closed(&mut self) -> bool {
