@@ -148,12 +148,7 @@ fn replication_info(
             let table = lua.create_table()?;
             table.set("status", downstream.status)?;
             table.set("idle", downstream.idle)?;
-            let vclock = lua.create_table()?;
-            vclock.set_metatable(Some(super::serializer::map_mt(lua)?))?;
-            for (id, lsn) in downstream.vclock.iter() {
-                vclock.raw_set(id, lsn)?;
-            }
-            table.set("vclock", vclock)?;
+            table.set("vclock", vclock_table(lua, &downstream.vclock)?)?;
             if let Some(message) = &downstream.message {
                 table.set("message", message.as_str())?;
             }
