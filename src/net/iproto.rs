@@ -510,14 +510,13 @@ fn handle_packet(
             ));
             Ok(None)
         }
-        request_type::VOTE => {
-            context.voted.set(true);
-            Err(BoxError::new(
-                ErrCode::UNKNOWN_REQUEST_TYPE,
-                &[&header.kind],
-            ))
+        other => {
+            // Unknown to 1.6, answered as any unknown type; remembered for a JOIN to come.
+            if other == request_type::VOTE {
+                context.voted.set(true);
+            }
+            Err(BoxError::new(ErrCode::UNKNOWN_REQUEST_TYPE, &[&other]))
         }
-        other => Err(BoxError::new(ErrCode::UNKNOWN_REQUEST_TYPE, &[&other])),
     };
     match result {
         Ok(request) => request,
