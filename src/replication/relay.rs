@@ -1293,6 +1293,21 @@ mod tests {
             }
         }
 
+        /// Send the replica's acks of `vclocks`, in one write.
+        fn ack(&mut self, vclocks: &[Vclock]) {
+            let mut acks = Vec::new();
+            for vclock in vclocks {
+                codec::encode_ok_vclock(&mut acks, 0, 0, vclock);
+            }
+            self.client.write_all(&acks).unwrap();
+        }
+
+        /// Stop the thread: it ends without an error.
+        fn stop(&mut self) {
+            self.commands.send(RelayCmd::Stop).unwrap();
+            assert_eq!(self.exited(), None);
+        }
+
         /// Wait for the thread's end; returns its Exited error.
         fn exited(&mut self) -> Option<String> {
             let error = match self.message() {
@@ -1334,8 +1349,7 @@ mod tests {
         // A 1.6 replica never acks: it is as far as the rows sent.
         let sent = harness.progress_until(|position| position.get(1) == 7);
         assert_eq!(sent, vclock(&[(1, 7), (2, 2)]));
-        harness.commands.send(RelayCmd::Stop).unwrap();
-        assert_eq!(harness.exited(), None);
+        harness.stop();
     }
 
     #[test]
@@ -1349,12 +1363,9 @@ mod tests {
         // Sent, but maybe never written: the replica is where it subscribed from.
         let position = harness.progress_until(|_| true);
         assert_eq!(position, vclock(&[(1, 2)]));
-        let mut ack = Vec::new();
-        codec::encode_ok_vclock(&mut ack, 0, 0, &vclock(&[(1, 3)]));
-        harness.client.write_all(&ack).unwrap();
+        harness.ack(&[vclock(&[(1, 3)])]);
         harness.progress_until(|position| *position == vclock(&[(1, 3)]));
-        harness.commands.send(RelayCmd::Stop).unwrap();
-        assert_eq!(harness.exited(), None);
+        harness.stop();
     }
 
     #[test]
@@ -1364,11 +1375,8 @@ mod tests {
         let start = subscribe_start(vclock(&[(1, 1)]), true);
         let mut harness = Harness::start(&dir, WAIT_MAX, RelayStart::Subscribe(start));
         harness.ok_vclock(5);
-        let mut acks = Vec::new();
-        for lsn in 1..=50 {
-            codec::encode_ok_vclock(&mut acks, 0, 0, &vclock(&[(1, 1), (2, lsn)]));
-        }
-        harness.client.write_all(&acks).unwrap();
+        let acks: Vec<Vclock> = (1..=50).map(|lsn| vclock(&[(1, 1), (2, lsn)])).collect();
+        harness.ack(&acks);
         // Not a message per ack (50 would take 5 s at one per interval), and the last
         // state arrives though nothing follows it.
         let mut messages = 0;
@@ -1377,8 +1385,7 @@ mod tests {
             *position == vclock(&[(1, 1), (2, 50)])
         });
         assert!(messages < 25, "{messages} Progress messages for 50 acks");
-        harness.commands.send(RelayCmd::Stop).unwrap();
-        assert_eq!(harness.exited(), None);
+        harness.stop();
     }
 
     #[test]
@@ -1395,9 +1402,7 @@ mod tests {
             assert!(header.timestamp > 0.0);
             assert!(body.is_empty());
         }
-        let mut ack = Vec::new();
-        codec::encode_ok_vclock(&mut ack, 0, 0, &vclock(&[(1, 1), (2, 4)]));
-        harness.client.write_all(&ack).unwrap();
+        harness.ack(&[vclock(&[(1, 1), (2, 4)])]);
         harness.progress_until(|position| *position == vclock(&[(1, 1), (2, 4)]));
         // The replica goes away: the relay ends with an error.
         harness.client.shutdown(Shutdown::Both).unwrap();
@@ -1499,8 +1504,7 @@ mod tests {
             .unwrap();
         assert_eq!(harness.ok_vclock(8), vclock(&[(1, 100)]));
         assert_eq!(harness.rows(2), ones(2..=3));
-        harness.commands.send(RelayCmd::Stop).unwrap();
-        assert_eq!(harness.exited(), None);
+        harness.stop();
     }
 
     #[test]
@@ -1559,8 +1563,7 @@ mod tests {
         };
         harness.commands.send(done).unwrap();
         harness.ok_vclock(7);
-        harness.commands.send(RelayCmd::Stop).unwrap();
-        assert_eq!(harness.exited(), None);
+        harness.stop();
     }
 
     // }}}
